@@ -1,0 +1,38 @@
+"""tinygrad_ds: a small deep-learning framework for learning how deep networks are built.
+
+    import tinygrad_ds as tds
+    x = tds.randn(4, 3, requires_grad=True)
+    (x * x).sum().backward()
+    x.grad  # 2 x
+
+The public names are listed here; everything else is private to its module.
+"""
+from . import dtypes, functional
+from ._version import __version__
+from .autograd import enable_grad, is_grad_enabled, no_grad
+from .dtypes import bool_, float32, float64, int32, int64
+from .errors import DTypeError, GradError, ShapeError, TdsError
+from .factory import (arange, eye, full, full_like, ones, ones_like, rand, rand_like, randn,
+                      randn_like, zeros, zeros_like)
+from .functional import concat, stack, where
+from .gradcheck import gradcheck
+from .random import manual_seed
+from .tensor import Tensor
+
+cat = concat
+
+
+def tensor(data, dtype=None, requires_grad: bool = False) -> Tensor:
+    """Same as Tensor(data, ...), spelled as torch.tensor."""
+    return Tensor(data, dtype=dtype, requires_grad=requires_grad)
+
+
+__all__ = [
+    "Tensor", "tensor", "__version__", "dtypes", "functional",
+    "no_grad", "enable_grad", "is_grad_enabled",
+    "float32", "float64", "int32", "int64", "bool_",
+    "TdsError", "ShapeError", "DTypeError", "GradError",
+    "zeros", "ones", "full", "arange", "eye", "randn", "rand",
+    "zeros_like", "ones_like", "full_like", "randn_like", "rand_like",
+    "concat", "cat", "stack", "where", "gradcheck", "manual_seed",
+]

@@ -1,0 +1,240 @@
+"""The tape: Function (an op = forward + backward), Context (one node of the tape), the backward walk.
+
+Every op is a `Function` subclass. `Function.apply` runs its `forward` on plain arrays and, when a
+gradient is wanted, records one `Context` node: the op, its input Tensors, its attributes and what
+`ctx.save_for_backward` kept. `backward()` walks those nodes newest-first with a loop (no
+recursion), calling each op's `backward(ctx, grad)`, which is written with Tensor ops so that the
+backward pass is itself a graph of ops.
+
+This module never imports numba: kernels live behind `tinygrad_ds.backend`.
+"""
+from __future__ import annotations
+
+import functools
+import itertools
+from typing import TYPE_CHECKING, Any, Callable
+
+import numpy as np
+
+from .errors import GradError, ShapeError, fmt_shape
+
+if TYPE_CHECKING:
+    from .tensor import Tensor
+
+_grad_enabled = True
+_seq = itertools.count()
+# Called as hook(ctx, out) after every op; the graph tracer (tinygrad_ds.graph) registers here.
+op_hooks: list[Callable[[Context, Tensor], None]] = []
+
+
+def is_grad_enabled() -> bool:
+    return _grad_enabled
+
+
+class _GradMode:
+    """Context manager and decorator that sets whether ops record the tape."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.prev: list[bool] = []
+
+    def __enter__(self):
+        global _grad_enabled
+        self.prev.append(_grad_enabled)
+        _grad_enabled = self.enabled
+
+    def __exit__(self, *exc):
+        global _grad_enabled
+        _grad_enabled = self.prev.pop()
+
+    def __call__(self, fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with _GradMode(self.enabled):
+                return fn(*args, **kwargs)
+
+        return wrapper
+
+
+def no_grad() -> _GradMode:
+    """`with tds.no_grad():` (or `@tds.no_grad()`) runs ops without recording the tape."""
+    return _GradMode(False)
+
+
+def enable_grad() -> _GradMode:
+    return _GradMode(True)
+
+
+class Context:
+    """One node of the tape: which op ran, on which Tensors, with which attributes, and what its
+    backward needs (`save_for_backward`). Ops may also stash small facts (shapes) as attributes."""
+
+    def __init__(self, op: type[Function], inputs: tuple, attrs: dict):
+        self.op = op
+        self.inputs = inputs
+        self.attrs = attrs
+        self.seq = next(_seq)
+        self.saved: tuple = ()
+        self.freed = False
+        self.retain = None  # weakref to the output Tensor when it asked for .retain_grad()
+
+    def save_for_backward(self, *values: Any) -> None:
+        """Keep arrays (or small Python values) for the backward pass; freed after backward."""
+        self.saved = values
+
+    @property
+    def saved_tensors(self) -> tuple:
+        """The saved values, arrays wrapped as Tensors. An array that is an input's data comes
+        back as that input Tensor, so the backward graph links to the forward graph."""
+        from .tensor import Tensor
+
+        if self.freed:
+            raise freed_error(self.op.name)
+        by_id = {id(t.data): t for t in self.inputs}
+
+        def as_tensor(v):
+            if not isinstance(v, np.ndarray):
+                return v
+            return by_id[id(v)] if id(v) in by_id else Tensor._wrap(v)
+
+        return tuple(as_tensor(v) for v in self.saved)
+
+    def free(self) -> None:
+        self.saved = ()
+        self.freed = True
+
+    def __repr__(self) -> str:
+        shapes = ", ".join(fmt_shape(t.shape) for t in self.inputs)
+        return f"<{self.op.name} node #{self.seq}: inputs {shapes} attrs {self.attrs}>"
+
+
+def freed_error(op_name: str) -> GradError:
+    return GradError(
+        f"backward through '{op_name}' a second time: its saved values were freed by the first "
+        "backward. Pass retain_graph=True to the first backward() if you need to call it twice."
+    )
+
+
+class Function:
+    """An op: `forward(ctx, *arrays, **attrs) -> array` and `backward(ctx, grad) -> grads`.
+
+    `backward` returns one Tensor (or None) per input, each the shape of that input.
+    Subclasses set `differentiable = False` for ops with no gradient (comparisons).
+    """
+
+    differentiable = True
+    name = "function"
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "name" not in cls.__dict__:
+            cls.name = cls.__name__.lower()
+
+    @staticmethod
+    def forward(ctx: Context, *arrays, **attrs):
+        raise NotImplementedError
+
+    @staticmethod
+    def backward(ctx: Context, grad: Tensor):
+        raise NotImplementedError
+
+    @classmethod
+    def apply(cls, *inputs: Tensor, **attrs) -> Tensor:
+        from .tensor import Tensor
+
+        ctx = Context(cls, inputs, attrs)
+        out = Tensor._wrap(cls.forward(ctx, *(t.data for t in inputs), **attrs))
+        if _grad_enabled and cls.differentiable and any(t.requires_grad for t in inputs):
+            out.requires_grad = True
+            out._node = ctx
+        else:
+            ctx.free()
+        for hook in op_hooks:
+            hook(ctx, out)
+        return out
+
+
+def _as_grad_tuple(node: Context, grads) -> tuple:
+    if not isinstance(grads, tuple):
+        grads = (grads,)
+    if len(grads) != len(node.inputs):
+        raise RuntimeError(
+            f"internal: {node.op.name}.backward returned {len(grads)} grads for "
+            f"{len(node.inputs)} inputs"
+        )
+    return grads
+
+
+def backward(root: Tensor, grad: Tensor | None = None, retain_graph: bool = False,
+             create_graph: bool = False) -> None:
+    """Reverse-mode autodiff from `root`: accumulate d(root)/d(leaf) into each leaf's `.grad`."""
+    from .tensor import Tensor
+
+    if not root.requires_grad:
+        raise GradError(
+            f"backward() on a tensor of shape {fmt_shape(root.shape)} that does not require grad: "
+            "create the leaves with requires_grad=True (and not under tds.no_grad())"
+        )
+    if grad is None:
+        if root.size != 1:
+            raise GradError(
+                f"backward() without a gradient needs a scalar output, got shape "
+                f"{fmt_shape(root.shape)}: pass a gradient of that shape, or reduce first (.sum())"
+            )
+        grad = Tensor(np.ones(root.shape, dtype=root.dtype), dtype=root.dtype)
+    else:
+        grad = grad if isinstance(grad, Tensor) else Tensor(grad, dtype=root.dtype)
+        if grad.shape != root.shape:
+            raise ShapeError(
+                f"backward(): gradient of shape {fmt_shape(grad.shape)} does not match the output "
+                f"shape {fmt_shape(root.shape)}"
+            )
+    if root._node is None:
+        _accumulate(root, grad, create_graph)
+        return
+
+    # Every node reachable from root, newest first: that is the tape, read backwards.
+    nodes, seen, stack = [], set(), [root._node]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        nodes.append(node)
+        stack.extend(t._node for t in node.inputs if t._node is not None)
+    nodes.sort(key=lambda n: n.seq, reverse=True)
+
+    pending: dict[int, Tensor] = {id(root._node): grad}
+    with _GradMode(create_graph):
+        for node in nodes:
+            g = pending.pop(id(node), None)
+            if g is None:
+                continue
+            if node.freed:
+                raise freed_error(node.op.name)
+            if node.retain is not None and node.retain() is not None:
+                _accumulate(node.retain(), g, create_graph)
+            in_grads = _as_grad_tuple(node, node.op.backward(node, g))
+            for t, ig in zip(node.inputs, in_grads):
+                if ig is None or not t.requires_grad:
+                    continue
+                if ig.shape != t.shape:
+                    raise RuntimeError(
+                        f"internal: {node.op.name}.backward gave a gradient of shape "
+                        f"{fmt_shape(ig.shape)} for an input of shape {fmt_shape(t.shape)}"
+                    )
+                if ig.dtype != t.dtype:
+                    ig = ig.astype(t.dtype)
+                if t._node is None:
+                    _accumulate(t, ig, create_graph)
+                else:
+                    key = id(t._node)
+                    pending[key] = pending[key] + ig if key in pending else ig
+            if not retain_graph:
+                node.free()
+
+
+def _accumulate(t: Tensor, g: Tensor, create_graph: bool) -> None:
+    if not create_graph:
+        g = g.detach()
+    t.grad = g if t.grad is None else t.grad + g

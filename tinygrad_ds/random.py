@@ -1,0 +1,16 @@
+"""The one random generator every factory and layer draws from; `manual_seed` resets it."""
+from __future__ import annotations
+
+import numpy as np
+
+_rng = np.random.default_rng()
+
+
+def manual_seed(seed: int) -> None:
+    """Make every later random draw (randn, init, dropout, shuffling) repeatable."""
+    global _rng
+    _rng = np.random.default_rng(seed)
+
+
+def generator() -> np.random.Generator:
+    return _rng

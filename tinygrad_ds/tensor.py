@@ -1,0 +1,307 @@
+"""Tensor: an n-dimensional array, its gradient, and the tape node that produced it.
+
+Each method calls one op (`tinygrad_ds/ops/`); ops record themselves on the tape when a gradient
+is wanted. Semantics follow PyTorch: NCHW layouts, broadcasting as numpy, float32 by default.
+"""
+from __future__ import annotations
+
+import weakref
+from typing import Sequence
+
+import numpy as np
+
+from . import autograd, dtypes
+from .errors import DTypeError, GradError, TdsError, fmt_shape
+from .ops import elementwise as E
+from .ops import matmul as M
+from .ops import movement as V
+from .ops import reduce as R
+
+
+def _to_array(data, dtype) -> np.ndarray:
+    if isinstance(data, Tensor):
+        data = data.data
+    if dtype is not None:
+        dt = dtypes.to_dtype(dtype)
+        try:
+            return np.array(data, dtype=dt)
+        except (TypeError, ValueError) as e:
+            raise DTypeError(f"Tensor: cannot make {dt} data from {type(data).__name__}: {e}") \
+                from None
+    try:
+        arr = np.array(data)
+    except ValueError as e:  # ragged nested lists
+        raise TdsError(f"Tensor: data is not rectangular ({e})") from None
+    kind = arr.dtype.kind
+    if kind == "f":
+        return arr.astype(dtypes.default_float, copy=False)
+    if kind in "iu":
+        return arr if arr.dtype in (dtypes.int32, dtypes.int64) else arr.astype(np.int64)
+    if kind == "b":
+        return arr
+    raise DTypeError(f"Tensor: cannot hold data of numpy dtype {arr.dtype} ({type(data).__name__})")
+
+
+class Tensor:
+    """An array with autodiff. `Tensor(data, dtype=None, requires_grad=False)`.
+
+    data: nested lists, a scalar or a numpy array. Floating-point data becomes float32 unless
+    `dtype` says otherwise ('float64' for gradient checks); integers stay integers (class labels).
+    """
+
+    __slots__ = ("data", "grad", "requires_grad", "_node", "__weakref__")
+    __array_priority__ = 1000  # numpy scalar * Tensor -> Tensor.__rmul__
+
+    def __init__(self, data, dtype=None, requires_grad: bool = False, device: str = "cpu"):
+        if device != "cpu":
+            _check_device(device)
+        self.data = _to_array(data, dtype)
+        self.grad: Tensor | None = None
+        self._node = None
+        self.requires_grad = False
+        if requires_grad:
+            self.requires_grad_(True)
+
+    @classmethod
+    def _wrap(cls, array: np.ndarray) -> Tensor:
+        """Wrap an array the library made, without copying or converting it."""
+        t = cls.__new__(cls)
+        t.data, t.grad, t._node, t.requires_grad = array, None, None, False
+        return t
+
+    # ---- properties -------------------------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.data.shape
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def size(self) -> int:
+        return self.data.size
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.data.dtype
+
+    @property
+    def device(self) -> str:
+        return "cpu"
+
+    @property
+    def is_leaf(self) -> bool:
+        return self._node is None
+
+    @property
+    def T(self) -> Tensor:
+        return self.permute(*reversed(range(self.ndim)))
+
+    def __len__(self) -> int:
+        if self.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self.shape[0]
+
+    # ---- conversion ---------------------------------------------------------------------------
+    def numpy(self) -> np.ndarray:
+        """The data as a numpy array (shared, not copied; use .copy() to keep it)."""
+        return self.data
+
+    def item(self):
+        if self.size != 1:
+            raise TdsError(f"item(): only a tensor with one element has an item, this one has "
+                           f"shape {fmt_shape(self.shape)}")
+        return self.data.item()
+
+    def tolist(self):
+        return self.data.tolist()
+
+    def __array__(self, dtype=None, copy=None):
+        return self.data if dtype is None else self.data.astype(dtype)
+
+    def __float__(self):
+        return float(self.item())
+
+    def __int__(self):
+        return int(self.item())
+
+    def __bool__(self):
+        if self.size != 1:
+            raise TdsError(f"the truth value of a tensor of shape {fmt_shape(self.shape)} is "
+                           "ambiguous: use .any() or .all()")
+        return bool(self.data)
+
+    def __repr__(self) -> str:
+        body = np.array2string(self.data, separator=", ", precision=4, prefix="tensor(")
+        extra = []
+        if self.dtype != dtypes.float32:
+            extra.append(f"dtype={self.dtype}")
+        if self._node is not None:
+            extra.append(f"grad_fn={self._node.op.name}")
+        elif self.requires_grad:
+            extra.append("requires_grad=True")
+        return "tensor(" + body + "".join(", " + e for e in extra) + ")"
+
+    def astype(self, dtype) -> Tensor:
+        dt = dtypes.to_dtype(dtype)
+        return self if dt == self.dtype else E.Cast.apply(self, dtype=dt)
+
+    def float(self) -> Tensor:
+        return self.astype(dtypes.float32)
+
+    def double(self) -> Tensor:
+        return self.astype(dtypes.float64)
+
+    def long(self) -> Tensor:
+        return self.astype(dtypes.int64)
+
+    def to(self, device: str) -> Tensor:
+        _check_device(device)
+        return self
+
+    # ---- autodiff -----------------------------------------------------------------------------
+    def requires_grad_(self, flag: bool = True) -> Tensor:
+        if flag and not dtypes.is_floating(self.dtype):
+            raise GradError(f"requires_grad needs a floating-point tensor, this one is {self.dtype}")
+        if not flag and self._node is not None:
+            raise GradError("requires_grad_(False) on a non-leaf tensor: use .detach() instead")
+        self.requires_grad = flag
+        return self
+
+    def detach(self) -> Tensor:
+        """The same data, cut from the tape (shares memory, as in PyTorch)."""
+        return Tensor._wrap(self.data)
+
+    def retain_grad(self) -> Tensor:
+        """Keep .grad on this non-leaf tensor after backward (leaves always keep theirs)."""
+        if self._node is not None:
+            self._node.retain = weakref.ref(self)
+        return self
+
+    def backward(self, grad=None, retain_graph: bool = False, create_graph: bool = False) -> None:
+        autograd.backward(self, grad, retain_graph=retain_graph, create_graph=create_graph)
+
+    def zero_grad(self) -> None:
+        self.grad = None
+
+    # ---- elementwise arithmetic ---------------------------------------------------------------
+    def _other(self, x) -> Tensor:
+        if isinstance(x, Tensor):
+            return x
+        if isinstance(x, (int, float, bool, np.number)) and dtypes.is_floating(self.dtype):
+            return Tensor._wrap(np.array(x, dtype=self.dtype))
+        return Tensor(x)
+
+    def __add__(self, x): return E.Add.apply(self, self._other(x))
+    def __radd__(self, x): return E.Add.apply(self._other(x), self)
+    def __sub__(self, x): return self + (-self._other(x))
+    def __rsub__(self, x): return self._other(x) + (-self)
+    def __mul__(self, x): return E.Mul.apply(self, self._other(x))
+    def __rmul__(self, x): return E.Mul.apply(self._other(x), self)
+    def __truediv__(self, x): return E.Div.apply(self, self._other(x))
+    def __rtruediv__(self, x): return E.Div.apply(self._other(x), self)
+    def __pow__(self, x): return E.Pow.apply(self, self._other(x))
+    def __rpow__(self, x): return E.Pow.apply(self._other(x), self)
+    def __neg__(self): return E.Neg.apply(self)
+    def __matmul__(self, x): return M.matmul(self, self._other(x))
+    def __rmatmul__(self, x): return M.matmul(self._other(x), self)
+
+    def add(self, x): return self + x
+    def sub(self, x): return self - x
+    def mul(self, x): return self * x
+    def div(self, x): return self / x
+    def pow(self, x): return self ** x
+    def neg(self): return -self
+    def matmul(self, x): return self @ x
+    def maximum(self, x): return E.Maximum.apply(self, self._other(x))
+    def minimum(self, x): return E.Minimum.apply(self, self._other(x))
+    def square(self): return self * self
+    def clip(self, lo=None, hi=None):
+        out = self if lo is None else self.maximum(lo)
+        return out if hi is None else out.minimum(hi)
+
+    # ---- comparisons (no gradient) ------------------------------------------------------------
+    def __lt__(self, x): return E.Less.apply(self, self._other(x))
+    def __gt__(self, x): return E.Less.apply(self._other(x), self)
+    def __le__(self, x): return E.LessEqual.apply(self, self._other(x))
+    def __ge__(self, x): return E.LessEqual.apply(self._other(x), self)
+    def __eq__(self, x): return E.Equal.apply(self, self._other(x))  # type: ignore[override]
+    def __ne__(self, x): return E.NotEqual.apply(self, self._other(x))  # type: ignore[override]
+    __hash__ = object.__hash__
+    def eq(self, x): return self == x
+    def ne(self, x): return self != x
+    def lt(self, x): return self < x
+    def gt(self, x): return self > x
+    def le(self, x): return self <= x
+    def ge(self, x): return self >= x
+    def any(self) -> bool: return bool(self.data.any())
+    def all(self) -> bool: return bool(self.data.all())
+
+    # ---- unary --------------------------------------------------------------------------------
+    def exp(self): return E.Exp.apply(self)
+    def log(self): return E.Log.apply(self)
+    def sqrt(self): return E.Sqrt.apply(self)
+    def abs(self): return E.Abs.apply(self)
+    def sign(self): return E.Sign.apply(self)
+    def relu(self): return E.Relu.apply(self)
+    def leaky_relu(self, negative_slope: float = 0.01):
+        return E.LeakyRelu.apply(self, negative_slope=float(negative_slope))
+    def sigmoid(self): return E.Sigmoid.apply(self)
+    def tanh(self): return E.Tanh.apply(self)
+    def gelu(self, approximate: str = "none"): return E.gelu(self, approximate)
+
+    # ---- reductions ---------------------------------------------------------------------------
+    def sum(self, axis=None, keepdims: bool = False): return R.sum(self, axis, keepdims)
+    def mean(self, axis=None, keepdims: bool = False): return R.mean(self, axis, keepdims)
+    def max(self, axis=None, keepdims: bool = False): return R.max(self, axis, keepdims)
+    def min(self, axis=None, keepdims: bool = False): return R.min(self, axis, keepdims)
+    def var(self, axis=None, keepdims: bool = False, correction: int = 1):
+        return R.var(self, axis, keepdims, correction)
+    def std(self, axis=None, keepdims: bool = False, correction: int = 1):
+        return R.var(self, axis, keepdims, correction).sqrt()
+    def argmax(self, axis=None, keepdims: bool = False): return R.argmax(self, axis, keepdims)
+    def argmin(self, axis=None, keepdims: bool = False): return R.argmax(-self, axis, keepdims)
+    def logsumexp(self, axis=-1, keepdims: bool = False):
+        from .ops import softmax as S
+        return S.logsumexp(self, axis, keepdims)
+    def softmax(self, axis: int = -1):
+        from .ops import softmax as S
+        return S.softmax(self, axis)
+    def log_softmax(self, axis: int = -1):
+        from .ops import softmax as S
+        return S.log_softmax(self, axis)
+
+    # ---- movement -----------------------------------------------------------------------------
+    def reshape(self, *shape): return V.reshape(self, _shape_arg(shape))
+    def view(self, *shape): return self.reshape(*shape)
+    def flatten(self, start_dim: int = 0, end_dim: int = -1):
+        return V.flatten(self, start_dim, end_dim)
+    def permute(self, *axes): return V.permute(self, _shape_arg(axes))
+    def transpose(self, dim0: int = -2, dim1: int = -1): return V.transpose(self, dim0, dim1)
+    def expand(self, *shape): return V.expand(self, _shape_arg(shape))
+    def unsqueeze(self, dim: int): return V.unsqueeze(self, dim)
+    def squeeze(self, dim=None): return V.squeeze(self, dim)
+    def __getitem__(self, index): return V.getitem(self, index)
+    def pad(self, padding: Sequence[int], value: float = 0.0): return V.pad(self, padding, value)
+    def split(self, split_size_or_sections, axis: int = 0):
+        return V.split(self, split_size_or_sections, axis)
+    def chunk(self, chunks: int, axis: int = 0): return V.chunk(self, chunks, axis)
+
+
+def _shape_arg(shape) -> tuple:
+    """reshape(2, 3) and reshape((2, 3)) both mean (2, 3)."""
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        return tuple(shape[0])
+    return tuple(shape)
+
+
+def _check_device(device: str) -> None:
+    if device == "cpu":
+        return
+    if device == "cuda" or device.startswith("cuda:"):
+        raise TdsError(
+            "device 'cuda' is not available in this version of tinygrad_ds (the numba.cuda path "
+            "comes with a later release); use device='cpu'"
+        )
+    raise TdsError(f"unknown device {device!r}: use 'cpu'")

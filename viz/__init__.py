@@ -1,0 +1,2 @@
+"""Drawings of tinygrad_ds graphs (graphviz) and plots (matplotlib). Imports the library, never
+the reverse."""
