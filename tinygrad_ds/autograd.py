@@ -25,6 +25,9 @@ _grad_enabled = True
 _seq = itertools.count()
 # Called as hook(ctx, out) after every op; the graph tracer (tinygrad_ds.graph) registers here.
 op_hooks: list[Callable[[Context, Tensor], None]] = []
+# The modules whose forward is running, outermost first: nn.Module.__call__ pushes and pops, so
+# an op hook can tell which module (layer2.0.conv1) produced each op.
+module_stack: list = []
 
 
 def is_grad_enabled() -> bool:
