@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench clean graphviz
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -13,10 +13,17 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-demo: $(STAMP)
+# The `dot` program renders drawings. Installed with apt where we are root; otherwise tds still
+# writes .dot files and says how to install Graphviz.
+graphviz:
+	@command -v dot >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  (apt-get update -qq && apt-get install -y -qq graphviz >/dev/null) || \
+	  echo "note: Graphviz's dot is not installed (apt-get install graphviz); drawings stay .dot files"; }
+
+demo: $(STAMP) graphviz
 	$(PY) examples/mlp.py
 
-test: $(STAMP)
+test: $(STAMP) graphviz
 	$(PY) -m pytest
 
 bench: $(STAMP)
