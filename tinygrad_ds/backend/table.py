@@ -1,0 +1,88 @@
+"""The table of kernel names: every backend (cpu, meta, cuda) exports exactly these functions.
+
+Ops validate their arguments and compute output shapes in Python, then call one of these names on
+the backend that `tinygrad_ds.backend.kernels_for(array)` picks. A kernel takes arrays and plain
+ints/floats and returns arrays; it never sees a Tensor and never raises on user input (the op has
+already checked it). Shapes below use N batch, C input channels, O output channels, H, W input
+size, OH, OW output size, G groups, L = H * W. Arrays are C-contiguous; float32 or float64, and
+outputs take the dtype of the first float input. Index arrays are int64.
+
+Convolution (weight (O, C/G, KH, KW), stride sh, sw, padding ph, pw, dilation dh, dw):
+  conv2d_forward(x (N,C,H,W), w, b (O,) or None, sh, sw, ph, pw, dh, dw, groups, oh, ow)
+      -> y (N, O, OH, OW)
+  conv2d_backward_input(gy (N,O,OH,OW), w, sh, sw, ph, pw, dh, dw, groups, h, w)
+      -> gx (N, C, H, W)                       (also the forward of conv_transpose2d)
+  conv2d_backward_weight(gy (N,O,OH,OW), x (N,C,H,W), sh, sw, ph, pw, dh, dw, groups, kh, kw)
+      -> gw (O, C/G, KH, KW)
+
+Pooling (kernel kh, kw, stride sh, sw, padding ph, pw; padding counts as -inf for max, 0 for avg
+and the average always divides by kh*kw, as PyTorch's count_include_pad=True):
+  max_pool2d_forward(x (N,C,H,W), kh, kw, sh, sw, ph, pw, oh, ow)
+      -> (y (N,C,OH,OW), argmax (N,C,OH,OW) int64, flat index into H*W)
+  max_pool2d_backward(gy (N,C,OH,OW), argmax (N,C,OH,OW), h, w) -> gx (N, C, H, W)
+  avg_pool2d_forward(x (N,C,H,W), kh, kw, sh, sw, ph, pw, oh, ow) -> y (N, C, OH, OW)
+  avg_pool2d_backward(gy (N,C,OH,OW), kh, kw, sh, sw, ph, pw, h, w) -> gx (N, C, H, W)
+  adaptive_avg_pool2d_forward(x (N,C,H,W), oh, ow) -> y (N, C, OH, OW)
+      (window i spans floor(i*H/OH) .. ceil((i+1)*H/OH), as PyTorch)
+  adaptive_avg_pool2d_backward(gy (N,C,OH,OW), h, w) -> gx (N, C, H, W)
+
+Normalization (x viewed as (N, C, L): L = 1 for (N, C) input; statistics accumulate in float64):
+  batch_norm_stats(x (N,C,L)) -> (mean (C,), var (C,))        var biased (divides by N*L)
+  batch_norm_apply(x (N,C,L), mean (C,), invstd (C,), weight (C,), bias (C,)) -> y (N, C, L)
+      y = (x - mean) * invstd * weight + bias
+  batch_norm_backward_reduce(gy (N,C,L), x (N,C,L), mean (C,), invstd (C,))
+      -> sums (2, C): [sum gy, sum gy * xhat] over N and L (= grad of bias, grad of weight)
+  batch_norm_backward_input(gy, x, mean (C,), invstd (C,), weight (C,), sums (2, C))
+      -> gx (N, C, L); training-mode gradient: w*invstd*(gy - sums[0]/M - xhat*sums[1]/M)
+  layer_norm_forward(x (R,D), weight (D,), bias (D,), eps)
+      -> (y (R, D), mean (R,), invstd (R,))        normalizes each row
+  layer_norm_backward_input(gy (R,D), x (R,D), mean (R,), invstd (R,), weight (D,)) -> gx (R, D)
+  layer_norm_backward_affine(gy (R,D), x (R,D), mean (R,), invstd (R,))
+      -> sums (2, D): [sum_r gy, sum_r gy * xhat]
+  group_norm_forward(x (N,C,L), weight (C,), bias (C,), groups, eps)
+      -> (y (N, C, L), mean (N, G), invstd (N, G))  statistics over (C/G, L) per sample and group
+  group_norm_backward_input(gy (N,C,L), x, mean (N,G), invstd (N,G), weight (C,), groups)
+      -> gx (N, C, L)
+  group_norm_backward_affine(gy (N,C,L), x, mean (N,G), invstd (N,G), groups)
+      -> sums (2, C): [sum gy, sum gy * xhat] over N and L
+
+Fused softmax cross-entropy (class-index targets, label smoothing e):
+  softmax_cross_entropy_forward(logits (N,C), target (N,) int64, smoothing)
+      -> (loss (N,), lse (N,))   loss = lse - (1-e) x[target] - e mean(x)
+  softmax_cross_entropy_backward(gloss (N,), logits (N,C), target (N,), lse (N,), smoothing)
+      -> glogits (N, C) = gloss * (softmax - (1-e) onehot - e/C)
+"""
+from __future__ import annotations
+
+KERNELS: tuple[str, ...] = (
+    # convolution
+    "conv2d_forward",
+    "conv2d_backward_input",
+    "conv2d_backward_weight",
+    # pooling
+    "max_pool2d_forward",
+    "max_pool2d_backward",
+    "avg_pool2d_forward",
+    "avg_pool2d_backward",
+    "adaptive_avg_pool2d_forward",
+    "adaptive_avg_pool2d_backward",
+    # normalization
+    "batch_norm_stats",
+    "batch_norm_apply",
+    "batch_norm_backward_reduce",
+    "batch_norm_backward_input",
+    "layer_norm_forward",
+    "layer_norm_backward_input",
+    "layer_norm_backward_affine",
+    "group_norm_forward",
+    "group_norm_backward_input",
+    "group_norm_backward_affine",
+    # loss
+    "softmax_cross_entropy_forward",
+    "softmax_cross_entropy_backward",
+)
+
+
+def missing(module) -> list[str]:
+    """The table names `module` does not define (empty when it covers the table)."""
+    return [name for name in KERNELS if not callable(getattr(module, name, None))]
