@@ -195,8 +195,9 @@ def _module_path(exc: BaseException, model: Any) -> str | None:
     found = None
     tb = exc.__traceback__
     while tb is not None:
-        obj = tb.tb_frame.f_locals.get("self")
-        if isinstance(obj, Module) and id(obj) in names and tb.tb_frame.f_code.co_name == "forward":
+        code = tb.tb_frame.f_code
+        obj = tb.tb_frame.f_locals.get(code.co_varnames[0]) if code.co_argcount else None
+        if isinstance(obj, Module) and id(obj) in names and code.co_name == "forward":
             found = names[id(obj)] or type(obj).__name__
         tb = tb.tb_next
     return found
