@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import weakref
 from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
 
 _grad_enabled = True
 _seq = itertools.count()
+_Tensor: Any = None  # tinygrad_ds.tensor.Tensor, set by tensor.py (it imports this module)
 # Called as hook(ctx, out) after every op; the graph tracer (tinygrad_ds.graph) registers here.
 op_hooks: list[Callable[[Context, Tensor], None]] = []
 # The modules whose forward is running, outermost first: nn.Module.__call__ pushes and pops, so
@@ -59,9 +61,10 @@ class _GradMode:
         return wrapper
 
 
-def no_grad() -> _GradMode:
-    """`with tds.no_grad():` (or `@tds.no_grad()`) runs ops without recording the tape."""
-    return _GradMode(False)
+def no_grad(fn: Callable | None = None):
+    """`with tds.no_grad():` (or `@tds.no_grad()` / `@tds.no_grad`) runs ops without recording
+    the tape."""
+    return _GradMode(False) if fn is None else _GradMode(False)(fn)
 
 
 def enable_grad() -> _GradMode:
@@ -80,27 +83,36 @@ class Context:
         self.saved: tuple = ()
         self.freed = False
         self.retain = None  # weakref to the output Tensor when it asked for .retain_grad()
+        self.output = None  # weakref to the output Tensor while this node is on the tape
 
     def save_for_backward(self, *values: Any) -> None:
         """Keep arrays (or small Python values) for the backward pass; freed after backward."""
         self.saved = values
 
     @property
-    def saved_tensors(self) -> tuple:
-        """The saved values, arrays wrapped as Tensors. An array that is an input's data comes
-        back as that input Tensor, so the backward graph links to the forward graph."""
-        from .tensor import Tensor
+    def needs_input_grad(self) -> tuple[bool, ...]:
+        """One flag per input: does the backward need to compute that input's gradient?"""
+        return tuple(t.requires_grad for t in self.inputs)
 
+    @property
+    def saved_tensors(self) -> tuple:
+        """The saved values, arrays wrapped as Tensors. An array that is an input's (or the
+        output's) data comes back as that Tensor, so the backward graph links to the forward
+        graph (which is what makes create_graph=True give correct higher derivatives)."""
         if self.freed:
             raise freed_error(self.op.name)
-        by_id = {id(t.data): t for t in self.inputs}
-
-        def as_tensor(v):
-            if not isinstance(v, np.ndarray):
-                return v
-            return by_id[id(v)] if id(v) in by_id else Tensor._wrap(v)
-
-        return tuple(as_tensor(v) for v in self.saved)
+        out = self.output() if self.output is not None else None
+        result = []
+        for v in self.saved:
+            if isinstance(v, np.ndarray):
+                for t in self.inputs:
+                    if t.data is v:
+                        v = t
+                        break
+                else:
+                    v = out if out is not None and out.data is v else _Tensor._wrap(v)
+            result.append(v)
+        return tuple(result)
 
     def free(self) -> None:
         self.saved = ()
@@ -143,13 +155,21 @@ class Function:
 
     @classmethod
     def apply(cls, *inputs: Tensor, **attrs) -> Tensor:
-        from .tensor import Tensor
-
         ctx = Context(cls, inputs, attrs)
-        out = Tensor._wrap(cls.forward(ctx, *(t.data for t in inputs), **attrs))
-        if _grad_enabled and cls.differentiable and any(t.requires_grad for t in inputs):
+        data = cls.forward(ctx, *[t.data for t in inputs], **attrs)
+        if isinstance(data, np.generic):  # numpy reductions to 0-d give scalars, not arrays
+            data = np.asarray(data)
+        out = _Tensor._wrap(data)
+        record = False
+        if _grad_enabled and cls.differentiable:
+            for t in inputs:
+                if t.requires_grad:
+                    record = True
+                    break
+        if record:
             out.requires_grad = True
             out._node = ctx
+            ctx.output = weakref.ref(out)
         else:
             ctx.free()
         for hook in op_hooks:
@@ -168,11 +188,16 @@ def _as_grad_tuple(node: Context, grads) -> tuple:
     return grads
 
 
-def backward(root: Tensor, grad: Tensor | None = None, retain_graph: bool = False,
+def backward(root: Tensor, grad: Tensor | None = None, retain_graph: bool | None = None,
              create_graph: bool = False) -> None:
-    """Reverse-mode autodiff from `root`: accumulate d(root)/d(leaf) into each leaf's `.grad`."""
-    from .tensor import Tensor
+    """Reverse-mode autodiff from `root`: accumulate d(root)/d(leaf) into each leaf's `.grad`.
 
+    grad: d(something)/d(root), root's shape; may be left out for a one-element root (it is 1).
+    retain_graph: keep the saved values for another backward (default: create_graph).
+    create_graph: record the backward pass on the tape too, for higher derivatives.
+    """
+    if retain_graph is None:
+        retain_graph = create_graph
     if not root.requires_grad:
         raise GradError(
             f"backward() on a tensor of shape {fmt_shape(root.shape)} that does not require grad: "
@@ -184,16 +209,18 @@ def backward(root: Tensor, grad: Tensor | None = None, retain_graph: bool = Fals
                 f"backward() without a gradient needs a scalar output, got shape "
                 f"{fmt_shape(root.shape)}: pass a gradient of that shape, or reduce first (.sum())"
             )
-        grad = Tensor(np.ones(root.shape, dtype=root.dtype), dtype=root.dtype)
+        grad = _Tensor._wrap(np.ones(root.shape, dtype=root.dtype))
     else:
-        grad = grad if isinstance(grad, Tensor) else Tensor(grad, dtype=root.dtype)
+        grad = grad if isinstance(grad, _Tensor) else _Tensor(grad, dtype=root.dtype)
         if grad.shape != root.shape:
             raise ShapeError(
                 f"backward(): gradient of shape {fmt_shape(grad.shape)} does not match the output "
                 f"shape {fmt_shape(root.shape)}"
             )
+    # ids of arrays a leaf's .grad must not share: the caller's grad, and those stored already
+    stored: set[int] = {id(grad.data)}
     if root._node is None:
-        _accumulate(root, grad, create_graph)
+        _accumulate(root, grad, create_graph, stored)
         return
 
     # Every node reachable from root, newest first: that is the tape, read backwards.
@@ -204,7 +231,9 @@ def backward(root: Tensor, grad: Tensor | None = None, retain_graph: bool = Fals
             continue
         seen.add(id(node))
         nodes.append(node)
-        stack.extend(t._node for t in node.inputs if t._node is not None)
+        for t in node.inputs:
+            if t._node is not None:
+                stack.append(t._node)
     nodes.sort(key=lambda n: n.seq, reverse=True)
 
     pending: dict[int, Tensor] = {id(root._node): grad}
@@ -216,7 +245,7 @@ def backward(root: Tensor, grad: Tensor | None = None, retain_graph: bool = Fals
             if node.freed:
                 raise freed_error(node.op.name)
             if node.retain is not None and node.retain() is not None:
-                _accumulate(node.retain(), g, create_graph)
+                _accumulate(node.retain(), g, create_graph, stored)
             in_grads = _as_grad_tuple(node, node.op.backward(node, g))
             for t, ig in zip(node.inputs, in_grads):
                 if ig is None or not t.requires_grad:
@@ -229,7 +258,7 @@ def backward(root: Tensor, grad: Tensor | None = None, retain_graph: bool = Fals
                 if ig.dtype != t.dtype:
                     ig = ig.astype(t.dtype)
                 if t._node is None:
-                    _accumulate(t, ig, create_graph)
+                    _accumulate(t, ig, create_graph, stored)
                 else:
                     key = id(t._node)
                     pending[key] = pending[key] + ig if key in pending else ig
@@ -237,7 +266,19 @@ def backward(root: Tensor, grad: Tensor | None = None, retain_graph: bool = Fals
                 node.free()
 
 
-def _accumulate(t: Tensor, g: Tensor, create_graph: bool) -> None:
+def _accumulate(t: Tensor, g: Tensor, create_graph: bool, stored: set[int]) -> None:
+    """t.grad += g. A gradient stored for the first time gets its own writable memory (ops hand
+    back views, broadcasts and the same array for several inputs), so that in-place updates of
+    one .grad (an optimizer, gradient clipping) never change another."""
+    if t.grad is not None:
+        t.grad = t.grad + (g if create_graph else g.detach())
+        return
     if not create_graph:
-        g = g.detach()
-    t.grad = g if t.grad is None else t.grad + g
+        data = g.data
+        if isinstance(data, np.ndarray) and (
+            not data.flags.owndata or not data.flags.writeable or id(data) in stored
+        ):
+            data = data.copy()
+        stored.add(id(data))
+        g = _Tensor._wrap(data)
+    t.grad = g

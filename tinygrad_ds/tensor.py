@@ -19,8 +19,10 @@ from .ops import reduce as R
 
 
 def _to_array(data, dtype) -> np.ndarray:
-    if isinstance(data, Tensor):
+    if isinstance(data, Tensor):  # a copy that keeps the dtype, as torch.tensor(t) does
         data = data.data
+        if dtype is None:
+            return np.array(data)
     if dtype is not None:
         dt = dtypes.to_dtype(dtype)
         try:
@@ -144,8 +146,14 @@ class Tensor:
         return "tensor(" + body + "".join(", " + e for e in extra) + ")"
 
     def astype(self, dtype) -> Tensor:
+        """A copy in another dtype. Gradients flow through float-to-float casts only."""
         dt = dtypes.to_dtype(dtype)
-        return self if dt == self.dtype else E.Cast.apply(self, dtype=dt)
+        if dt == self.dtype:
+            return self
+        if dt.kind != "f":
+            with autograd.no_grad():
+                return E.Cast.apply(self, dtype=dt)
+        return E.Cast.apply(self, dtype=dt)
 
     def float(self) -> Tensor:
         return self.astype(dtypes.float32)
@@ -187,16 +195,18 @@ class Tensor:
 
     # ---- elementwise arithmetic ---------------------------------------------------------------
     def _other(self, x) -> Tensor:
+        """The other operand of a binary op as a Tensor. A Python number takes this tensor's
+        floating dtype (x * 0.5 stays float32), as in PyTorch."""
         if isinstance(x, Tensor):
             return x
-        if isinstance(x, (int, float, bool, np.number)) and dtypes.is_floating(self.dtype):
-            return Tensor._wrap(np.array(x, dtype=self.dtype))
+        if isinstance(x, _NUMBERS) and self.data.dtype.kind == "f":
+            return Tensor._wrap(np.array(x, dtype=self.data.dtype))
         return Tensor(x)
 
     def __add__(self, x): return E.Add.apply(self, self._other(x))
     def __radd__(self, x): return E.Add.apply(self._other(x), self)
-    def __sub__(self, x): return self + (-self._other(x))
-    def __rsub__(self, x): return self._other(x) + (-self)
+    def __sub__(self, x): return _sub(self, self._other(x))
+    def __rsub__(self, x): return _sub(self._other(x), self)
     def __mul__(self, x): return E.Mul.apply(self, self._other(x))
     def __rmul__(self, x): return E.Mul.apply(self._other(x), self)
     def __truediv__(self, x): return E.Div.apply(self, self._other(x))
@@ -223,9 +233,9 @@ class Tensor:
 
     # ---- comparisons (no gradient) ------------------------------------------------------------
     def __lt__(self, x): return E.Less.apply(self, self._other(x))
-    def __gt__(self, x): return E.Less.apply(self._other(x), self)
+    def __gt__(self, x): return _swapped(E.Less, "greater", self, self._other(x))
     def __le__(self, x): return E.LessEqual.apply(self, self._other(x))
-    def __ge__(self, x): return E.LessEqual.apply(self._other(x), self)
+    def __ge__(self, x): return _swapped(E.LessEqual, "greater_equal", self, self._other(x))
     def __eq__(self, x): return E.Equal.apply(self, self._other(x))  # type: ignore[override]
     def __ne__(self, x): return E.NotEqual.apply(self, self._other(x))  # type: ignore[override]
     __hash__ = object.__hash__
@@ -287,6 +297,24 @@ class Tensor:
     def split(self, split_size_or_sections, axis: int = 0):
         return V.split(self, split_size_or_sections, axis)
     def chunk(self, chunks: int, axis: int = 0): return V.chunk(self, chunks, axis)
+
+
+_NUMBERS = (int, float, bool, np.number)
+autograd._Tensor = Tensor  # the tape wraps op outputs without importing this module
+
+
+def _sub(a: Tensor, b: Tensor) -> Tensor:
+    """a - b is a + (-b); the shapes are checked first so that an error names 'sub'."""
+    if a.shape != b.shape:
+        E.broadcast_shape("sub", a.shape, b.shape)
+    return a + (-b)
+
+
+def _swapped(op, name: str, a: Tensor, b: Tensor) -> Tensor:
+    """a > b is b < a (and a >= b is b <= a); an error names the comparison the user wrote."""
+    if a.shape != b.shape:
+        E.broadcast_shape(name, a.shape, b.shape)
+    return op.apply(b, a)
 
 
 def _shape_arg(shape) -> tuple:

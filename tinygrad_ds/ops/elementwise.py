@@ -19,6 +19,7 @@ def scalar_like(t, value):
 
 
 def broadcast_shape(op: str, *shapes) -> tuple:
+    """The shape numpy broadcasting gives, or a ShapeError naming `op` and every shape."""
     try:
         return np.broadcast_shapes(*shapes)
     except ValueError:
@@ -39,13 +40,29 @@ def unbroadcast(grad, shape: tuple):
     return grad.sum(axis=axes, keepdims=True).reshape(shape) if axes else grad.reshape(shape)
 
 
+def _broadcastable(sa: tuple, sb: tuple) -> bool:
+    # NOTE: a plain loop; np.broadcast_shapes costs more than a small op itself
+    for x, y in zip(reversed(sa), reversed(sb)):
+        if x != y and x != 1 and y != 1:
+            return False
+    return True
+
+
 class Binary(Function):
-    """Base of broadcasting binary ops: checks the shapes once, with a clear message."""
+    """Base of broadcasting binary ops: checks the shapes once, with a clear message, and lets
+    an integer or boolean operand take the other's floating dtype (int64 * float32 -> float32,
+    as in PyTorch; numpy would give float64)."""
 
     @classmethod
     def apply(cls, a, b, **attrs):
-        if a.shape != b.shape:
+        if a.shape != b.shape and not _broadcastable(a.shape, b.shape):
             broadcast_shape(cls.name, a.shape, b.shape)
+        da, db = a.dtype, b.dtype
+        if da != db:
+            if da.kind == "f" and db.kind != "f":
+                b = b.astype(da)
+            elif db.kind == "f" and da.kind != "f":
+                a = a.astype(db)
         return super().apply(a, b, **attrs)
 
 
@@ -57,7 +74,9 @@ class Add(Binary):
 
     @staticmethod
     def backward(ctx, g):
-        return unbroadcast(g, ctx.shapes[0]), unbroadcast(g, ctx.shapes[1])
+        need_a, need_b = ctx.needs_input_grad
+        return (unbroadcast(g, ctx.shapes[0]) if need_a else None,
+                unbroadcast(g, ctx.shapes[1]) if need_b else None)
 
 
 class Mul(Binary):
@@ -69,7 +88,9 @@ class Mul(Binary):
     @staticmethod
     def backward(ctx, g):
         a, b = ctx.saved_tensors
-        return unbroadcast(g * b, a.shape), unbroadcast(g * a, b.shape)
+        need_a, need_b = ctx.needs_input_grad
+        return (unbroadcast(g * b, a.shape) if need_a else None,
+                unbroadcast(g * a, b.shape) if need_b else None)
 
 
 class Div(Binary):
@@ -81,7 +102,9 @@ class Div(Binary):
     @staticmethod
     def backward(ctx, g):
         a, b = ctx.saved_tensors
-        return unbroadcast(g / b, a.shape), unbroadcast(-g * a / (b * b), b.shape)
+        need_a, need_b = ctx.needs_input_grad
+        return (unbroadcast(g / b, a.shape) if need_a else None,
+                unbroadcast(-g * a / (b * b), b.shape) if need_b else None)
 
 
 class Pow(Binary):
@@ -113,8 +136,7 @@ class Maximum(Binary):
     @staticmethod
     def backward(ctx, g):
         a, b = ctx.saved_tensors
-        wa = (a > b).astype(g.dtype) + (a == b).astype(g.dtype) * 0.5
-        return unbroadcast(g * wa, a.shape), unbroadcast(g * (1.0 - wa), b.shape)
+        return _split_grad(ctx, g, (a > b).astype(g.dtype) + (a == b).astype(g.dtype) * 0.5)
 
 
 class Minimum(Binary):
@@ -126,8 +148,14 @@ class Minimum(Binary):
     @staticmethod
     def backward(ctx, g):
         a, b = ctx.saved_tensors
-        wa = (a < b).astype(g.dtype) + (a == b).astype(g.dtype) * 0.5
-        return unbroadcast(g * wa, a.shape), unbroadcast(g * (1.0 - wa), b.shape)
+        return _split_grad(ctx, g, (a < b).astype(g.dtype) + (a == b).astype(g.dtype) * 0.5)
+
+
+def _split_grad(ctx, g, wa):
+    """maximum/minimum: the share `wa` of g goes to a, the rest to b."""
+    (a, b), (need_a, need_b) = ctx.inputs, ctx.needs_input_grad
+    return (unbroadcast(g * wa, a.shape) if need_a else None,
+            unbroadcast(g * (1.0 - wa), b.shape) if need_b else None)
 
 
 # ---- comparisons: boolean results, no gradient ---------------------------------------------
@@ -181,9 +209,11 @@ class Where(Function):
     @staticmethod
     def backward(ctx, g):
         (cond,) = ctx.saved_tensors
+        _, need_a, need_b = ctx.needs_input_grad
         zero = scalar_like(g, 0)
-        return (None, unbroadcast(Where.apply(cond, g, zero), ctx.shapes[0]),
-                unbroadcast(Where.apply(cond, zero, g), ctx.shapes[1]))
+        return (None,
+                unbroadcast(Where.apply(cond, g, zero), ctx.shapes[0]) if need_a else None,
+                unbroadcast(Where.apply(cond, zero, g), ctx.shapes[1]) if need_b else None)
 
 
 class Cast(Function):

@@ -41,51 +41,84 @@ def binary_cross_entropy_with_logits(input, target, reduction: str = "mean"):
     return _reduce("binary_cross_entropy_with_logits", loss, reduction)
 
 
-def _class_index_target(op: str, input, target):
+def _class_index_target(op: str, input, target, ignore_index: int) -> None:
     if target.dtype.kind not in "iu":
         raise DTypeError(f"{op}: class-index targets must be integers, got {target.dtype}")
-    if input.ndim < 1 or target.shape != input.shape[:1] + input.shape[2:]:
+    if input.ndim < 2 or target.shape != input.shape[:1] + input.shape[2:]:
         raise ShapeError(f"{op}: input {fmt_shape(input.shape)} (N, C, ...) needs a target of "
                          f"shape {fmt_shape(input.shape[:1] + input.shape[2:])}, got "
                          f"{fmt_shape(target.shape)}")
-    c = input.shape[1] if input.ndim > 1 else input.shape[0]
+    c = input.shape[1]
     t = target.data
-    if t.size and (t.min() < 0 or t.max() >= c):
-        bad = t[(t < 0) | (t >= c)].flat[0]
-        raise ShapeError(f"{op}: target class {bad} is out of range for {c} classes")
+    bad = (t < 0) | (t >= c)
+    bad &= t != ignore_index
+    if bad.any():
+        raise ShapeError(f"{op}: target class {t[bad].flat[0]} is out of range for {c} classes "
+                         f"(input {fmt_shape(input.shape)})")
 
 
-def _pick(logp, target):
-    """logp[n, target[n], ...] for every n (and spatial position): (N, C, ...) -> (N, ...)."""
+def _pick(logp, target, valid: np.ndarray):
+    """logp[n, target[n], ...] for every n (and spatial position) where `valid`, else 0:
+    (N, C, ...) -> (N, ...)."""
     from ..tensor import Tensor
 
     onehot = np.zeros(logp.shape, dtype=logp.dtype)
-    np.put_along_axis(onehot, np.expand_dims(target.data, 1), 1, axis=1)
+    index = np.expand_dims(np.where(valid, target.data, 0), 1)
+    np.put_along_axis(onehot, index, np.expand_dims(valid, 1).astype(logp.dtype), axis=1)
     return (logp * Tensor._wrap(onehot)).sum(axis=1)
 
 
-def nll_loss(input, target, reduction: str = "mean"):
-    """input: (N, C) or (N, C, d1, ...) log-probabilities; target: (N,) or (N, d1, ...) classes."""
-    _class_index_target("nll_loss", input, target)
-    return _reduce("nll_loss", -_pick(input, target), reduction)
+def _class_loss(op: str, logp, target, reduction: str, ignore_index: int, label_smoothing: float):
+    """-logp[n, target[n]] (smoothed), with ignored targets giving 0 and left out of the mean."""
+    from ..tensor import Tensor
+
+    _class_index_target(op, logp, target, ignore_index)
+    valid = target.data != ignore_index
+    loss = -_pick(logp, target, valid)
+    if label_smoothing:
+        smooth = -logp.mean(axis=1)
+        if not valid.all():
+            smooth = smooth * Tensor._wrap(valid.astype(logp.dtype))
+        loss = loss * (1 - label_smoothing) + smooth * label_smoothing
+    if reduction == "mean" and not valid.all():
+        return loss.sum() / float(valid.sum())  # 0 / 0 = nan when every target is ignored
+    return _reduce(op, loss, reduction)
 
 
-def cross_entropy(input, target, reduction: str = "mean", label_smoothing: float = 0.0):
-    """input: (N, C) logits (or (N, C, d1, ...)); target: class indices (N,) or class
-    probabilities (N, C) (soft targets, as MixUp and CutMix make). With label smoothing e the
-    target becomes (1 - e) * target + e / C."""
+def _unbatched(input, target, class_indices: bool):
+    """PyTorch also takes one sample: input (C,) with a 0-d class (or a (C,) soft target)."""
+    if input.ndim == 1 and target.ndim == (0 if class_indices else 1):
+        return input.unsqueeze(0), target.unsqueeze(0), True
+    return input, target, False
+
+
+def nll_loss(input, target, reduction: str = "mean", ignore_index: int = -100):
+    """input: (N, C) or (N, C, d1, ...) log-probabilities; target: (N,) or (N, d1, ...) class
+    indices. Targets equal to `ignore_index` add 0 and do not count in the mean."""
+    input, target, single = _unbatched(input, target, True)
+    loss = _class_loss("nll_loss", input, target, reduction, ignore_index, 0.0)
+    return loss.reshape(()) if single and reduction == "none" else loss
+
+
+def cross_entropy(input, target, reduction: str = "mean", label_smoothing: float = 0.0,
+                  ignore_index: int = -100):
+    """input: (N, C) logits (or (N, C, d1, ...), or one sample (C,)); target: class indices
+    (N, ...) or class probabilities of the input's shape (soft targets, as MixUp and CutMix make).
+    With label smoothing e the target becomes (1 - e) * target + e / C (PyTorch's definition).
+    Class-index targets equal to `ignore_index` add 0 and do not count in the mean."""
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
+    soft = target.dtype.kind == "f"
+    input, target, single = _unbatched(input, target, not soft)
     if input.ndim < 2:
         raise ShapeError(f"cross_entropy: input must be (N, C) logits, got {fmt_shape(input.shape)}")
     logp = log_softmax(input, axis=1)
-    c = input.shape[1]
-    if target.dtype.kind == "f":
+    if soft:
         _same_shape("cross_entropy (soft targets)", input, target)
-        soft = target if label_smoothing == 0 else target * (1 - label_smoothing) + label_smoothing / c
-        return _reduce("cross_entropy", -(logp * soft).sum(axis=1), reduction)
-    _class_index_target("cross_entropy", input, target)
-    loss = -_pick(logp, target)
-    if label_smoothing:
-        loss = loss * (1 - label_smoothing) - logp.mean(axis=1) * label_smoothing
-    return _reduce("cross_entropy", loss, reduction)
+        c = input.shape[1]
+        if label_smoothing:
+            target = target * (1 - label_smoothing) + label_smoothing / c
+        loss = _reduce("cross_entropy", -(logp * target).sum(axis=1), reduction)
+    else:
+        loss = _class_loss("cross_entropy", logp, target, reduction, ignore_index, label_smoothing)
+    return loss.reshape(()) if single and reduction == "none" else loss

@@ -60,12 +60,21 @@ class IndexAdd(Function):
     @staticmethod
     def forward(ctx, g, shape, index):
         out = np.zeros(shape, dtype=g.dtype)
-        np.add.at(out, index, g)
+        if _is_basic(index):  # slices and ints pick each element at most once
+            out[index] = g
+        else:
+            np.add.at(out, index, g)
         return out
 
     @staticmethod
     def backward(ctx, gg):
         return gg[ctx.attrs["index"]]
+
+
+def _is_basic(index) -> bool:
+    """True for numpy basic indexing (ints, slices, None, Ellipsis): no element repeats."""
+    items = index if isinstance(index, tuple) else (index,)
+    return all(i is None or i is Ellipsis or isinstance(i, (int, np.integer, slice)) for i in items)
 
 
 class Concat(Function):
@@ -77,9 +86,9 @@ class Concat(Function):
     @staticmethod
     def backward(ctx, g):
         axis, out, start = ctx.attrs["axis"], [], 0
-        for n in ctx.sizes:
+        for n, need in zip(ctx.sizes, ctx.needs_input_grad):
             index = (slice(None),) * axis + (slice(start, start + n),)
-            out.append(g[index])
+            out.append(g[index] if need else None)
             start += n
         return tuple(out)
 

@@ -1,10 +1,12 @@
-"""softmax, log_softmax and logsumexp along one axis, each computed stably (max subtracted)."""
+"""softmax and log_softmax along one axis, logsumexp over any axes; each computed stably (the
+max is subtracted before exp, so large logits never overflow)."""
 from __future__ import annotations
 
 import numpy as np
 
 from ..autograd import Function
-from .reduce import normalize_axes
+from ..errors import ShapeError, fmt_shape
+from .reduce import kept_shape, normalize_axes
 
 
 def _lse(x, axis):
@@ -24,7 +26,7 @@ class LogSumExp(Function):
     def backward(ctx, g):
         x, out = ctx.saved_tensors
         if not ctx.attrs["keepdims"]:
-            g = g.unsqueeze(ctx.attrs["axis"])
+            g = g.reshape(kept_shape(x.shape, ctx.attrs["axis"]))
         return g * (x - out).exp()
 
 
@@ -60,8 +62,13 @@ def _one_axis(op, axis, ndim):
     return axis
 
 
-def logsumexp(x, axis: int = -1, keepdims: bool = False):
-    return LogSumExp.apply(x, axis=_one_axis("logsumexp", axis, x.ndim), keepdims=bool(keepdims))
+def logsumexp(x, axis=-1, keepdims: bool = False):
+    """log(sum(exp(x))) over `axis` (an int, a tuple, or None for all axes)."""
+    axes = normalize_axes("logsumexp", axis, x.ndim)
+    if any(x.shape[a] == 0 for a in axes):
+        raise ShapeError(f"logsumexp: cannot reduce over an empty axis of shape "
+                         f"{fmt_shape(x.shape)}")
+    return LogSumExp.apply(x, axis=axes, keepdims=bool(keepdims))
 
 
 def log_softmax(x, axis: int = -1):
