@@ -19,6 +19,8 @@ from .gradcheck import gradcheck
 from .random import manual_seed
 from .tensor import Tensor
 
+from . import nn  # noqa: E402  (layers build on everything above)
+
 cat = concat
 
 
@@ -28,7 +30,7 @@ def tensor(data, dtype=None, requires_grad: bool = False) -> Tensor:
 
 
 __all__ = [
-    "Tensor", "tensor", "__version__", "dtypes", "functional",
+    "Tensor", "tensor", "__version__", "dtypes", "functional", "nn",
     "no_grad", "enable_grad", "is_grad_enabled",
     "float32", "float64", "int32", "int64", "bool_",
     "TdsError", "ShapeError", "DTypeError", "GradError",

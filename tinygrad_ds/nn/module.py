@@ -6,8 +6,8 @@ from typing import Iterator
 
 import numpy as np
 
-from .. import autograd
-from ..errors import ShapeError, TdsError, fmt_shape
+from .. import autograd, dtypes
+from ..errors import TdsError, fmt_shape
 from ..tensor import Tensor
 
 
@@ -102,37 +102,91 @@ class Module:
         for p in self.parameters():
             p.grad = None
 
+    def apply(self, fn) -> Module:
+        """Call fn(m) on every sub-module and then on this one (for custom initialisation)."""
+        for m in reversed(list(self.modules())):
+            fn(m)
+        return self
+
+    def astype(self, dtype) -> Module:
+        """Cast every floating-point parameter and buffer in place (float64 for gradchecks)."""
+        dt = dtypes.to_dtype(dtype)
+        for t in list(self.parameters()) + [b for _, b in self.named_buffers()]:
+            if dtypes.is_floating(t.dtype):
+                t.data = t.data.astype(dt)
+                t.grad = None
+        return self
+
+    def double(self) -> Module:
+        return self.astype(dtypes.float64)
+
+    def float(self) -> Module:
+        return self.astype(dtypes.float32)
+
+    def to(self, device: str) -> Module:
+        """Only 'cpu' for now: a clear error names the missing device otherwise."""
+        for p in self.parameters():
+            p.to(device)
+        return self
+
     # ---- state ----------------------------------------------------------------------------------
     def state_dict(self) -> OrderedDict[str, np.ndarray]:
-        """Parameters and buffers by their PyTorch names (layer1.0.conv1.weight), as arrays."""
-        out = OrderedDict((k, p.data.copy()) for k, p in self.named_parameters())
-        out.update((k, b.data.copy()) for k, b in self.named_buffers())
+        """Parameters and buffers by their PyTorch names (layer1.0.conv1.weight), as array copies,
+        in PyTorch's order: each module's parameters, then its buffers, depth first."""
+        out: OrderedDict[str, np.ndarray] = OrderedDict()
+        seen: set[int] = set()
+        for path, m in self.named_modules():
+            pre = f"{path}." if path else ""
+            for k, v in m.__dict__.items():
+                if isinstance(v, Parameter) and id(v) not in seen:
+                    seen.add(id(v))
+                    out[pre + k] = v.data.copy()
+            for k in m._buffers:
+                v = m.__dict__.get(k)
+                if v is not None:
+                    out[pre + k] = v.data.copy()
         return out
 
     def load_state_dict(self, state: dict, strict: bool = True) -> None:
-        """Copy arrays into the parameters and buffers of the same names and shapes."""
+        """Copy arrays into the parameters and buffers of the same names and shapes.
+
+        Checks everything before copying anything: a mismatch raises one error that lists the
+        missing keys, the unexpected keys and the keys whose shapes differ (with strict=False
+        only the shape mismatches count)."""
         own = dict(self.named_parameters())
         own.update(self.named_buffers())
         missing = [k for k in own if k not in state]
         unexpected = [k for k in state if k not in own]
-        if strict and (missing or unexpected):
-            raise TdsError(f"load_state_dict: missing keys {missing}, unexpected keys {unexpected}")
+        mismatched = [f"{k}: checkpoint {fmt_shape(np.shape(state[k]))}, model "
+                      f"{fmt_shape(t.shape)}"
+                      for k, t in own.items() if k in state and np.shape(state[k]) != t.shape]
+        if mismatched or (strict and (missing or unexpected)):
+            lines = [f"load_state_dict: the checkpoint does not fit {type(self).__name__}"]
+            if strict or not mismatched:
+                lines += [f"  missing keys ({len(missing)}): {missing}",
+                          f"  unexpected keys ({len(unexpected)}): {unexpected}"]
+            lines.append(f"  mismatched shapes ({len(mismatched)}): {mismatched}")
+            raise TdsError("\n".join(lines))
         for k, t in own.items():
-            if k not in state:
-                continue
-            v = np.asarray(state[k])
-            if v.shape != t.shape:
-                raise ShapeError(f"load_state_dict: {k} has shape {fmt_shape(v.shape)} in the "
-                                 f"checkpoint but {fmt_shape(t.shape)} in the model")
-            t.data = v.astype(t.dtype, copy=True)
+            if k in state:
+                t.data = np.array(state[k], dtype=t.dtype, copy=True)
 
     def save(self, path: str) -> None:
         """Write state_dict to an .npz file (plain arrays: loading it never runs code)."""
         np.savez(path, **self.state_dict())
 
     def load(self, path: str, strict: bool = True) -> None:
-        with np.load(path, allow_pickle=False) as f:
-            self.load_state_dict({k: f[k] for k in f.files}, strict=strict)
+        """Load an .npz written by `save` (with allow_pickle=False: a checkpoint never runs
+        code). Errors name the file."""
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                state = {k: f[k] for k in f.files}
+        except (OSError, ValueError) as e:
+            raise TdsError(f"cannot read checkpoint {path}: {e}") from None
+        try:
+            self.load_state_dict(state, strict=strict)
+        except TdsError as e:
+            raise TdsError(f"{path}: {e}") from None
 
     # ---- calling --------------------------------------------------------------------------------
     def forward(self, *args, **kwargs):

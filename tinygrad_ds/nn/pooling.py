@@ -1,0 +1,54 @@
+"""Pooling layers over (N, C, H, W); the kernels live in `tinygrad_ds.functional`."""
+from __future__ import annotations
+
+from .. import functional as F
+from ..errors import ShapeError, fmt_shape
+from ..tensor import Tensor
+from .module import Module
+
+
+def _check4(name: str, x: Tensor) -> None:
+    if x.ndim != 4:
+        raise ShapeError(f"{name}: expected input (N, C, H, W), got {fmt_shape(x.shape)}")
+
+
+class MaxPool2d(Module):
+    """Maximum over kernel_size windows; stride defaults to kernel_size.
+    (N, C, H, W) -> (N, C, (H + 2 padding - k) // stride + 1, ...)."""
+
+    def __init__(self, kernel_size, stride=None, padding=0):
+        super().__init__()
+        self.kernel_size = kernel_size
+        self.stride = kernel_size if stride is None else stride
+        self.padding = padding
+
+    def forward(self, x: Tensor) -> Tensor:
+        _check4("MaxPool2d", x)
+        return F.max_pool2d(x, self.kernel_size, self.stride, self.padding)
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class AvgPool2d(MaxPool2d):
+    """Mean over kernel_size windows (padding zeros count in the mean, as PyTorch's default)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        _check4("AvgPool2d", x)
+        return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding)
+
+
+class AdaptiveAvgPool2d(Module):
+    """Average-pool to a fixed output_size whatever the input size; output_size=1 is global
+    average pooling: (N, C, H, W) -> (N, C, 1, 1)."""
+
+    def __init__(self, output_size):
+        super().__init__()
+        self.output_size = output_size
+
+    def forward(self, x: Tensor) -> Tensor:
+        _check4("AdaptiveAvgPool2d", x)
+        return F.adaptive_avg_pool2d(x, self.output_size)
+
+    def extra_repr(self) -> str:
+        return f"output_size={self.output_size}"
