@@ -1,7 +1,10 @@
 """Functions on Tensors, as `torch.nn.functional`: `import tinygrad_ds.functional as F`."""
+from .ops.conv import conv2d, conv_transpose2d
 from .ops.elementwise import Where, gelu
 from .ops.loss import binary_cross_entropy_with_logits, cross_entropy, mse_loss, nll_loss
 from .ops.movement import concat, pad, split, stack
+from .ops.norm import batch_norm, group_norm, layer_norm
+from .ops.pool import adaptive_avg_pool2d, avg_pool2d, max_pool2d
 from .ops.softmax import log_softmax, logsumexp, softmax
 
 
@@ -39,4 +42,6 @@ __all__ = [
     "relu", "leaky_relu", "sigmoid", "tanh", "gelu", "where", "softmax", "log_softmax",
     "logsumexp", "mse_loss", "binary_cross_entropy_with_logits", "nll_loss", "cross_entropy",
     "concat", "cat", "stack", "pad", "split",
+    "conv2d", "conv_transpose2d", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d",
+    "batch_norm", "layer_norm", "group_norm",
 ]

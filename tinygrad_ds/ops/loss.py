@@ -112,6 +112,14 @@ def cross_entropy(input, target, reduction: str = "mean", label_smoothing: float
     input, target, single = _unbatched(input, target, not soft)
     if input.ndim < 2:
         raise ShapeError(f"cross_entropy: input must be (N, C) logits, got {fmt_shape(input.shape)}")
+    if not soft and input.ndim == 2 and target.ndim == 1 and input.dtype.kind == "f":
+        _class_index_target("cross_entropy", input, target, ignore_index)
+        if not (target.data == ignore_index).any():  # the fused kernel: (N, C), all counted
+            from .fused_loss import softmax_cross_entropy
+
+            loss = _reduce("cross_entropy", softmax_cross_entropy(input, target, label_smoothing),
+                           reduction)
+            return loss.reshape(()) if single and reduction == "none" else loss
     logp = log_softmax(input, axis=1)
     if soft:
         _same_shape("cross_entropy (soft targets)", input, target)

@@ -1,0 +1,288 @@
+"""batch_norm, layer_norm and group_norm, as PyTorch, with fused forward and backward kernels.
+
+Each op normalizes x over some axes, xhat = (x - mean) * invstd with invstd = 1/sqrt(var + eps)
+(var biased), then scales and shifts per channel (or per element of normalized_shape). The
+backward of the training-mode ops is the fused formula
+    gx = w * invstd * (gy - mean(gy) - xhat * mean(gy * xhat))
+computed by two ops: a reduction (sum gy, sum gy * xhat, which are also the bias and weight
+gradients) and an elementwise pass. Missing weight/bias act as ones/zeros.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..autograd import Function
+from ..backend import kernels_for
+from ..errors import GradError, ShapeError, fmt_shape
+from .conv import check_float, contiguous
+
+
+def _no_double_backward(name: str):
+    def backward(ctx, gg):
+        raise GradError(f"{name}: gradients of its gradient (create_graph=True) are not "
+                        "supported")
+    return staticmethod(backward)
+
+
+def _ones_zeros(x, c: int, weight, bias):
+    """weight and bias Tensors, ones and zeros (not requiring grad) where None."""
+    from ..tensor import Tensor
+
+    w = weight if weight is not None else Tensor._wrap(np.ones(c, dtype=x.dtype))
+    b = bias if bias is not None else Tensor._wrap(np.zeros(c, dtype=x.dtype))
+    return w, b
+
+
+# ---- batch norm ---------------------------------------------------------------------------------
+class BatchNorm(Function):
+    """x (N, C, ...), weight (C,), bias (C,), mean (C,), invstd (C,) -> y (N, C, ...).
+
+    training=True: mean/invstd are this batch's statistics and the gradient flows through them;
+    training=False: they are the running statistics, constants."""
+
+    name = "batch_norm"
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, mean, invstd, *, training):
+        ctx.save_for_backward(x, weight, mean, invstd)
+        x3 = contiguous(x).reshape(x.shape[0], x.shape[1], -1)
+        return kernels_for(x).batch_norm_apply(x3, mean, invstd, weight, bias).reshape(x.shape)
+
+    @staticmethod
+    def backward(ctx, g):
+        x, weight, mean, invstd = ctx.saved_tensors
+        need_x, need_w, need_b = ctx.needs_input_grad[:3]
+        sums = BatchNormBackwardReduce.apply(g, x, mean, invstd)
+        if not need_x:
+            gx = None
+        elif ctx.attrs["training"]:
+            gx = BatchNormBackwardInput.apply(g, x, mean, invstd, weight, sums)
+        else:  # statistics are constants: y is x times a per-channel scale
+            scale = (weight * invstd).reshape((1, -1) + (1,) * (x.ndim - 2))
+            gx = g * scale
+        return gx, sums[1] if need_w else None, sums[0] if need_b else None, None, None
+
+
+class BatchNormBackwardReduce(Function):
+    """g, x (N, C, ...), mean, invstd (C,) -> (2, C): [sum g, sum g * xhat] per channel."""
+
+    @staticmethod
+    def forward(ctx, g, x, mean, invstd):
+        n, c = x.shape[:2]
+        return kernels_for(x).batch_norm_backward_reduce(
+            contiguous(g).reshape(n, c, -1), contiguous(x).reshape(n, c, -1), mean, invstd)
+
+    backward = _no_double_backward("batch_norm")
+
+
+class BatchNormBackwardInput(Function):
+    """Training-mode input gradient: w invstd (g - sums[0]/M - xhat sums[1]/M)."""
+
+    @staticmethod
+    def forward(ctx, g, x, mean, invstd, weight, sums):
+        n, c = x.shape[:2]
+        gx = kernels_for(x).batch_norm_backward_input(
+            contiguous(g).reshape(n, c, -1), contiguous(x).reshape(n, c, -1), mean, invstd,
+            weight, sums)
+        return gx.reshape(x.shape)
+
+    backward = _no_double_backward("batch_norm")
+
+
+def batch_norm(x, running_mean, running_var, weight=None, bias=None, training: bool = False,
+               momentum: float = 0.1, eps: float = 1e-5):
+    """Batch normalization over (N, ...) per channel. x: (N, C) or (N, C, H, W) (any (N, C, ...));
+    running_mean, running_var, weight, bias: (C,) or None.
+
+    training=True normalizes with this batch's mean and biased variance and, when given, updates
+    running_mean <- (1 - momentum) running_mean + momentum mean and running_var likewise with
+    the unbiased variance (in place, as PyTorch). training=False uses the running statistics.
+    """
+    op = "batch_norm"
+    if x.ndim < 2:
+        raise ShapeError(f"{op}: input must be (N, C) or (N, C, H, W), got {fmt_shape(x.shape)}")
+    check_float(op, input=x, weight=weight, bias=bias)
+    n, c = x.shape[:2]
+    m = x.size // c if c else 0
+    for name, t in (("running_mean", running_mean), ("running_var", running_var),
+                    ("weight", weight), ("bias", bias)):
+        if t is not None and t.shape != (c,):
+            raise ShapeError(f"{op}: {name} must have shape ({c},) for input "
+                             f"{fmt_shape(x.shape)} with {c} channels, got {fmt_shape(t.shape)}")
+    w, b = _ones_zeros(x, c, weight, bias)
+    kernels = kernels_for(x.data)
+    if training:
+        if m <= 1:
+            raise ShapeError(f"{op}: training mode needs more than one value per channel to "
+                             f"take a batch variance, got input {fmt_shape(x.shape)}")
+        mean, var = kernels.batch_norm_stats(contiguous(x.data).reshape(n, c, -1))
+        if running_mean is not None and isinstance(mean, np.ndarray):
+            rm = running_mean.data
+            rm *= 1 - momentum
+            rm += momentum * mean.astype(rm.dtype)
+        if running_var is not None and isinstance(var, np.ndarray):
+            rv = running_var.data
+            rv *= 1 - momentum
+            rv += momentum * (var * (m / (m - 1))).astype(rv.dtype)
+    else:
+        if running_mean is None or running_var is None:
+            raise ValueError(f"{op}: eval mode (training=False) needs running_mean and "
+                             "running_var")
+        mean, var = running_mean.data.astype(x.dtype), running_var.data.astype(x.dtype)
+    invstd = (1.0 / np.sqrt(var + eps)).astype(x.dtype)
+    from ..tensor import Tensor
+
+    return BatchNorm.apply(x, w, b, Tensor._wrap(mean), Tensor._wrap(invstd),
+                           training=bool(training))
+
+
+# ---- layer norm ---------------------------------------------------------------------------------
+class LayerNorm(Function):
+    """x (..., *normalized_shape) normalized over its last `ndim` axes, weight and bias of
+    normalized_shape."""
+
+    name = "layer_norm"
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, *, ndim, eps):
+        d = int(np.prod(x.shape[x.ndim - ndim:]))
+        y, mean, invstd = kernels_for(x).layer_norm_forward(
+            contiguous(x).reshape(-1, d), weight.reshape(d), bias.reshape(d), eps)
+        ctx.save_for_backward(x, weight, mean, invstd)
+        return y.reshape(x.shape)
+
+    @staticmethod
+    def backward(ctx, g):
+        x, weight, mean, invstd = ctx.saved_tensors
+        need_x, need_w, need_b = ctx.needs_input_grad
+        gx = LayerNormBackwardInput.apply(g, x, mean, invstd, weight) if need_x else None
+        gw = gb = None
+        if need_w or need_b:
+            sums = LayerNormBackwardAffine.apply(g, x, mean, invstd)
+            gw = sums[1].reshape(weight.shape) if need_w else None
+            gb = sums[0].reshape(weight.shape) if need_b else None
+        return gx, gw, gb
+
+
+class LayerNormBackwardInput(Function):
+    @staticmethod
+    def forward(ctx, g, x, mean, invstd, weight):
+        d = weight.size
+        gx = kernels_for(x).layer_norm_backward_input(
+            contiguous(g).reshape(-1, d), contiguous(x).reshape(-1, d), mean, invstd,
+            weight.reshape(d))
+        return gx.reshape(x.shape)
+
+    backward = _no_double_backward("layer_norm")
+
+
+class LayerNormBackwardAffine(Function):
+    """-> (2, D): [sum over rows of g, of g * xhat]."""
+
+    @staticmethod
+    def forward(ctx, g, x, mean, invstd):
+        d = x.size // mean.size
+        return kernels_for(x).layer_norm_backward_affine(
+            contiguous(g).reshape(-1, d), contiguous(x).reshape(-1, d), mean, invstd)
+
+    backward = _no_double_backward("layer_norm")
+
+
+def layer_norm(x, normalized_shape, weight=None, bias=None, eps: float = 1e-5):
+    """Normalize over the trailing axes `normalized_shape` (an int or a tuple), per sample.
+    x: (..., *normalized_shape); weight, bias: normalized_shape or None."""
+    op = "layer_norm"
+    shape = (normalized_shape,) if isinstance(normalized_shape, (int, np.integer)) \
+        else tuple(normalized_shape)
+    shape = tuple(int(s) for s in shape)
+    if not shape or x.ndim < len(shape) or tuple(x.shape[x.ndim - len(shape):]) != shape:
+        raise ShapeError(f"{op}: normalized_shape {fmt_shape(shape)} must match the trailing "
+                         f"axes of the input {fmt_shape(x.shape)}")
+    if 0 in shape:
+        raise ShapeError(f"{op}: normalized_shape {fmt_shape(shape)} is empty")
+    check_float(op, input=x, weight=weight, bias=bias)
+    for name, t in (("weight", weight), ("bias", bias)):
+        if t is not None and t.shape != shape:
+            raise ShapeError(f"{op}: {name} must have normalized_shape {fmt_shape(shape)}, got "
+                             f"{fmt_shape(t.shape)}")
+    d = int(np.prod(shape))
+    w, b = _ones_zeros(x, d, weight, bias)
+    return LayerNorm.apply(x, w.reshape(shape) if weight is None else w,
+                           b.reshape(shape) if bias is None else b, ndim=len(shape),
+                           eps=float(eps))
+
+
+# ---- group norm ---------------------------------------------------------------------------------
+class GroupNorm(Function):
+    """x (N, C, ...) normalized per sample over groups of C/G channels; weight, bias (C,)."""
+
+    name = "group_norm"
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, *, groups, eps):
+        n, c = x.shape[:2]
+        y, mean, invstd = kernels_for(x).group_norm_forward(
+            contiguous(x).reshape(n, c, -1), weight, bias, groups, eps)
+        ctx.save_for_backward(x, weight, mean, invstd)
+        return y.reshape(x.shape)
+
+    @staticmethod
+    def backward(ctx, g):
+        x, weight, mean, invstd = ctx.saved_tensors
+        need_x, need_w, need_b = ctx.needs_input_grad
+        groups = ctx.attrs["groups"]
+        gx = GroupNormBackwardInput.apply(g, x, mean, invstd, weight, groups=groups) \
+            if need_x else None
+        gw = gb = None
+        if need_w or need_b:
+            sums = GroupNormBackwardAffine.apply(g, x, mean, invstd, groups=groups)
+            gw, gb = (sums[1] if need_w else None), (sums[0] if need_b else None)
+        return gx, gw, gb
+
+
+class GroupNormBackwardInput(Function):
+    @staticmethod
+    def forward(ctx, g, x, mean, invstd, weight, *, groups):
+        n, c = x.shape[:2]
+        gx = kernels_for(x).group_norm_backward_input(
+            contiguous(g).reshape(n, c, -1), contiguous(x).reshape(n, c, -1), mean, invstd,
+            weight, groups)
+        return gx.reshape(x.shape)
+
+    backward = _no_double_backward("group_norm")
+
+
+class GroupNormBackwardAffine(Function):
+    """-> (2, C): [sum g, sum g * xhat] per channel."""
+
+    @staticmethod
+    def forward(ctx, g, x, mean, invstd, *, groups):
+        n, c = x.shape[:2]
+        return kernels_for(x).group_norm_backward_affine(
+            contiguous(g).reshape(n, c, -1), contiguous(x).reshape(n, c, -1), mean, invstd,
+            groups)
+
+    backward = _no_double_backward("group_norm")
+
+
+def group_norm(x, num_groups: int, weight=None, bias=None, eps: float = 1e-5):
+    """Normalize each sample over groups of C/num_groups channels (and all spatial positions).
+    x: (N, C, ...); weight, bias: (C,) or None. num_groups=C is instance norm, 1 is layer norm
+    over (C, H, W)."""
+    op = "group_norm"
+    if x.ndim < 2:
+        raise ShapeError(f"{op}: input must be (N, C, ...), got {fmt_shape(x.shape)}")
+    c = x.shape[1]
+    if not isinstance(num_groups, (int, np.integer)) or num_groups < 1:
+        raise ValueError(f"{op}: num_groups must be a positive int, got {num_groups!r}")
+    if c % num_groups:
+        raise ShapeError(f"{op}: {c} channels of input {fmt_shape(x.shape)} are not divisible "
+                         f"by num_groups={num_groups}")
+    if x.size == 0:
+        raise ShapeError(f"{op}: input {fmt_shape(x.shape)} is empty")
+    check_float(op, input=x, weight=weight, bias=bias)
+    for name, t in (("weight", weight), ("bias", bias)):
+        if t is not None and t.shape != (c,):
+            raise ShapeError(f"{op}: {name} must have shape ({c},), got {fmt_shape(t.shape)}")
+    w, b = _ones_zeros(x, c, weight, bias)
+    return GroupNorm.apply(x, w, b, groups=int(num_groups), eps=float(eps))

@@ -1,0 +1,154 @@
+"""max_pool2d, avg_pool2d and adaptive_avg_pool2d on (N, C, H, W), as PyTorch (ceil_mode=False,
+average divides by the whole window, padding included).
+
+Each pooling op's backward is an op too (the *Backward classes), so the backward pass is a graph
+of ops; average pooling is linear, so its backward's backward is the forward again.
+"""
+from __future__ import annotations
+
+from ..autograd import Function
+from ..backend import kernels_for
+from ..errors import GradError, ShapeError, fmt_shape
+from .conv import check_4d, check_float, contiguous, out_size, pair
+
+
+class MaxPool2d(Function):
+    """x (N, C, H, W) -> (N, C, OH, OW); keeps the argmax of each window for backward."""
+
+    @staticmethod
+    def forward(ctx, x, *, kernel, stride, padding, out_hw):
+        x = contiguous(x)
+        y, arg = kernels_for(x).max_pool2d_forward(x, *kernel, *stride, *padding, *out_hw)
+        ctx.save_for_backward(arg)
+        ctx.in_hw = x.shape[2:]
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        (arg,) = ctx.saved_tensors
+        return MaxPool2dBackward.apply(g, arg, in_hw=ctx.in_hw)
+
+
+class MaxPool2dBackward(Function):
+    """g (N, C, OH, OW), argmax (N, C, OH, OW) -> gx (N, C, H, W): each g to its window's max."""
+
+    @staticmethod
+    def forward(ctx, g, arg, *, in_hw):
+        return kernels_for(g).max_pool2d_backward(contiguous(g), contiguous(arg), *in_hw)
+
+    @staticmethod
+    def backward(ctx, gg):
+        raise GradError("max_pool2d: gradients of its gradient (create_graph=True) are not "
+                        "supported")
+
+
+class AvgPool2d(Function):
+    @staticmethod
+    def forward(ctx, x, *, kernel, stride, padding, out_hw):
+        ctx.in_hw = x.shape[2:]
+        return kernels_for(x).avg_pool2d_forward(contiguous(x), *kernel, *stride, *padding,
+                                                 *out_hw)
+
+    @staticmethod
+    def backward(ctx, g):
+        a = ctx.attrs
+        return AvgPool2dBackward.apply(g, kernel=a["kernel"], stride=a["stride"],
+                                       padding=a["padding"], in_hw=ctx.in_hw)
+
+
+class AvgPool2dBackward(Function):
+    """g (N, C, OH, OW) -> gx (N, C, H, W): each g spread evenly over its window."""
+
+    @staticmethod
+    def forward(ctx, g, *, kernel, stride, padding, in_hw):
+        return kernels_for(g).avg_pool2d_backward(contiguous(g), *kernel, *stride, *padding,
+                                                  *in_hw)
+
+    @staticmethod
+    def backward(ctx, gg):
+        a = ctx.attrs
+        out_hw = ctx.inputs[0].shape[2:]
+        return AvgPool2d.apply(gg, kernel=a["kernel"], stride=a["stride"], padding=a["padding"],
+                               out_hw=out_hw)
+
+
+class AdaptiveAvgPool2d(Function):
+    @staticmethod
+    def forward(ctx, x, *, out_hw):
+        ctx.in_hw = x.shape[2:]
+        return kernels_for(x).adaptive_avg_pool2d_forward(contiguous(x), *out_hw)
+
+    @staticmethod
+    def backward(ctx, g):
+        return AdaptiveAvgPool2dBackward.apply(g, in_hw=ctx.in_hw)
+
+
+class AdaptiveAvgPool2dBackward(Function):
+    @staticmethod
+    def forward(ctx, g, *, in_hw):
+        return kernels_for(g).adaptive_avg_pool2d_backward(contiguous(g), *in_hw)
+
+    @staticmethod
+    def backward(ctx, gg):
+        return AdaptiveAvgPool2d.apply(gg, out_hw=ctx.inputs[0].shape[2:])
+
+
+# ---- the functions users call -------------------------------------------------------------------
+def _window(op: str, x, kernel_size, stride, padding) -> dict:
+    """Checks a pooling window against x and returns the op's attributes."""
+    check_4d(op, "input", x, "(N, C, H, W)")
+    check_float(op, input=x)
+    kh, kw = pair(op, "kernel_size", kernel_size, 1)
+    sh, sw = (kh, kw) if stride is None or stride == () else pair(op, "stride", stride, 1)
+    ph, pw = pair(op, "padding", padding, 0)
+    if 2 * ph > kh or 2 * pw > kw:
+        raise ValueError(f"{op}: padding {(ph, pw)} must be at most half the kernel size "
+                         f"{(kh, kw)}")
+    h, w = x.shape[2:]
+    if kh > h + 2 * ph or kw > w + 2 * pw:
+        raise ShapeError(f"{op}: kernel_size {(kh, kw)} is larger than the padded input "
+                         f"{h + 2 * ph}x{w + 2 * pw} (input {fmt_shape(x.shape)}, padding "
+                         f"{(ph, pw)})")
+    return dict(kernel=(kh, kw), stride=(sh, sw), padding=(ph, pw),
+                out_hw=(out_size(h, kh, sh, ph, 1), out_size(w, kw, sw, pw, 1)))
+
+
+def _batched(x):
+    return (x.unsqueeze(0), True) if x.ndim == 3 else (x, False)
+
+
+def max_pool2d(x, kernel_size, stride=None, padding=0):
+    """Max over kh x kw windows. x: (N, C, H, W) or (C, H, W); stride defaults to kernel_size;
+    padding counts as -inf. Returns (N, C, OH, OW), OH = (H + 2 ph - kh) // sh + 1."""
+    x, unbatched = _batched(x)
+    y = MaxPool2d.apply(x, **_window("max_pool2d", x, kernel_size, stride, padding))
+    return y.squeeze(0) if unbatched else y
+
+
+def avg_pool2d(x, kernel_size, stride=None, padding=0):
+    """Mean over kh x kw windows (padding counts as zeros and the divisor is always kh*kw, as
+    PyTorch's default count_include_pad=True). x: (N, C, H, W) or (C, H, W)."""
+    x, unbatched = _batched(x)
+    y = AvgPool2d.apply(x, **_window("avg_pool2d", x, kernel_size, stride, padding))
+    return y.squeeze(0) if unbatched else y
+
+
+def adaptive_avg_pool2d(x, output_size):
+    """Average pooling to a fixed output size: window i spans floor(i H / OH) to
+    ceil((i + 1) H / OH). x: (N, C, H, W) or (C, H, W); output_size: int or (OH, OW), None keeps
+    that axis. Global average pooling is output_size=1: (N, C, 1, 1)."""
+    op = "adaptive_avg_pool2d"
+    x, unbatched = _batched(x)
+    check_4d(op, "input", x, "(N, C, H, W)")
+    check_float(op, input=x)
+    h, w = x.shape[2:]
+    size = (output_size, output_size) if not isinstance(output_size, (tuple, list)) \
+        else tuple(output_size)
+    if len(size) != 2:
+        raise ValueError(f"{op}: output_size must be an int or a pair, got {output_size!r}")
+    size = (h if size[0] is None else size[0], w if size[1] is None else size[1])
+    oh, ow = pair(op, "output_size", size, 1)
+    if h < 1 or w < 1:
+        raise ShapeError(f"{op}: input {fmt_shape(x.shape)} has an empty spatial axis")
+    y = AdaptiveAvgPool2d.apply(x, out_hw=(oh, ow))
+    return y.squeeze(0) if unbatched else y
