@@ -362,7 +362,8 @@ class Erf(Function):
     @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
-        return _erf(x).astype(x.dtype)
+        # NOTE: 1-D in and out, since the object ufunc gives a Python float for a 0-d input
+        return _erf(x.reshape(-1)).astype(x.dtype).reshape(x.shape)
 
     @staticmethod
     def backward(ctx, g):

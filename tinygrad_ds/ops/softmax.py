@@ -9,10 +9,18 @@ from ..errors import ShapeError, fmt_shape
 from .reduce import kept_shape, normalize_axes
 
 
-def _lse(x, axis):
+def _shift(x, axis):
+    """x - max(x) (0 where the max is not finite) and the log of the sum of its exp. Working
+    with the shifted logits keeps float32 accurate: x - (max + log s) would round at max's scale."""
     m = np.max(x, axis=axis, keepdims=True)
     m = np.where(np.isfinite(m), m, 0)
-    return m + np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True))
+    shifted = x - m
+    return m, shifted, np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+
+
+def _lse(x, axis):
+    m, _, log_s = _shift(x, axis)
+    return m + log_s
 
 
 class LogSumExp(Function):
@@ -33,7 +41,8 @@ class LogSumExp(Function):
 class LogSoftmax(Function):
     @staticmethod
     def forward(ctx, x, axis):
-        out = x - _lse(x, axis)
+        _, shifted, log_s = _shift(x, axis)
+        out = shifted - log_s
         ctx.save_for_backward(out)
         return out
 
@@ -46,7 +55,9 @@ class LogSoftmax(Function):
 class Softmax(Function):
     @staticmethod
     def forward(ctx, x, axis):
-        out = np.exp(x - _lse(x, axis))
+        _, shifted, _ = _shift(x, axis)
+        e = np.exp(shifted)
+        out = e / np.sum(e, axis=axis, keepdims=True)
         ctx.save_for_backward(out)
         return out
 
