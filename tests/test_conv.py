@@ -1,0 +1,250 @@
+"""conv2d and conv_transpose2d against float64 numpy loop references, gradients by gradcheck."""
+import numpy as np
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+import tinygrad_ds as tds
+import tinygrad_ds.functional as F
+from tinygrad_ds.errors import DTypeError, ShapeError
+
+SETTINGS = settings(max_examples=25, deadline=None)
+
+
+def ref_conv2d(x, w, b, stride, padding, dilation, groups):
+    """Straightforward loops: every output position is a dot product with its input patch."""
+    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
+    n, c, h, wd = x.shape
+    o, cg, kh, kw = w.shape
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    oh = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+    ow = (wd + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    y = np.zeros((n, o, oh, ow))
+    og = o // groups
+    for oc in range(o):
+        g = oc // og
+        for i in range(oh):
+            for j in range(ow):
+                patch = xp[:, g * cg:(g + 1) * cg, i * sh:i * sh + dh * (kh - 1) + 1:dh,
+                           j * sw:j * sw + dw * (kw - 1) + 1:dw]
+                y[:, oc, i, j] = (patch * w[oc]).sum(axis=(1, 2, 3))
+        if b is not None:
+            y[:, oc] += b[oc]
+    return y
+
+
+def ref_conv_transpose2d(x, w, b, stride, padding, output_padding, groups, dilation):
+    """Scatter loops: each input value adds weight * value into its output window."""
+    (sh, sw), (ph, pw), (dh, dw), (oph, opw) = stride, padding, dilation, output_padding
+    n, ci, h, wd = x.shape
+    _, cog, kh, kw = w.shape
+    oh = (h - 1) * sh - 2 * ph + dh * (kh - 1) + oph + 1
+    ow = (wd - 1) * sw - 2 * pw + dw * (kw - 1) + opw + 1
+    full = np.zeros((n, cog * groups, oh + 2 * ph + sh + dh * kh, ow + 2 * pw + sw + dw * kw))
+    cig = ci // groups
+    for c in range(ci):
+        g = c // cig
+        for i in range(h):
+            for j in range(wd):
+                for ki in range(kh):
+                    for kj in range(kw):
+                        full[:, g * cog:(g + 1) * cog, i * sh + ki * dh, j * sw + kj * dw] += \
+                            x[:, c, i, j][:, None] * w[c, :, ki, kj][None, :]
+    y = full[:, :, ph:ph + oh, pw:pw + ow]
+    return y + (b[None, :, None, None] if b is not None else 0)
+
+
+def t64(a, grad=False):
+    return tds.Tensor(a, dtype="float64", requires_grad=grad)
+
+
+@st.composite
+def conv_case(draw):
+    groups = draw(st.integers(1, 3))
+    c = groups * draw(st.integers(1, 2))
+    o = groups * draw(st.integers(1, 2))
+    kh, kw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    stride = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    padding = (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
+    dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    n, h, w = draw(st.integers(1, 2)), draw(st.integers(1, 7)), draw(st.integers(1, 7))
+    bias = draw(st.booleans())
+    return n, c, h, w, o, kh, kw, stride, padding, dilation, groups, bias
+
+
+@SETTINGS
+@given(conv_case(), st.integers(0, 2**31))
+def test_conv2d_matches_reference(case, seed):
+    n, c, h, w, o, kh, kw, stride, padding, dilation, groups, bias = case
+    assume(dilation[0] * (kh - 1) < h + 2 * padding[0])
+    assume(dilation[1] * (kw - 1) < w + 2 * padding[1])
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c, h, w))
+    wt = rng.standard_normal((o, c // groups, kh, kw))
+    b = rng.standard_normal(o) if bias else None
+    y = F.conv2d(t64(x), t64(wt), None if b is None else t64(b), stride, padding, dilation, groups)
+    np.testing.assert_allclose(y.numpy(), ref_conv2d(x, wt, b, stride, padding, dilation, groups),
+                               rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("stride,padding,dilation", [(1, 1, 1), (2, 0, 1), ((1, 2), (2, 1), 2)])
+def test_depthwise_matches_reference(stride, padding, dilation):
+    rng = np.random.default_rng(1)
+    x, w, b = rng.standard_normal((2, 3, 7, 6)), rng.standard_normal((3, 1, 3, 3)), \
+        rng.standard_normal(3)
+    y = F.conv2d(t64(x), t64(w), t64(b), stride, padding, dilation, groups=3)
+    expect = ref_conv2d(x, w, b, *(F_pair(v) for v in (stride, padding, dilation)), 3)
+    np.testing.assert_allclose(y.numpy(), expect, rtol=1e-10, atol=1e-10)
+
+
+def F_pair(v):
+    return (v, v) if isinstance(v, int) else v
+
+
+@pytest.mark.parametrize("c,o,groups,k,stride,padding,dilation", [
+    (2, 3, 1, 3, 1, 1, 1),      # plain, same-size
+    (4, 4, 2, 2, 2, 0, 1),      # grouped, stride 2, even kernel
+    (3, 3, 3, 3, 1, 2, 2),      # depthwise, dilated
+    (2, 2, 1, 1, 2, 0, 1),      # 1x1 stride 2 (a ResNet projection)
+])
+def test_conv2d_gradcheck(c, o, groups, k, stride, padding, dilation):
+    rng = np.random.default_rng(2)
+    x = t64(rng.standard_normal((2, c, 5, 4)), True)
+    w = t64(rng.standard_normal((o, c // groups, k, k)), True)
+    b = t64(rng.standard_normal(o), True)
+    tds.gradcheck(lambda a, ww, bb: F.conv2d(a, ww, bb, stride, padding, dilation, groups), x, w, b)
+
+
+def test_conv2d_double_backward():
+    """The backward ops are themselves differentiable (each is linear in both inputs): the
+    gradient of v . d(sum y^2)/dx with respect to w matches finite differences."""
+    rng = np.random.default_rng(3)
+    xd, wd = rng.standard_normal((1, 2, 4, 4)), rng.standard_normal((2, 2, 3, 3))
+    v = rng.standard_normal(xd.shape)
+
+    def h(wv, create_graph):
+        x, w = t64(xd, True), t64(wv, True)
+        y = F.conv2d(x, w, padding=1)
+        (y * y).sum().backward(retain_graph=create_graph, create_graph=create_graph)
+        return (x.grad * t64(v)).sum(), w
+
+    out, w = h(wd, True)
+    w.grad = None
+    out.backward()
+    numeric = np.zeros_like(wd)
+    for idx in np.ndindex(wd.shape):
+        hi, lo = wd.copy(), wd.copy()
+        hi[idx] += 1e-6
+        lo[idx] -= 1e-6
+        numeric[idx] = (h(hi, False)[0].item() - h(lo, False)[0].item()) / 2e-6
+    np.testing.assert_allclose(w.grad.numpy(), numeric, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("k,dilation", [(2, 1), (3, 1), (4, 1), (2, 3), (3, 2)])
+def test_conv2d_same_padding(k, dilation):
+    rng = np.random.default_rng(4)
+    x, w = rng.standard_normal((1, 2, 5, 6)), rng.standard_normal((3, 2, k, k))
+    y = F.conv2d(t64(x), t64(w), padding="same", dilation=dilation)
+    total = dilation * (k - 1)
+    xp = np.pad(x, ((0, 0), (0, 0), (total // 2, total - total // 2),
+                    (total // 2, total - total // 2)))  # PyTorch: the extra goes bottom/right
+    assert y.shape == (1, 3, 5, 6)
+    np.testing.assert_allclose(y.numpy(), ref_conv2d(xp, w, None, (1, 1), (0, 0),
+                                                     (dilation, dilation), 1), atol=1e-10)
+
+
+def test_conv2d_float32_and_unbatched():
+    rng = np.random.default_rng(5)
+    x, w = rng.standard_normal((3, 6, 6)), rng.standard_normal((4, 3, 3, 3))
+    y = F.conv2d(tds.Tensor(x), tds.Tensor(w), padding=1)
+    assert y.dtype == np.float32 and y.shape == (4, 6, 6)
+    np.testing.assert_allclose(y.numpy(), ref_conv2d(x[None], w, None, (1, 1), (1, 1), (1, 1),
+                                                     1)[0], rtol=1e-4, atol=1e-4)
+
+
+def test_conv2d_noncontiguous_input_gets_grad():
+    rng = np.random.default_rng(6)
+    base = t64(rng.standard_normal((5, 5, 2, 1)), True)
+    x = base.permute(3, 2, 0, 1)  # (1, 2, 5, 5), not C-contiguous
+    w = t64(rng.standard_normal((1, 2, 3, 3)))
+    F.conv2d(x, w).sum().backward()
+    assert base.grad is not None and base.grad.shape == base.shape
+
+
+@st.composite
+def transpose_case(draw):
+    groups = draw(st.integers(1, 2))
+    ci, cog = groups * draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    k = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 2)))
+    dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    padding = (draw(st.integers(0, 1)), draw(st.integers(0, 1)))
+    op = tuple(draw(st.integers(0, max(s, d) - 1)) for s, d in zip(stride, dilation))
+    n, h, w = draw(st.integers(1, 2)), draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    return n, ci, h, w, cog, k, stride, padding, op, groups, dilation
+
+
+@SETTINGS
+@given(transpose_case(), st.booleans(), st.integers(0, 2**31))
+def test_conv_transpose2d_matches_reference(case, bias, seed):
+    n, ci, h, w, cog, k, stride, padding, op, groups, dilation = case
+    oh = (h - 1) * stride[0] - 2 * padding[0] + dilation[0] * (k[0] - 1) + op[0] + 1
+    ow = (w - 1) * stride[1] - 2 * padding[1] + dilation[1] * (k[1] - 1) + op[1] + 1
+    assume(oh > 0 and ow > 0)
+    rng = np.random.default_rng(seed)
+    x, wt = rng.standard_normal((n, ci, h, w)), rng.standard_normal((ci, cog, *k))
+    b = rng.standard_normal(cog * groups) if bias else None
+    y = F.conv_transpose2d(t64(x), t64(wt), None if b is None else t64(b), stride, padding, op,
+                           groups, dilation)
+    expect = ref_conv_transpose2d(x, wt, b, stride, padding, op, groups, dilation)
+    np.testing.assert_allclose(y.numpy(), expect, rtol=1e-10, atol=1e-10)
+
+
+def test_conv_transpose2d_gradcheck():
+    rng = np.random.default_rng(7)
+    x = t64(rng.standard_normal((2, 4, 3, 3)), True)
+    w = t64(rng.standard_normal((4, 1, 3, 2)), True)
+    b = t64(rng.standard_normal(2), True)
+    tds.gradcheck(lambda a, ww, bb: F.conv_transpose2d(a, ww, bb, stride=2, padding=1,
+                                                       output_padding=1, groups=2), x, w, b)
+
+
+# ---- bad input: clear errors, raised before any kernel runs ------------------------------------
+@pytest.fixture
+def no_kernels(monkeypatch):
+    import tinygrad_ds.ops.conv as conv_ops
+
+    def refuse(_):
+        raise AssertionError("a kernel was called")
+    monkeypatch.setattr(conv_ops, "kernels_for", refuse)
+
+
+@pytest.mark.parametrize("x_shape,w_shape,kwargs,words", [
+    ((1, 3, 4, 4), (2, 3, 5, 5), {}, ["conv2d", "kernel 5x5", "padded input 4x4", "(1, 3, 4, 4)"]),
+    ((1, 3, 4, 4), (2, 3, 3, 3), {"dilation": 2}, ["dilated to 5x5", "padded input 4x4"]),
+    ((1, 3, 4, 4), (2, 1, 3, 3), {"groups": 2}, ["divisible by groups=2", "in_channels 3"]),
+    ((1, 4, 4, 4), (2, 3, 3, 3), {}, ["expects 3 input channels", "(1, 4, 4, 4)"]),
+    ((1, 3, 4, 4), (2, 3, 3), {}, ["weight must be 4-D", "(2, 3, 3)"]),
+    ((3, 4), (2, 3, 3, 3), {}, ["input must be 4-D", "(3, 4)"]),
+])
+def test_conv2d_bad_shapes(no_kernels, x_shape, w_shape, kwargs, words):
+    with pytest.raises(ShapeError) as err:
+        F.conv2d(tds.zeros(*x_shape), tds.zeros(*w_shape), **kwargs)
+    for word in words:
+        assert word in str(err.value)
+
+
+def test_conv2d_bad_arguments(no_kernels):
+    x, w = tds.zeros(1, 2, 5, 5), tds.zeros(2, 2, 3, 3)
+    with pytest.raises(ShapeError, match=r"bias must have shape \(2,\)"):
+        F.conv2d(x, w, tds.zeros(3))
+    with pytest.raises(DTypeError, match="input float32, weight float64"):
+        F.conv2d(x, w.double())
+    with pytest.raises(ValueError, match="stride 1"):
+        F.conv2d(x, w, stride=2, padding="same")
+    with pytest.raises(ValueError, match="stride must be >= 1"):
+        F.conv2d(x, w, stride=0)
+    with pytest.raises(ValueError, match="output_padding"):
+        F.conv_transpose2d(x, w, stride=2, output_padding=2)
+    with pytest.raises(ShapeError, match="expects 2 input channels"):
+        F.conv_transpose2d(tds.zeros(1, 3, 4, 4), w)
