@@ -20,6 +20,7 @@ from .random import manual_seed
 from .tensor import Tensor
 
 from . import nn  # noqa: E402  (layers build on everything above)
+from .graph import Graph, trace  # noqa: E402  (tracing runs models: after nn)
 
 cat = concat
 
@@ -38,3 +39,4 @@ __all__ = [
     "zeros_like", "ones_like", "full_like", "randn_like", "rand_like",
     "concat", "cat", "stack", "where", "gradcheck", "manual_seed",
 ]
+__all__ += ["trace", "Graph"]

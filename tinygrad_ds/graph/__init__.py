@@ -1,0 +1,14 @@
+"""Tracing models into a Graph: the intermediate representation that the visualizer draws and
+the graph compiler replays.
+
+    import tinygrad_ds as tds
+    graph = tds.trace(model, (1, 3, 32, 32))   # shape-only: nothing is computed
+    print(graph.summary())                     # module, type, output shape, params, mult-adds
+    graph.run(x)                               # the same ops on real data: equals model(x)
+    graph.backward()                           # the backward pass, as a Graph of its own
+"""
+from .ir import Call, Graph, Node
+from .summary import Summary, multiply_adds
+from .trace import trace
+
+__all__ = ["trace", "Graph", "Node", "Call", "Summary", "multiply_adds"]
