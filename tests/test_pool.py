@@ -1,0 +1,122 @@
+"""Pooling against float64 numpy loop references; gradients by gradcheck."""
+import numpy as np
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+import tinygrad_ds as tds
+import tinygrad_ds.functional as F
+from tinygrad_ds.errors import ShapeError
+
+SETTINGS = settings(max_examples=25, deadline=None)
+
+
+def windows(x, k, s, p, fill):
+    """Yield (i, j, window) over the padded input: window is (N, C, kh, kw)."""
+    xp = np.pad(x, ((0, 0), (0, 0), (p[0], p[0]), (p[1], p[1])), constant_values=fill)
+    oh = (x.shape[2] + 2 * p[0] - k[0]) // s[0] + 1
+    ow = (x.shape[3] + 2 * p[1] - k[1]) // s[1] + 1
+    for i in range(oh):
+        for j in range(ow):
+            yield i, j, xp[:, :, i * s[0]:i * s[0] + k[0], j * s[1]:j * s[1] + k[1]], (oh, ow)
+
+
+def ref_pool(x, k, s, p, kind):
+    out = None
+    for i, j, win, (oh, ow) in windows(x, k, s, p, -np.inf if kind == "max" else 0.0):
+        if out is None:
+            out = np.zeros(x.shape[:2] + (oh, ow))
+        out[:, :, i, j] = win.max(axis=(2, 3)) if kind == "max" else win.mean(axis=(2, 3))
+    return out
+
+
+def ref_adaptive(x, oh, ow):
+    h, w = x.shape[2:]
+    out = np.zeros(x.shape[:2] + (oh, ow))
+    for i in range(oh):
+        for j in range(ow):
+            h0, h1 = (i * h) // oh, -((-(i + 1) * h) // oh)
+            w0, w1 = (j * w) // ow, -((-(j + 1) * w) // ow)
+            out[:, :, i, j] = x[:, :, h0:h1, w0:w1].mean(axis=(2, 3))
+    return out
+
+
+def t64(a, grad=False):
+    return tds.Tensor(a, dtype="float64", requires_grad=grad)
+
+
+@st.composite
+def pool_case(draw):
+    k = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    stride = draw(st.one_of(st.none(), st.tuples(st.integers(1, 3), st.integers(1, 3))))
+    pad = (draw(st.integers(0, k[0] // 2)), draw(st.integers(0, k[1] // 2)))
+    shape = (draw(st.integers(1, 2)), draw(st.integers(1, 3)), draw(st.integers(1, 7)),
+             draw(st.integers(1, 7)))
+    return shape, k, stride, pad
+
+
+@SETTINGS
+@given(pool_case(), st.sampled_from(["max", "avg"]), st.integers(0, 2**31))
+def test_pool_matches_reference(case, kind, seed):
+    shape, k, stride, pad = case
+    assume(k[0] <= shape[2] + 2 * pad[0] and k[1] <= shape[3] + 2 * pad[1])
+    x = np.random.default_rng(seed).standard_normal(shape)
+    fn = F.max_pool2d if kind == "max" else F.avg_pool2d
+    y = fn(t64(x), k, stride, pad)
+    np.testing.assert_allclose(y.numpy(), ref_pool(x, k, stride or k, pad, kind), atol=1e-12)
+
+
+@SETTINGS
+@given(st.integers(1, 2), st.integers(1, 9), st.integers(1, 9), st.integers(1, 5),
+       st.integers(1, 5), st.integers(0, 2**31))
+def test_adaptive_avg_pool_matches_reference(n, h, w, oh, ow, seed):
+    x = np.random.default_rng(seed).standard_normal((n, 2, h, w))
+    y = F.adaptive_avg_pool2d(t64(x), (oh, ow))
+    np.testing.assert_allclose(y.numpy(), ref_adaptive(x, oh, ow), atol=1e-12)
+
+
+def test_global_average_pool_and_none_size():
+    x = np.random.default_rng(0).standard_normal((2, 3, 5, 4))
+    np.testing.assert_allclose(F.adaptive_avg_pool2d(t64(x), 1).numpy(),
+                               x.mean(axis=(2, 3), keepdims=True), atol=1e-12)
+    assert F.adaptive_avg_pool2d(t64(x), (None, 2)).shape == (2, 3, 5, 2)
+
+
+@pytest.mark.parametrize("fn", [
+    lambda a: F.max_pool2d(a, 2),
+    lambda a: F.max_pool2d(a, 3, 2, 1),
+    lambda a: F.avg_pool2d(a, (3, 2), (1, 2), (1, 1)),
+    lambda a: F.adaptive_avg_pool2d(a, (3, 2)),
+    lambda a: F.adaptive_avg_pool2d(a, 1),
+])
+def test_pool_gradcheck(fn):
+    x = t64(np.random.default_rng(1).standard_normal((2, 2, 5, 4)), True)
+    tds.gradcheck(fn, x)
+
+
+def test_max_pool_gradient_goes_to_argmax_and_float32():
+    x = tds.Tensor([[[[1.0, 5.0], [3.0, 2.0]]]], requires_grad=True)
+    y = F.max_pool2d(x, 2)
+    y.sum().backward()
+    assert y.dtype == np.float32 and y.item() == 5.0
+    np.testing.assert_array_equal(x.grad.numpy(), [[[[0, 1], [0, 0]]]])
+
+
+def test_unbatched_pooling():
+    assert F.max_pool2d(tds.zeros(3, 4, 4), 2).shape == (3, 2, 2)
+    assert F.adaptive_avg_pool2d(tds.zeros(3, 4, 4), 1).shape == (3, 1, 1)
+
+
+def test_pool_bad_input(monkeypatch):
+    import tinygrad_ds.ops.pool as pool_ops
+
+    monkeypatch.setattr(pool_ops, "kernels_for", lambda _: pytest.fail("a kernel was called"))
+    with pytest.raises(ShapeError, match=r"max_pool2d: kernel_size \(5, 5\) is larger than the "
+                                         r"padded input 4x4 \(input \(1, 1, 4, 4\)"):
+        F.max_pool2d(tds.zeros(1, 1, 4, 4), 5)
+    with pytest.raises(ValueError, match="at most half the kernel size"):
+        F.avg_pool2d(tds.zeros(1, 1, 4, 4), 2, padding=2)
+    with pytest.raises(ShapeError, match=r"avg_pool2d: input must be 4-D"):
+        F.avg_pool2d(tds.zeros(4, 4), 2)
+    with pytest.raises(ValueError, match="output_size"):
+        F.adaptive_avg_pool2d(tds.zeros(1, 1, 4, 4), 0)
