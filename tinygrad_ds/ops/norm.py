@@ -110,12 +110,11 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training: b
             raise ShapeError(f"{op}: {name} must have shape ({c},) for input "
                              f"{fmt_shape(x.shape)} with {c} channels, got {fmt_shape(t.shape)}")
     w, b = _ones_zeros(x, c, weight, bias)
-    kernels = kernels_for(x.data)
     if training:
         if m <= 1:
             raise ShapeError(f"{op}: training mode needs more than one value per channel to "
                              f"take a batch variance, got input {fmt_shape(x.shape)}")
-        mean, var = kernels.batch_norm_stats(contiguous(x.data).reshape(n, c, -1))
+        mean, var = kernels_for(x.data).batch_norm_stats(contiguous(x.data).reshape(n, c, -1))
         if running_mean is not None and isinstance(mean, np.ndarray):
             rm = running_mean.data
             rm *= 1 - momentum
