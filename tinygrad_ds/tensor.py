@@ -11,7 +11,7 @@ from typing import Sequence
 import numpy as np
 
 from . import autograd, dtypes
-from .errors import DTypeError, GradError, TdsError, fmt_shape
+from .errors import DTypeError, GradError, ShapeError, TdsError, fmt_shape
 from .ops import elementwise as E
 from .ops import matmul as M
 from .ops import movement as V
@@ -112,7 +112,7 @@ class Tensor:
 
     def item(self):
         if self.size != 1:
-            raise TdsError(f"item(): only a tensor with one element has an item, this one has "
+            raise ShapeError(f"item(): only a tensor with one element has an item, this one has "
                            f"shape {fmt_shape(self.shape)}")
         return self.data.item()
 
@@ -187,7 +187,9 @@ class Tensor:
             self._node.retain = weakref.ref(self)
         return self
 
-    def backward(self, grad=None, retain_graph: bool = False, create_graph: bool = False) -> None:
+    def backward(self, grad=None, retain_graph: bool | None = None,
+                 create_graph: bool = False) -> None:
+        """Accumulate d(self)/d(leaf) into every leaf's .grad (see autograd.backward)."""
         autograd.backward(self, grad, retain_graph=retain_graph, create_graph=create_graph)
 
     def zero_grad(self) -> None:

@@ -169,6 +169,7 @@ class Less(Binary):
 
 class LessEqual(Binary):
     differentiable = False
+    name = "less_equal"
 
     @staticmethod
     def forward(ctx, a, b):
@@ -185,6 +186,7 @@ class Equal(Binary):
 
 class NotEqual(Binary):
     differentiable = False
+    name = "not_equal"
 
     @staticmethod
     def forward(ctx, a, b):
