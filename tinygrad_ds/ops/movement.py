@@ -59,7 +59,7 @@ class IndexAdd(Function):
 
     @staticmethod
     def forward(ctx, g, shape, index):
-        out = np.zeros(shape, dtype=g.dtype)
+        out = np.zeros_like(g, shape=shape)  # (a *_like call, so that shape-only arrays trace)
         if _is_basic(index):  # slices and ints pick each element at most once
             out[index] = g
         else:
