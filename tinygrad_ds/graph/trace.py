@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 
 from .. import autograd, random
-from ..errors import TdsError
+from ..errors import ShapeError, TdsError, fmt_shape
+from ..modelfile import ModelFileError, error_in_file, load_model_spec
 from ..meta import MetaArray
 from ..tensor import Tensor
 from .ir import Call, Graph, Node
@@ -308,3 +309,32 @@ def trace(model, example, mode: str = "eval") -> Graph:
     graph._outputs = outs  # noqa: SLF001 - keeps the output tensors (and their tape) alive
     _mark_residual_generic(graph)
     return graph
+
+
+def trace_file(path: str, input_shape: tuple[int, ...] | None = None,
+               mode: str = "eval") -> Graph:
+    """Load a model file (see tinygrad_ds.modelfile) and trace its model on its input shape
+    (or `input_shape`). Every error, a shape mismatch deep in the model included, comes back as
+    one ModelFileError naming the file, the line and, for shape errors, the module path and
+    both shapes."""
+    spec = load_model_spec(path, input_shape=input_shape)
+    if spec.input_shape is None:
+        raise ModelFileError(
+            f"{path}: defines neither `input_shape` nor `example_input`; add a line such as "
+            "`input_shape = (1, 3, 32, 32)` (one batch, batch first), or pass --input-shape")
+    example = spec.input_shape
+    if spec.example_input is not None and tuple(spec.example_input.shape) == spec.input_shape:
+        example = spec.example_input  # keeps its dtype (integer token ids, float64)
+    try:
+        return trace(spec.model, example, mode=mode)
+    except Exception as e:  # noqa: BLE001 - one message naming file, line and module
+        err = error_in_file(path, e, where=f"the model on an input of shape "
+                                           f"{fmt_shape(spec.input_shape)}", model=spec.model)
+        if isinstance(e, ShapeError):
+            raise FileShapeError(str(err)) from None
+        raise err from None
+
+
+
+class FileShapeError(ModelFileError, ShapeError):
+    """A shape mismatch found while tracing a model file's model."""

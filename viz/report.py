@@ -1,0 +1,83 @@
+"""What `tds viz` and `tds summary` do, as functions that work from Python too."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from tinygrad_ds.graph import Graph, trace_file
+
+from .draw import draw
+from .grads import gradient_norms
+from .paths import count_paths
+from .render import FORMATS, Written, write
+
+
+@dataclass
+class VizResult:
+    graph: Graph
+    summary: str
+    written: Written
+    paths: int
+
+    @property
+    def paths_line(self) -> str:
+        return paths_line(self.paths)
+
+
+def paths_line(n: int) -> str:
+    """'Input-to-output paths: 512 (2^9)'."""
+    power = f" (2^{n.bit_length() - 1})" if n > 1 and n & (n - 1) == 0 else ""
+    return f"Input-to-output paths: {n:,}{power}"
+
+
+def parse_shape(text: str) -> tuple[int, ...]:
+    """'1,3,32,32' (or '1x3x32x32', '(1, 3, 32, 32)') -> (1, 3, 32, 32)."""
+    cleaned = text.strip().strip("()[]").replace("x", ",").replace(" ", "")
+    try:
+        shape = tuple(int(s) for s in cleaned.split(",") if s)
+    except ValueError:
+        shape = ()
+    if not shape or any(s <= 0 for s in shape):
+        raise ValueError(f"input shape {text!r}: give positive integers separated by commas, "
+                         "batch first, such as 1,3,32,32")
+    return shape
+
+
+def output_path(model_file: str, output: str | None, fmt: str | None) -> tuple[str, str]:
+    """The file to write and its format: --output's suffix decides when --format is not
+    given; the default is <model file name>.svg in the current folder."""
+    if output is not None:
+        ext = os.path.splitext(output)[1].lstrip(".").lower()
+        fmt = fmt or (ext if ext in FORMATS else "svg")
+        return output, fmt
+    fmt = fmt or "svg"
+    stem = os.path.splitext(os.path.basename(model_file))[0]
+    return f"{stem}.{fmt}", fmt
+
+
+def viz_model_file(model_file: str, output: str | None = None, fmt: str | None = None,
+                   level: str = "module", depth: int | None = None, backward: bool = False,
+                   grads: bool = False, input_shape: tuple[int, ...] | None = None,
+                   params: bool = False, mode: str = "eval") -> VizResult:
+    """Trace the model file's model, draw it, write the drawing; return the summary and the
+    path count too. Raises ModelFileError (bad file), DrawingTooLarge (op level too big)."""
+    graph = trace_file(model_file, input_shape=input_shape, mode=mode)
+    path, fmt = output_path(model_file, output, fmt)
+    if fmt == "json":
+        data = (graph.backward() if backward else graph).to_json()
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(data)
+        written = Written(path)
+    else:
+        norms = gradient_norms(graph) if grads else None
+        dot = draw(graph, level=level, depth=depth, params=params, backward=backward, grads=norms)
+        written = write(dot, path, fmt)
+    return VizResult(graph, str(graph.summary()), written, count_paths(graph))
+
+
+def summary_of_file(model_file: str, input_shape: tuple[int, ...] | None = None,
+                    mode: str = "eval") -> str:
+    """The summary table of the model file's model, with the path count line."""
+    graph = trace_file(model_file, input_shape=input_shape, mode=mode)
+    return str(graph.summary()) + "\n" + paths_line(count_paths(graph))
