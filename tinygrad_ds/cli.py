@@ -17,5 +17,76 @@ def main() -> None:
     """
 
 
+@main.command("viz")
+@click.argument("model_file", type=click.Path(dir_okay=False))
+@click.option("--output", "-o", type=click.Path(dir_okay=False), default=None,
+              help="file to write [default: <model file name>.<format> here]")
+@click.option("--format", "fmt", type=click.Choice(["svg", "png", "pdf", "dot", "json"]),
+              default=None, help="[default: from --output's suffix, else svg]")
+@click.option("--level", type=click.Choice(["module", "op"]), default="module",
+              show_default=True, help="one node per layer, or one per op")
+@click.option("--depth", type=click.IntRange(min=1), default=None,
+              help="collapse module calls at this depth of the module tree (1: top level)")
+@click.option("--backward", is_flag=True, help="draw the backward pass")
+@click.option("--grads", is_flag=True,
+              help="colour nodes by gradient norm from one forward/backward on random input")
+@click.option("--params", is_flag=True, help="draw parameter nodes")
+@click.option("--input-shape", default=None, help="override the file's, e.g. 1,3,32,32")
+@click.option("--train-mode", is_flag=True, help="trace in training mode [default: eval]")
+@click.option("--debug", is_flag=True, help="show Python tracebacks")
+def viz_cmd(model_file, output, fmt, level, depth, backward, grads, params, input_shape,
+            train_mode, debug) -> None:
+    """Draw the network MODEL_FILE defines, print its summary and its number of paths.
+
+    \b
+    Example:
+      tds viz examples/resnet.py                      # writes resnet.svg
+      tds viz examples/resnet.py -o resnet.png --depth 2
+      tds viz examples/plain.py --grads               # colour by gradient norm
+      tds viz examples/lenet.py --level op --backward
+    """
+    from viz.report import parse_shape, viz_model_file
+
+    try:
+        shape = parse_shape(input_shape) if input_shape else None
+        result = viz_model_file(model_file, output, fmt, level, depth, backward, grads, shape,
+                                params, "train" if train_mode else "eval")
+    except Exception as e:  # noqa: BLE001 - one clear line; --debug shows the traceback
+        if debug:
+            raise
+        raise click.ClickException(str(e)) from None
+    click.echo(result.summary)
+    if result.written.note:
+        click.echo(result.written.note)
+    else:
+        click.echo(f"Wrote {result.written.path}")
+    click.echo(result.paths_line)
+
+
+@main.command("summary")
+@click.argument("model_file", type=click.Path(dir_okay=False))
+@click.option("--input-shape", default=None, help="override the file's, e.g. 1,3,32,32")
+@click.option("--debug", is_flag=True, help="show Python tracebacks")
+def summary_cmd(model_file, input_shape, debug) -> None:
+    """Print the summary table (module, type, output shape, parameters, multiply-adds) of the
+    model MODEL_FILE defines.
+
+    \b
+    Example:
+      tds summary examples/vgg.py
+      tds summary examples/lenet.py --input-shape 8,1,28,28
+    """
+    from viz.report import parse_shape, summary_of_file
+
+    try:
+        shape = parse_shape(input_shape) if input_shape else None
+        text = summary_of_file(model_file, shape)
+    except Exception as e:  # noqa: BLE001
+        if debug:
+            raise
+        raise click.ClickException(str(e)) from None
+    click.echo(text)
+
+
 if __name__ == "__main__":
     main()
