@@ -74,6 +74,17 @@ def test_properties_and_conversions():
     assert (t > 2).any() and not (t > 9).any() and (t >= 0).all()
 
 
+def test_iteration_abs_and_pytorch_spellings():
+    t = tds.Tensor([[1.0, -2.0], [3.0, 4.0]], requires_grad=True)
+    rows = list(t)
+    assert len(rows) == 2 and rows[1].tolist() == [3.0, 4.0]
+    sum(rows).sum().backward()
+    np.testing.assert_allclose(t.grad.data, np.ones((2, 2)))
+    assert abs(t).tolist() == [[1.0, 2.0], [3.0, 4.0]]
+    assert t.numel() == 4 and t.dim() == 2
+    assert np.array(t, copy=True) is not t.data
+
+
 def test_repr_is_readable():
     assert repr(tds.Tensor([1.0, 2.5])) == "tensor([1. , 2.5])"
     assert "dtype=int64" in repr(tds.Tensor([1, 2]))

@@ -1,4 +1,4 @@
-"""The tape: Function (an op = forward + backward), Context (one node of the tape), the backward walk.
+"""The tape: Function (an op = forward + backward), Context (one node of the tape), backward().
 
 Every op is a `Function` subclass. `Function.apply` runs its `forward` on plain arrays and, when a
 gradient is wanted, records one `Context` node: the op, its input Tensors, its attributes and what

@@ -40,7 +40,8 @@ def to_dtype(dtype) -> np.dtype:
     except TypeError:
         raise DTypeError(f"unknown dtype {dtype!r}; use one of {sorted(set(_NAMES))}") from None
     if dt not in SUPPORTED:
-        raise DTypeError(f"dtype {dt} is not supported; use one of float32, float64, int32, int64, bool")
+        raise DTypeError(f"dtype {dt} is not supported; use one of float32, float64, int32, "
+                         "int64, bool")
     return dt
 
 

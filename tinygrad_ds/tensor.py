@@ -105,6 +105,16 @@ class Tensor:
             raise TypeError("len() of a 0-d tensor")
         return self.shape[0]
 
+    def __iter__(self):
+        """The sub-tensors along the first axis (each one a getitem, so gradients flow)."""
+        return (self[i] for i in range(len(self)))
+
+    def numel(self) -> int:
+        return self.size
+
+    def dim(self) -> int:
+        return self.ndim
+
     # ---- conversion ---------------------------------------------------------------------------
     def numpy(self) -> np.ndarray:
         """The data as a numpy array (shared, not copied; use .copy() to keep it)."""
@@ -120,7 +130,9 @@ class Tensor:
         return self.data.tolist()
 
     def __array__(self, dtype=None, copy=None):
-        return self.data if dtype is None else self.data.astype(dtype)
+        if dtype is not None and np.dtype(dtype) != self.dtype:
+            return self.data.astype(dtype)
+        return self.data.copy() if copy else self.data
 
     def __float__(self):
         return float(self.item())
@@ -171,7 +183,8 @@ class Tensor:
     # ---- autodiff -----------------------------------------------------------------------------
     def requires_grad_(self, flag: bool = True) -> Tensor:
         if flag and not dtypes.is_floating(self.dtype):
-            raise GradError(f"requires_grad needs a floating-point tensor, this one is {self.dtype}")
+            raise GradError(f"requires_grad needs a floating-point tensor, this one is "
+                            f"{self.dtype}")
         if not flag and self._node is not None:
             raise GradError("requires_grad_(False) on a non-leaf tensor: use .detach() instead")
         self.requires_grad = flag
@@ -216,6 +229,7 @@ class Tensor:
     def __pow__(self, x): return E.Pow.apply(self, self._other(x))
     def __rpow__(self, x): return E.Pow.apply(self._other(x), self)
     def __neg__(self): return E.Neg.apply(self)
+    def __abs__(self): return E.Abs.apply(self)
     def __matmul__(self, x): return M.matmul(self, self._other(x))
     def __rmatmul__(self, x): return M.matmul(self._other(x), self)
 

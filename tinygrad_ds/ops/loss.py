@@ -111,7 +111,8 @@ def cross_entropy(input, target, reduction: str = "mean", label_smoothing: float
     soft = target.dtype.kind == "f"
     input, target, single = _unbatched(input, target, not soft)
     if input.ndim < 2:
-        raise ShapeError(f"cross_entropy: input must be (N, C) logits, got {fmt_shape(input.shape)}")
+        raise ShapeError(f"cross_entropy: input must be (N, C) logits, got "
+                         f"{fmt_shape(input.shape)}")
     if not soft and input.ndim == 2 and target.ndim == 1 and input.dtype.kind == "f":
         _class_index_target("cross_entropy", input, target, ignore_index)
         if not (target.data == ignore_index).any():  # the fused kernel: (N, C), all counted

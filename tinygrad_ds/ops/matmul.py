@@ -30,10 +30,11 @@ def matmul(a, b):
     if a.ndim == 0 or b.ndim == 0:
         raise ShapeError(f"matmul: both operands need at least 1 dim, got shapes "
                          f"{fmt_shape(a.shape)} and {fmt_shape(b.shape)} (use * for scalars)")
-    if a.shape[-1] != b.shape[-2 if b.ndim > 1 else 0]:
+    rows = b.shape[-2 if b.ndim > 1 else 0]
+    if a.shape[-1] != rows:
         raise ShapeError(
             f"matmul: shapes {fmt_shape(a.shape)} and {fmt_shape(b.shape)} do not fit: "
-            f"{a.shape[-1]} columns on the left, {b.shape[-2 if b.ndim > 1 else 0]} rows on the right"
+            f"{a.shape[-1]} columns on the left, {rows} rows on the right"
         )
     a2 = a.reshape(1, a.shape[0]) if a.ndim == 1 else a
     b2 = b.reshape(b.shape[0], 1) if b.ndim == 1 else b

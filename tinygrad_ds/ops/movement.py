@@ -232,7 +232,8 @@ def stack(tensors, axis: int = 0):
 
 
 def pad(x, padding, value: float = 0.0):
-    """PyTorch's F.pad: `padding` pairs start from the LAST axis: (left, right, top, bottom, ...)."""
+    """PyTorch's F.pad: `padding` pairs start from the LAST axis: (left, right, top, bottom,
+    ...) for (..., H, W)."""
     padding = tuple(int(p) for p in padding)
     if len(padding) % 2 or len(padding) // 2 > x.ndim:
         raise ShapeError(f"pad: padding {padding} must hold (before, after) pairs for at most the "

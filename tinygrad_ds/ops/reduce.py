@@ -33,7 +33,9 @@ class Sum(Function):
     @staticmethod
     def forward(ctx, x, axis, keepdims):
         ctx.in_shape = x.shape
-        return np.sum(x, axis=axis, keepdims=keepdims, dtype=x.dtype if x.dtype.kind == "f" else None)
+        # NOTE: float sums keep their dtype; integer and bool sums give int64, as in numpy
+        dtype = x.dtype if x.dtype.kind == "f" else None
+        return np.sum(x, axis=axis, keepdims=keepdims, dtype=dtype)
 
     @staticmethod
     def backward(ctx, g):
