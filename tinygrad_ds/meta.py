@@ -195,9 +195,12 @@ class MetaArray(np.ndarray):
             return NotImplemented
         if out is not None:
             outs = out if isinstance(out, tuple) else (out,)
-            if all(isinstance(o, MetaArray) for o in outs):
-                return out if isinstance(out, tuple) and len(out) > 1 else outs[0]
-            return NotImplemented
+            # In place into real arrays (BatchNorm's running statistics updated by a traced
+            # forward): a shape-only result has no values to write, so they stay as they are.
+            np.broadcast_shapes(*(np.shape(o) for o in outs),
+                                *(np.shape(r) for r in (result if isinstance(result, tuple)
+                                                        else (result,))))
+            return outs if len(outs) > 1 else outs[0]
         return result
 
     def __array_function__(self, func, types, args, kwargs):

@@ -328,13 +328,33 @@ def trace_file(path: str, input_shape: tuple[int, ...] | None = None,
     try:
         return trace(spec.model, example, mode=mode)
     except Exception as e:  # noqa: BLE001 - one message naming file, line and module
-        err = error_in_file(path, e, where=f"the model on an input of shape "
-                                           f"{fmt_shape(spec.input_shape)}", model=spec.model)
-        if isinstance(e, ShapeError):
-            raise FileShapeError(str(err)) from None
-        raise err from None
+        raise _file_error(spec, e) from None
 
 
+def _file_error(spec, e: Exception) -> ModelFileError:
+    """'model.py:3: shape error in module classifier.1 (Linear): <the op's message, with both
+    shapes> (input (1, 3, 32, 32))'. The line is the innermost frame in the file, else the line
+    that defines the model."""
+    from ..modelfile import _def_line, _module_path
+
+    err = error_in_file(spec.path, e, model=spec.model)
+    text = str(err)
+    head = text.split(": ", 1)[0]
+    if head == spec.path:  # no frame in the file: point at the line that made the model
+        with open(spec.path, encoding="utf-8") as f:
+            source = f.read()
+        name = "model" if "model" in spec.namespace else "build_model"
+        head = f"{spec.path}:{_def_line(source, name)}"
+    scope = _module_path(e, spec.model)
+    where = ""
+    if scope:
+        mods = dict(spec.model.named_modules())
+        kind = type(mods[scope]).__name__ if scope in mods else ""
+        where = f" in module {scope}" + (f" ({kind})" if kind else "")
+    what = "shape error" if isinstance(e, ShapeError) else type(e).__name__
+    msg = (f"{head}: {what}{where}: {e} (tracing the model on an input of shape "
+           f"{fmt_shape(spec.input_shape)})")
+    return FileShapeError(msg) if isinstance(e, ShapeError) else ModelFileError(msg)
 
 class FileShapeError(ModelFileError, ShapeError):
     """A shape mismatch found while tracing a model file's model."""
