@@ -18,7 +18,7 @@ from tinygrad_ds.graph import Graph, Node
 
 SKIP_COLOR = "#d6336c"      # skip connections: magenta-red, dashed, thick
 EDGE_COLOR = "#5f6b7a"
-MAX_NODES = 600             # beyond this a drawing is no longer readable (and dot is slow)
+MAX_NODES = {"op": 300, "module": 600}  # beyond these a drawing is no longer readable
 
 # fill colours by layer family, light enough for black text
 _FAMILY = [
@@ -69,7 +69,7 @@ def _view(graph: Graph, level: str, depth: int | None) -> Graph:
 
 def draw(graph: Graph, level: str = "module", depth: int | None = None, params: bool = False,
          backward: bool = False, grads: dict[int, float] | None = None,
-         max_nodes: int = MAX_NODES, rankdir: str = "TB") -> graphviz.Digraph:
+         max_nodes: int | None = None, rankdir: str = "TB") -> graphviz.Digraph:
     """Draw a traced graph.
 
     level: 'module' (each leaf-module call is one node) or 'op' (every op). depth: collapse each
@@ -84,6 +84,7 @@ def draw(graph: Graph, level: str = "module", depth: int | None = None, params: 
         graph = graph.backward()
     view = _view(graph, level, depth)
     shown = [n for n in view.nodes if _visible(n, params)]
+    max_nodes = MAX_NODES[level] if max_nodes is None else max_nodes
     if len(shown) > max_nodes:
         hint = ("draw it with level='module' (--level module) or collapse blocks with depth "
                 "(--depth 2)" if level == "op" or depth is None else "use a smaller depth")

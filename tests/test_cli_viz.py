@@ -1,0 +1,98 @@
+"""`tds viz` and `tds summary` through CliRunner, and once as a real subprocess."""
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from tinygrad_ds.cli import main
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RESNET = os.path.join(ROOT, "examples", "resnet.py")
+needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot not installed")
+
+
+def _run(*args):
+    return CliRunner().invoke(main, list(args))
+
+
+@needs_dot
+def test_viz_writes_png_prints_summary_and_paths(tmp_path):
+    out = tmp_path / "r.png"
+    r = _run("viz", RESNET, "-o", str(out))
+    assert r.exit_code == 0, r.output
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "Total params: 269,722" in r.output and "Multiply-adds" in r.output
+    assert r.output.strip().splitlines()[-1] == "Input-to-output paths: 512 (2^9)"
+
+
+@pytest.mark.parametrize("fmt", ["json", "dot"])
+def test_viz_formats_without_rendering(tmp_path, fmt):
+    out = tmp_path / f"g.{fmt}"
+    r = _run("viz", os.path.join(ROOT, "examples", "lenet.py"), "-o", str(out))
+    assert r.exit_code == 0, r.output
+    text = out.read_text()
+    assert text.startswith("{" if fmt == "json" else "digraph")
+
+
+def test_summary_and_input_shape_override():
+    r = _run("summary", os.path.join(ROOT, "examples", "lenet.py"), "--input-shape", "4,1,28,28")
+    assert r.exit_code == 0, r.output
+    assert "(4, 10)" in r.output and "Total params: 61,706" in r.output
+
+
+def _write(tmp_path, name, text):
+    p = tmp_path / name
+    p.write_text(text)
+    return str(p)
+
+
+@pytest.mark.parametrize("name,text,expect", [
+    ("syntax.py", "from tinygrad_ds import nn\nmodel = nn.Linear(3, 4\n", "syntax.py:2"),
+    ("raises.py", "x = 1\nraise RuntimeError('boom')\n", "raises.py:2: RuntimeError: boom"),
+    ("empty.py", "x = 1\n", "neither `model` nor `build_model()`"),
+    ("shape.py", "from tinygrad_ds import nn\nmodel = nn.Sequential(nn.Flatten(), "
+                 "nn.Linear(10, 2))\ninput_shape = (1, 3, 4, 4)\n",
+     "shape error in module 1 (Linear)"),
+])
+def test_bad_model_files(tmp_path, name, text, expect):
+    path = _write(tmp_path, name, text)
+    r = _run("viz", path, "-o", str(tmp_path / "x.svg"))
+    assert r.exit_code == 1
+    assert expect in r.output and "Traceback" not in r.output
+    if name == "shape.py":
+        assert "(1, 48)" in r.output and "10" in r.output
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    path = _write(tmp_path, "raises.py", "raise RuntimeError('boom')\n")
+    r = _run("viz", path, "--debug")
+    assert r.exit_code == 1 and r.exception is not None
+
+
+def test_too_large_op_level(tmp_path):
+    path = _write(tmp_path, "deep.py", "from tinygrad_ds.nn import models\n"
+                  "model = models.resnet110()\ninput_shape = (1, 3, 32, 32)\n")
+    r = _run("viz", path, "--level", "op", "-o", str(tmp_path / "x.svg"))
+    assert r.exit_code == 1 and "--level module" in r.output and "--depth" in r.output
+
+
+def test_missing_dot(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path / "nothing"))
+    r = _run("viz", os.path.join(ROOT, "examples", "lenet.py"), "-o", str(tmp_path / "l.svg"))
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "l.dot").exists()
+    assert "install Graphviz" in r.output and "dot -Tsvg" in r.output
+
+
+@needs_dot
+def test_real_subprocess(tmp_path):
+    exe = os.path.join(os.path.dirname(sys.executable), "tds")
+    cmd = [exe] if os.path.exists(exe) else [sys.executable, "-m", "tinygrad_ds.cli"]
+    p = subprocess.run(cmd + ["viz", RESNET, "-o", str(tmp_path / "r.svg")],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert "<svg" in (tmp_path / "r.svg").read_text()
+    assert p.stdout.strip().endswith("(2^9)")
