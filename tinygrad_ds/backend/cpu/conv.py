@@ -28,11 +28,11 @@ def _span(size_out, stride, pad, offset, size_in):
 
 
 @njit(cache=True, parallel=True)
-def im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):
-    """x (N, C, H, W) -> cols (C*KH*KW, N*OH*OW); taps that fall in the padding are 0."""
+def im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, cols):
+    """x (N, C, H, W) -> cols (C*KH*KW, N*OH*OW), written into `cols`; taps that fall in the
+    padding are 0."""
     n, c, h, w = x.shape
     ll = oh * ow
-    cols = np.empty((c * kh * kw, n * ll), dtype=x.dtype)
     for r in prange(c * kh * kw):
         ci = r // (kh * kw)
         ki = (r // kw) % kh
@@ -170,6 +170,25 @@ def _depthwise_backward_weight(gy, x, sh, sw, ph, pw, dh, dw, kh, kw):
     return gw
 
 
+# NOTE: im2col buffers are tens of MB; a fresh np.empty each call costs a page fault per 4 KB
+# (as much time as the copy itself), so they are reused, one per role and dtype.
+_workspace: dict = {}
+
+
+def _buffer(role: str, shape: tuple, dtype):
+    size = int(np.prod(shape))
+    key = (role, np.dtype(dtype))
+    buf = _workspace.get(key)
+    if buf is None or buf.size < size:
+        buf = _workspace[key] = np.empty(size, dtype=dtype)
+    return buf[:size].reshape(shape)
+
+
+def _im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):
+    cols = _buffer("cols", (x.shape[1] * kh * kw, x.shape[0] * oh * ow), x.dtype)
+    return im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, cols)
+
+
 def _is_depthwise(c: int, o: int, groups: int) -> bool:
     return groups > 1 and groups == c == o
 
@@ -190,7 +209,7 @@ def conv2d_forward(x, w, b, sh, sw, ph, pw, dh, dw, groups, oh, ow):
     bias = b if has_bias else np.zeros(1, dtype=x.dtype)
     if _is_depthwise(c, o, groups):
         return _depthwise_forward(x, w, bias, has_bias, sh, sw, ph, pw, dh, dw, oh, ow)
-    cols = im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
+    cols = _im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
     y = _gemm_groups(w.reshape(o, cg * kh * kw), cols, groups)
     return _onl_to_nol(y, n, oh * ow, bias, has_bias).reshape(n, o, oh, ow)
 
@@ -205,8 +224,10 @@ def conv2d_backward_input(gy, w, sh, sw, ph, pw, dh, dw, groups, h, wd):
     og = o // groups
     # per group: w_g^T (Cg*KK, Og) @ g_g (Og, N*L)
     wt = w.reshape(groups, og, cg * kh * kw).transpose(0, 2, 1)
-    gcols = np.matmul(wt, g.reshape(groups, og, -1)).reshape(c * kh * kw, -1)
-    return col2im(np.ascontiguousarray(gcols), n, c, h, wd, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
+    gcols = _buffer("gcols", (groups, cg * kh * kw, n * oh * ow), gy.dtype)
+    np.matmul(wt, g.reshape(groups, og, -1), out=gcols)
+    gcols = gcols.reshape(c * kh * kw, -1)
+    return col2im(gcols, n, c, h, wd, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
 
 
 def conv2d_backward_weight(gy, x, sh, sw, ph, pw, dh, dw, groups, kh, kw):
@@ -216,7 +237,7 @@ def conv2d_backward_weight(gy, x, sh, sw, ph, pw, dh, dw, groups, kh, kw):
         return _depthwise_backward_weight(gy, x, sh, sw, ph, pw, dh, dw, kh, kw)
     cg, og = c // groups, o // groups
     g = _nol_to_onl(gy.reshape(n, o, oh * ow))
-    cols = im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
+    cols = _im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
     # per group: g_g (Og, N*L) @ cols_g^T (N*L, Cg*KK)
     gw = np.matmul(g.reshape(groups, og, -1), cols.reshape(groups, cg * kh * kw, -1).transpose(0, 2, 1))
     return gw.reshape(o, cg, kh, kw)

@@ -1,0 +1,196 @@
+"""Kernel benchmark: conv2d, pooling and normalization at CIFAR-ResNet sizes (batch 128).
+
+    python benchmarks/kernels.py            # prints a table, appends it to benchmarks/RESULTS.md
+
+Each row is timed through the ops (Python overhead included), median of repeated runs after a
+warm-up, float32. Convolutions report GFLOP/s (2 multiply-adds counted per tap, forward plus the
+input- and weight-gradient products for fwd+bwd) against numpy's float32 GEMM measured in the same
+run; memory-bound ops report GB/s of the bytes they must move (inputs read once, outputs written
+once) against a large array copy measured in the same run. Also: cold compile time of every
+kernel (empty cache) and warm start (a second process loading the cache).
+"""
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+import tinygrad_ds as tds
+import tinygrad_ds.functional as F
+
+N = 128
+REPEATS = 5
+RESULTS = Path(__file__).with_name("RESULTS.md")
+
+# every kernel in the table, float32, forward and backward: what a warm start must load
+ALL_KERNELS = """
+import time; t0 = time.perf_counter()
+import numpy as np, tinygrad_ds as tds, tinygrad_ds.functional as F
+x = tds.randn(2, 4, 6, 6, requires_grad=True)
+w = tds.randn(4, 2, 3, 3, requires_grad=True)
+y = F.conv2d(x, w, tds.randn(4), padding=1, groups=2)
+y = F.conv2d(y, tds.randn(4, 1, 3, 3), padding=1, groups=4)
+y = F.conv_transpose2d(y, tds.randn(4, 4, 2, 2), stride=2)
+y = F.max_pool2d(y, 2) + F.avg_pool2d(y, 2)
+y = F.batch_norm(y, tds.zeros(4), tds.ones(4), training=True)
+y = F.group_norm(y, 2) + F.layer_norm(y, (6, 6))
+y = F.adaptive_avg_pool2d(y, 1).reshape(2, 4)
+F.cross_entropy(y, tds.Tensor([0, 3])).backward()
+print(time.perf_counter() - t0)
+"""
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def median_ms(fn, repeats: int = REPEATS) -> float:
+    fn()  # warm-up (compiles or loads kernels)
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return 1e3 * float(np.median(times))
+
+
+def gemm_ceiling() -> float:
+    """numpy float32 GEMM GFLOP/s at the size of the 64->64 conv's im2col product."""
+    a = np.random.rand(64, 576).astype(np.float32)
+    b = np.random.rand(576, N * 64).astype(np.float32)
+    ms = median_ms(lambda: a @ b, 10)
+    return 2 * 64 * 576 * N * 64 / ms / 1e6
+
+
+def gemm_square() -> float:
+    a = np.random.rand(1024, 1024).astype(np.float32)
+    ms = median_ms(lambda: a @ a, 10)
+    return 2 * 1024**3 / ms / 1e6
+
+
+def copy_ceiling() -> float:
+    """GB/s of a 256 MB float32 copy (read + write counted)."""
+    a = np.random.rand(64 * 2**20).astype(np.float32)
+    b = np.empty_like(a)
+    ms = median_ms(lambda: np.copyto(b, a), 10)
+    return 2 * a.nbytes / ms / 1e6
+
+
+def conv_rows(gemm: float) -> list[tuple]:
+    shapes = [  # (label, C, O, H, stride, groups)
+        ("conv 3->16 32x32", 3, 16, 32, 1, 1),
+        ("conv 16->16 32x32", 16, 16, 32, 1, 1),
+        ("conv 32->32 16x16", 32, 32, 16, 1, 1),
+        ("conv 64->64 8x8", 64, 64, 8, 1, 1),
+        ("conv 16->32 s2 32x32", 16, 32, 32, 2, 1),
+        ("conv 32->64 s2 16x16", 32, 64, 16, 2, 1),
+        ("depthwise 64 8x8", 64, 64, 8, 1, 64),
+    ]
+    rows = []
+    for label, c, o, h, s, g in shapes:
+        x = tds.randn(N, c, h, h, requires_grad=True)
+        w = tds.randn(o, c // g, 3, 3, requires_grad=True)
+        oh = (h + 2 - 3) // s + 1
+        flops = 2 * N * o * oh * oh * (c // g) * 9
+        gy = tds.randn(N, o, oh, oh)
+
+        def fwd():
+            with tds.no_grad():
+                F.conv2d(x, w, stride=s, padding=1, groups=g)
+
+        def fwd_bwd():
+            x.grad = w.grad = None
+            F.conv2d(x, w, stride=s, padding=1, groups=g).backward(gy)
+
+        for kind, fn, f in (("fwd", fwd, flops), ("fwd+bwd", fwd_bwd, 3 * flops)):
+            ms = median_ms(fn)
+            rate = f / ms / 1e6
+            rows.append((f"{label} {kind}", ms, f"{rate:.1f} GFLOP/s", f"{gemm:.1f} GFLOP/s",
+                         rate / gemm))
+    return rows
+
+
+def memory_rows(copy: float) -> list[tuple]:
+    shape = (N, 16, 32, 32)
+    x = tds.randn(*shape, requires_grad=True)
+    gy = tds.randn(*shape)
+    nbytes = x.size * 4
+    rm, rv = tds.zeros(16), tds.ones(16)
+    w, b = tds.ones(16, requires_grad=True), tds.zeros(16, requires_grad=True)
+    lw, lb = tds.ones(16, 32, 32, requires_grad=True), tds.zeros(16, 32, 32, requires_grad=True)
+    pool_gy = tds.randn(N, 16, 16, 16)
+    cases = [  # label, function, output grad, bytes moved by forward + backward
+        ("max pool 2x2", lambda: F.max_pool2d(x, 2), pool_gy,
+         nbytes + 2 * (nbytes // 4 + nbytes // 2) + nbytes // 4 + nbytes),
+        ("batch norm", lambda: F.batch_norm(x, rm, rv, w, b, training=True), gy, 5 * nbytes),
+        ("layer norm (16,32,32)", lambda: F.layer_norm(x, (16, 32, 32), lw, lb), gy, 5 * nbytes),
+        ("group norm 4 groups", lambda: F.group_norm(x, 4, w, b), gy, 5 * nbytes),
+    ]
+    rows = []
+    for label, fn, g, moved in cases:
+        def run():
+            x.grad = None
+            fn().backward(g)
+
+        ms = median_ms(run)
+        rate = moved / ms / 1e6
+        rows.append((f"{label} fwd+bwd", ms, f"{rate:.1f} GB/s", f"{copy:.1f} GB/s", rate / copy))
+    return rows
+
+
+def start_times() -> tuple[float, float, float, float]:
+    """(cold process s, cold kernels s, warm process s, warm kernels s) with a fresh cache."""
+    out = []
+    with tempfile.TemporaryDirectory() as cache:
+        env = {**os.environ, "NUMBA_CACHE_DIR": cache}
+        for _ in range(2):
+            t = time.perf_counter()
+            r = subprocess.run([sys.executable, "-c", ALL_KERNELS], env=env, capture_output=True,
+                               text=True, check=True)
+            out += [time.perf_counter() - t, float(r.stdout.split()[-1])]
+    return tuple(out)
+
+
+def main() -> None:
+    cold, cold_k, warm, warm_k = start_times()
+    gemm, square, copy = gemm_ceiling(), gemm_square(), copy_ceiling()
+    rows = conv_rows(gemm) + memory_rows(copy)
+    date = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
+    lines = [
+        f"## {date} on {cpu_model()} ({os.cpu_count()} cores), numpy {np.__version__}",
+        "",
+        f"Ceilings measured in this run: float32 GEMM (64x576 @ 576x{N * 64}) {gemm:.1f} GFLOP/s "
+        f"(1024^3: {square:.1f} GFLOP/s); 256 MB copy {copy:.1f} GB/s.",
+        f"Start: cold (empty cache, every kernel compiled) {cold:.1f} s process / {cold_k:.1f} s "
+        f"in kernels; warm (second process) {warm:.1f} s process / {warm_k:.2f} s in kernels.",
+        "",
+        "| row (batch 128, float32) | ms (median) | achieved | ceiling | ratio |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    lines += [f"| {r[0]} | {r[1]:.2f} | {r[2]} | {r[3]} | {r[4]:.0%} |" for r in rows]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    header = "" if RESULTS.exists() else (
+        "# Kernel benchmark results\n\nAppended by `python benchmarks/kernels.py`. Targets "
+        "(ratios in the same run): conv fwd+bwd >= 50% of the GEMM ceiling on the 16-, 32- and "
+        "64-channel shapes; normalization fwd+bwd >= 30% of copy bandwidth; warm start < 3 s. "
+        "Machines are shared and noisy: compare ratios, not absolute times.\n\n")
+    with RESULTS.open("a") as f:
+        f.write(header + text + "\n")
+
+
+if __name__ == "__main__":
+    main()
