@@ -20,6 +20,7 @@ from .random import manual_seed
 from .tensor import Tensor
 
 from . import nn  # noqa: E402  (layers build on everything above)
+from . import data, optim  # noqa: E402  (batches of Tensors; updates of Parameters)
 from .graph import Graph, trace  # noqa: E402  (tracing runs models: after nn)
 
 cat = concat
@@ -31,7 +32,7 @@ def tensor(data, dtype=None, requires_grad: bool = False) -> Tensor:
 
 
 __all__ = [
-    "Tensor", "tensor", "__version__", "dtypes", "functional", "nn",
+    "Tensor", "tensor", "__version__", "dtypes", "functional", "nn", "data", "optim",
     "no_grad", "enable_grad", "is_grad_enabled",
     "float32", "float64", "int32", "int64", "bool_",
     "TdsError", "ShapeError", "DTypeError", "GradError",

@@ -17,6 +17,57 @@ def main() -> None:
     """
 
 
+@main.command("train")
+@click.argument("model_file", type=click.Path(dir_okay=False))
+@click.option("--data", "data_spec", default="builtin", show_default=True,
+              help="builtin, cifar10:DIR, mnist:DIR or fashion-mnist:DIR")
+@click.option("--epochs", default=10, show_default=True, type=int)
+@click.option("--batch-size", default=128, show_default=True, type=int)
+@click.option("--optimizer", default="sgd", show_default=True,
+              type=click.Choice(["sgd", "adam", "adamw"], case_sensitive=False))
+@click.option("--lr", type=float, default=None,
+              help="learning rate [default: 0.1 for sgd, 1e-3 for adam/adamw]")
+@click.option("--weight-decay", type=float, default=None,
+              help="[default: 5e-4 for sgd, 0 for adam, 0.05 for adamw]")
+@click.option("--augment", default="basic", show_default=True,
+              type=click.Choice(["none", "basic", "cutout", "randaugment", "mixup", "cutmix"]),
+              help="basic = random crop + flip; the others add to basic")
+@click.option("--schedule", default="cosine", show_default=True,
+              type=click.Choice(["constant", "cosine", "step"]))
+@click.option("--patience", default=0, show_default=True, type=int,
+              help="early stopping on validation loss after this many epochs (0: off)")
+@click.option("--train-size", default=10000, show_default=True, type=int,
+              help="images in the built-in training set")
+@click.option("--val-size", default=2000, show_default=True, type=int,
+              help="images in the built-in validation set")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--out", default="tds-run", show_default=True, type=click.Path(file_okay=False),
+              help="folder for history.csv, curves.png and best.npz")
+@click.option("--quiet", is_flag=True, help="no progress output")
+def train_cmd(model_file, data_spec, epochs, batch_size, optimizer, lr, weight_decay, augment,
+              schedule, patience, train_size, val_size, seed, out, quiet) -> None:
+    """Train the model that MODEL_FILE defines (`model` or `build_model()`, and `input_shape`).
+
+    \b
+    Example:
+      tds train examples/resnet20.py --epochs 15 --augment cutout --out runs/r20
+      tds train lenet.py --data mnist:~/data/mnist --optimizer adamw --lr 2e-3
+    """
+    from .errors import TdsError
+    from .train import train_model_file
+
+    try:
+        result = train_model_file(
+            model_file, data=data_spec, epochs=epochs, batch_size=batch_size,
+            optimizer=optimizer, lr=lr, weight_decay=weight_decay, augment=augment, seed=seed,
+            out=out, schedule=schedule, patience=patience, train_size=train_size,
+            val_size=val_size, quiet=quiet)
+    except TdsError as e:
+        raise click.ClickException(str(e)) from None
+    if result.diverged:
+        raise click.ClickException(result.stop_reason or "training diverged")
+
+
 @main.command("viz")
 @click.argument("model_file", type=click.Path(dir_okay=False))
 @click.option("--output", "-o", type=click.Path(dir_okay=False), default=None,

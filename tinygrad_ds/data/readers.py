@@ -126,7 +126,7 @@ def open_dataset(spec: str = "builtin", train_transform=None, val_transform=None
     {'train', 'val': TensorDatasets, 'num_classes', 'mean', 'std', 'name'}.
     n_train, n_val and seed size the built-in dataset only."""
     kind, _, folder = spec.partition(":")
-    kind = kind.lower()
+    kind, folder = kind.lower(), os.path.expanduser(folder)
     if kind == "builtin":
         from . import synthetic
 
