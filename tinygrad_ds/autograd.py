@@ -196,31 +196,81 @@ def backward(root: Tensor, grad: Tensor | None = None, retain_graph: bool | None
     retain_graph: keep the saved values for another backward (default: create_graph).
     create_graph: record the backward pass on the tape too, for higher derivatives.
     """
-    if retain_graph is None:
-        retain_graph = create_graph
+    grad = _root_grad("backward()", root, grad)
+    # ids of arrays a leaf's .grad must not share: the caller's grad, and those stored already
+    stored: set[int] = {id(grad.data)}
+
+    def on_output(node: Context, g: Tensor) -> None:
+        if node.retain is not None and node.retain() is not None:
+            _accumulate(node.retain(), g, create_graph, stored)
+
+    _walk(root, grad, create_graph if retain_graph is None else retain_graph, create_graph,
+          lambda t, g: _accumulate(t, g, create_graph, stored), on_output)
+
+
+def grad(outputs: Tensor, inputs, grad_outputs: Tensor | None = None,
+         retain_graph: bool | None = None, create_graph: bool = False,
+         allow_unused: bool = False) -> tuple:
+    """d(outputs)/d(each of inputs), returned instead of accumulated into `.grad` (no `.grad`
+    anywhere changes), as torch.autograd.grad. With create_graph=True the results are on the
+    tape themselves, so they can be differentiated again (a gradient penalty, a Hessian-vector
+    product). An input that `outputs` does not depend on raises, or gives None with
+    allow_unused=True."""
+    inputs = (inputs,) if isinstance(inputs, _Tensor) else tuple(inputs)
+    g0 = _root_grad("grad()", outputs, grad_outputs)
+    where = {id(t): i for i, t in enumerate(inputs)}
+    found: list = [None] * len(inputs)
+
+    def collect(t: Tensor, g: Tensor) -> None:
+        i = where.get(id(t))
+        if i is not None:
+            found[i] = g if found[i] is None else found[i] + g
+
+    def on_output(node: Context, g: Tensor) -> None:
+        out = node.output() if node.output is not None else None
+        if out is not None:
+            collect(out, g)
+
+    _walk(outputs, g0, create_graph if retain_graph is None else retain_graph, create_graph,
+          collect, on_output)
+    for i, (t, g) in enumerate(zip(inputs, found)):
+        if g is None and not allow_unused:
+            raise GradError(f"grad(): input {i} of shape {fmt_shape(t.shape)} is not used to "
+                            "compute the outputs (pass allow_unused=True to get None for it)")
+        if g is not None and not create_graph:
+            found[i] = g.detach()
+    return tuple(found)
+
+
+def _root_grad(what: str, root: Tensor, grad) -> Tensor:
+    """Check that root can start a backward pass; d(root)/d(root) as a Tensor."""
     if not root.requires_grad:
         raise GradError(
-            f"backward() on a tensor of shape {fmt_shape(root.shape)} that does not require grad: "
+            f"{what} on a tensor of shape {fmt_shape(root.shape)} that does not require grad: "
             "create the leaves with requires_grad=True (and not under tds.no_grad())"
         )
     if grad is None:
         if root.size != 1:
             raise GradError(
-                f"backward() without a gradient needs a scalar output, got shape "
+                f"{what} without a gradient needs a scalar output, got shape "
                 f"{fmt_shape(root.shape)}: pass a gradient of that shape, or reduce first (.sum())"
             )
-        grad = _Tensor._wrap(np.ones(root.shape, dtype=root.dtype))
-    else:
-        grad = grad if isinstance(grad, _Tensor) else _Tensor(grad, dtype=root.dtype)
-        if grad.shape != root.shape:
-            raise ShapeError(
-                f"backward(): gradient of shape {fmt_shape(grad.shape)} does not match the output "
-                f"shape {fmt_shape(root.shape)}"
-            )
-    # ids of arrays a leaf's .grad must not share: the caller's grad, and those stored already
-    stored: set[int] = {id(grad.data)}
+        return _Tensor._wrap(np.ones(root.shape, dtype=root.dtype))
+    grad = grad if isinstance(grad, _Tensor) else _Tensor(grad, dtype=root.dtype)
+    if grad.shape != root.shape:
+        raise ShapeError(
+            f"{what}: gradient of shape {fmt_shape(grad.shape)} does not match the output "
+            f"shape {fmt_shape(root.shape)}"
+        )
+    return grad
+
+
+def _walk(root: Tensor, grad: Tensor, retain_graph: bool, create_graph: bool,
+          on_leaf: Callable, on_output: Callable) -> None:
+    """The backward pass: calls on_output(node, g) with the full gradient of each node's output
+    and on_leaf(t, g) with each gradient reaching leaf t (several calls add up)."""
     if root._node is None:
-        _accumulate(root, grad, create_graph, stored)
+        on_leaf(root, grad)
         return
 
     # Every node reachable from root, newest first: that is the tape, read backwards.
@@ -244,8 +294,7 @@ def backward(root: Tensor, grad: Tensor | None = None, retain_graph: bool | None
                 continue
             if node.freed:
                 raise freed_error(node.op.name)
-            if node.retain is not None and node.retain() is not None:
-                _accumulate(node.retain(), g, create_graph, stored)
+            on_output(node, g)
             in_grads = _as_grad_tuple(node, node.op.backward(node, g))
             for t, ig in zip(node.inputs, in_grads):
                 if ig is None or not t.requires_grad:
@@ -258,7 +307,7 @@ def backward(root: Tensor, grad: Tensor | None = None, retain_graph: bool | None
                 if ig.dtype != t.dtype:
                     ig = ig.astype(t.dtype)
                 if t._node is None:
-                    _accumulate(t, ig, create_graph, stored)
+                    on_leaf(t, ig)
                 else:
                     key = id(t._node)
                     pending[key] = pending[key] + ig if key in pending else ig

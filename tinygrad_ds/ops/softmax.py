@@ -27,15 +27,18 @@ class LogSumExp(Function):
     @staticmethod
     def forward(ctx, x, axis, keepdims):
         out = _lse(x, axis)
-        ctx.save_for_backward(x, out)
-        return out if keepdims else np.squeeze(out, axis)
+        if not keepdims:
+            out = np.squeeze(out, axis)
+        ctx.save_for_backward(x, out)  # the output itself, so create_graph links through it
+        return out
 
     @staticmethod
     def backward(ctx, g):
         x, out = ctx.saved_tensors
         if not ctx.attrs["keepdims"]:
-            g = g.reshape(kept_shape(x.shape, ctx.attrs["axis"]))
-        return g * (x - out).exp()
+            kept = kept_shape(x.shape, ctx.attrs["axis"])
+            g, out = g.reshape(kept), out.reshape(kept)
+        return g * (x - out).exp()  # softmax(x) along the axes
 
 
 class LogSoftmax(Function):
