@@ -133,8 +133,10 @@ def freed_error(op_name: str) -> GradError:
 class Function:
     """An op: `forward(ctx, *arrays, **attrs) -> array` and `backward(ctx, grad) -> grads`.
 
-    `backward` returns one Tensor (or None) per input, each the shape of that input.
-    Subclasses set `differentiable = False` for ops with no gradient (comparisons).
+    `backward` returns one Tensor (or None) per input, each the shape of that input; it may
+    return None for an input whose `ctx.needs_input_grad[i]` is False (a constant operand) and
+    skip that work. Subclasses set `differentiable = False` for ops with no gradient
+    (comparisons).
     """
 
     differentiable = True
