@@ -83,6 +83,7 @@ def test_iteration_abs_and_pytorch_spellings():
     assert abs(t).tolist() == [[1.0, 2.0], [3.0, 4.0]]
     assert t.numel() == 4 and t.dim() == 2
     assert np.array(t, copy=True) is not t.data
+    assert (t == None) is False and (t != None) is True  # noqa: E711, as PyTorch
 
 
 def test_repr_is_readable():

@@ -252,8 +252,13 @@ class Tensor:
     def __gt__(self, x): return _swapped(E.Less, "greater", self, self._other(x))
     def __le__(self, x): return E.LessEqual.apply(self, self._other(x))
     def __ge__(self, x): return _swapped(E.LessEqual, "greater_equal", self, self._other(x))
-    def __eq__(self, x): return E.Equal.apply(self, self._other(x))  # type: ignore[override]
-    def __ne__(self, x): return E.NotEqual.apply(self, self._other(x))  # type: ignore[override]
+    # NOTE: t == None is False (not an error), as in PyTorch: Python falls back to identity
+    def __eq__(self, x):  # type: ignore[override]
+        return NotImplemented if x is None else E.Equal.apply(self, self._other(x))
+
+    def __ne__(self, x):  # type: ignore[override]
+        return NotImplemented if x is None else E.NotEqual.apply(self, self._other(x))
+
     __hash__ = object.__hash__
     def eq(self, x): return self == x
     def ne(self, x): return self != x
