@@ -10,7 +10,7 @@ from tinygrad_ds.errors import ShapeError, TdsError
 from tinygrad_ds.nn import models
 
 
-# ---- hand formulas --------------------------------------------------------------------------------
+# ---- hand formulas ------------------------------------------------------------------------------
 def conv(cin, cout, k, bias=False, groups=1):
     return cin // groups * cout * k * k + (cout if bias else 0)
 
@@ -80,8 +80,9 @@ def test_every_skip_goes_through_residual_with_relu_outside():
     for b in blocks:
         r = b.residual
         assert type(r) is nn.Residual and r.shortcut is b.shortcut
-        assert list(r.f) == [b.conv1, b.bn1, r.f[2], b.conv2, b.bn2]
-        assert isinstance(r.f[2], nn.ReLU) and isinstance(b.relu, nn.ReLU)
+        assert list(r.f) == [b.conv1, b.bn1, b.relu1, b.conv2, b.bn2]
+        assert isinstance(b.relu1, nn.ReLU) and isinstance(b.relu, nn.ReLU)
+        assert b.relu not in list(r.modules())  # the ReLU after the addition is outside
     kinds = [type(b.shortcut).__name__ for b in blocks]
     assert kinds.count("ZeroPadShortcut") == 2 and kinds.count("Identity") == 7
     names = dict((id(m), n) for n, m in net.named_modules())
@@ -151,7 +152,7 @@ def test_bottleneck_and_resnext_blocks():
     assert [m.conv2.groups for m in net.modules() if isinstance(m, models.Bottleneck)] == [4] * 3
 
 
-# ---- forward and backward at batch 2 -----------------------------------------------------------------
+# ---- forward and backward at batch 2 ------------------------------------------------------------
 CASES = [
     ("lenet5_28", lambda: models.lenet5(), (1, 28, 28), (10,)),
     ("lenet5_32", lambda: models.lenet5(7, 3, 32, "relu", "max"), (3, 32, 32), (7,)),

@@ -44,7 +44,7 @@ def gradcheck_module(m, *xs):
             _set(m, n, p)
 
 
-# ---- numpy references -------------------------------------------------------------------------
+# ---- numpy references ---------------------------------------------------------------------------
 def conv2d_ref(x, w, b, stride, pad, dil, groups):
     n, c, h, wd = x.shape
     o, cg, kh, kw = w.shape
@@ -93,7 +93,7 @@ def pool_ref(x, k, s, p, reduce):
     return out
 
 
-# ---- Linear, Identity, Flatten, activations ------------------------------------------------------
+# ---- Linear, Identity, Flatten, activations ------------------------------------------------------ 
 def test_linear_matches_numpy_and_gradcheck():
     lin = nn.Linear(4, 3).double()
     x = arr(5, 4)
@@ -132,7 +132,7 @@ def test_activations(layer, ref):
     gradcheck_module(layer, x)
 
 
-# ---- convolutions -----------------------------------------------------------------------------
+# ---- convolutions -------------------------------------------------------------------------------
 @pytest.mark.parametrize("cin, cout, k, stride, pad, dil, groups", [
     (2, 3, 3, 1, 1, 1, 1),
     (4, 4, 3, 2, 1, 1, 2),
@@ -173,7 +173,7 @@ def test_conv_transpose2d(cin, cout, k, stride, pad, out_pad, groups, dil):
     gradcheck_module(conv, arr(1, cin, 2, 3))
 
 
-# ---- pooling -----------------------------------------------------------------------------------
+# ---- pooling ------------------------------------------------------------------------------------
 def test_max_and_avg_pool():
     x = arr(2, 3, 6, 6)
     np.testing.assert_allclose(nn.MaxPool2d(2)(t64(x)).data, pool_ref(x, 2, 2, 0, np.max))
@@ -366,7 +366,7 @@ def test_norms_behave_the_same_in_train_and_eval():
         np.testing.assert_array_equal(layer.eval()(x).data, a)
 
 
-# ---- upsample, residual ---------------------------------------------------------------------------
+# ---- upsample, residual -------------------------------------------------------------------------
 def test_upsample_nearest():
     x = arr(2, 3, 2, 3)
     want = x.repeat(2, axis=2).repeat(2, axis=3)

@@ -94,15 +94,15 @@ class _Block(Module):
         f = self.residual.f if self.is_residual else self.body
         path = " -> ".join(own.get(id(m), type(m).__name__) for m in f)
         lines = [f"  ({k}): " + repr(m).replace("\n", "\n  ") for k, m in self.named_children()
-                 if k not in ("residual", "body", "relu")]
+                 if k not in ("residual", "body") and not isinstance(m, ReLU)]
         wiring = (f"relu(Residual(f = {path}, shortcut = shortcut))" if self.is_residual
                   else f"relu({path})")
         return f"{type(self).__name__}(\n" + "\n".join(lines) + f"\n  forward: {wiring}\n)"
 
 
 class BasicBlock(_Block):
-    """Two 3x3 convolutions: conv1 (stride) - bn1 - ReLU - conv2 - bn2, plus the shortcut, then
-    ReLU. (N, in_planes, H, W) -> (N, planes, H / stride, W / stride)."""
+    """Two 3x3 convolutions: conv1 (stride) - bn1 - relu1 - conv2 - bn2, plus the shortcut, then
+    relu. (N, in_planes, H, W) -> (N, planes, H / stride, W / stride)."""
 
     expansion = 1
 
@@ -111,9 +111,10 @@ class BasicBlock(_Block):
         super().__init__()
         self.conv1 = Conv2d(in_planes, planes, 3, stride, 1, bias=not batch_norm)
         self.bn1 = norm2d(planes, batch_norm)
+        self.relu1 = ReLU()
         self.conv2 = Conv2d(planes, planes, 3, 1, 1, bias=not batch_norm)
         self.bn2 = norm2d(planes, batch_norm)
-        f = Sequential(self.conv1, self.bn1, ReLU(), self.conv2, self.bn2)
+        f = Sequential(self.conv1, self.bn1, self.relu1, self.conv2, self.bn2)
         sc = make_shortcut(shortcut, in_planes, planes, stride, batch_norm) if residual else None
         self._wire(f, sc)
 
@@ -130,11 +131,13 @@ class Bottleneck(_Block):
         super().__init__()
         self.conv1 = Conv2d(in_planes, width, 1, bias=not batch_norm)
         self.bn1 = norm2d(width, batch_norm)
+        self.relu1 = ReLU()
         self.conv2 = Conv2d(width, width, 3, stride, 1, groups=groups, bias=not batch_norm)
         self.bn2 = norm2d(width, batch_norm)
+        self.relu2 = ReLU()
         self.conv3 = Conv2d(width, out_planes, 1, bias=not batch_norm)
         self.bn3 = norm2d(out_planes, batch_norm)
-        f = Sequential(self.conv1, self.bn1, ReLU(), self.conv2, self.bn2, ReLU(),
+        f = Sequential(self.conv1, self.bn1, self.relu1, self.conv2, self.bn2, self.relu2,
                        self.conv3, self.bn3)
         sc = make_shortcut(shortcut, in_planes, out_planes, stride, batch_norm) \
             if residual else None
