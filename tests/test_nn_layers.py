@@ -93,7 +93,7 @@ def pool_ref(x, k, s, p, reduce):
     return out
 
 
-# ---- Linear, Identity, Flatten, activations ------------------------------------------------------ 
+# ---- Linear, Identity, Flatten, activations -------------------------------------------------
 def test_linear_matches_numpy_and_gradcheck():
     lin = nn.Linear(4, 3).double()
     x = arr(5, 4)
