@@ -129,7 +129,8 @@ def test_no_model_no_shape_and_wrong_types(tmp_path):
     with pytest.raises(ModelFileError, match="neither `input_shape` nor `example_input`"):
         load_model_file(p)
     p = write(tmp_path, "model = [Affine(2, 10)]\ninput_shape = (1, 2)\n", name="m3.py")
-    with pytest.raises(ModelFileError, match=rf"m3.py:{line_of(p, 'model = [')}: `model` is a list"):
+    line = line_of(p, "model = [")
+    with pytest.raises(ModelFileError, match=rf"m3.py:{line}: `model` is a list"):
         load_model_file(p)
     p = write(tmp_path, "model = Affine(2, 10)\ninput_shape = (1, 'a')\n", name="m4.py")
     with pytest.raises(ModelFileError, match="tuple of positive ints"):

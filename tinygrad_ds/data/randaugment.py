@@ -181,7 +181,8 @@ class RandAugment(Transform):
         unknown = [o for o in ops if o not in OPS]
         if unknown:
             raise TdsError(f"RandAugment: unknown operation(s) {unknown}; known: {list(OPS)}")
-        self.num_ops, self.magnitude, self.num_magnitude_bins = num_ops, magnitude, num_magnitude_bins
+        self.num_ops, self.magnitude = num_ops, magnitude
+        self.num_magnitude_bins = num_magnitude_bins
         self.ops, self.fill = ops, fill
 
     def apply(self, img, rng):

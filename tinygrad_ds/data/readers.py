@@ -133,9 +133,10 @@ def open_dataset(spec: str = "builtin", train_transform=None, val_transform=None
         train, val = synthetic.load_builtin(n_train, n_val, seed, train_transform, val_transform)
         return dict(train=train, val=val, num_classes=10, mean=synthetic.MEAN, std=synthetic.STD,
                     name="builtin shapes")
-    if kind in ("cifar10", "mnist", "fashion-mnist", "fashion_mnist") and not folder:
+    on_disk = kind in ("cifar10", "mnist", "fashion-mnist", "fashion_mnist")
+    if on_disk and not folder:
         raise DatasetError(f"--data {spec}: give the folder, as in {kind}:path/to/folder")
-    if kind in ("cifar10", "mnist", "fashion-mnist", "fashion_mnist") and not os.path.isdir(folder):
+    if on_disk and not os.path.isdir(folder):
         raise DatasetError(f"--data {spec}: {folder} is not a folder")
     if kind == "cifar10":
         (xtr, ytr), (xva, yva) = read_cifar10(folder, "train"), read_cifar10(folder, "test")

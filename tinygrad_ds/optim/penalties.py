@@ -11,8 +11,8 @@ from ..errors import TdsError
 
 
 def _params(model_or_params) -> list:
-    ps = model_or_params.parameters() if hasattr(model_or_params, "parameters") else model_or_params
-    ps = list(ps)
+    ps = model_or_params
+    ps = list(ps.parameters() if hasattr(ps, "parameters") else ps)
     if not ps:
         raise TdsError("penalty: no parameters given")
     return ps

@@ -66,7 +66,8 @@ class CosineAnnealingLR(LRScheduler):
 
     def factor(self, t: int, base_lr: float) -> float:
         t = min(t, self.T_max)
-        return self.eta_min + (base_lr - self.eta_min) * (1 + math.cos(math.pi * t / self.T_max)) / 2
+        cos = (1 + math.cos(math.pi * t / self.T_max)) / 2
+        return self.eta_min + (base_lr - self.eta_min) * cos
 
 
 class LinearWarmup(LRScheduler):

@@ -16,8 +16,6 @@ import sys
 import time
 from typing import Callable, Iterable, TextIO
 
-import numpy as np
-
 from .. import autograd
 from ..errors import TdsError
 from ..ops.loss import cross_entropy
