@@ -1,5 +1,5 @@
 # Two commands do all the set-up on a fresh machine (Python 3.10+ with pip and venv):
-#   make demo   the main job
+#   make demo   the main job: tds viz examples/resnet.py
 #   make test   the test suite
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -21,13 +21,14 @@ graphviz:
 	  echo "note: Graphviz's dot is not installed (apt-get install graphviz); drawings stay .dot files"; }
 
 demo: $(STAMP) graphviz
-	$(PY) examples/mlp.py
+	$(VENV)/bin/tds viz examples/resnet.py -o resnet.png
 
 test: $(STAMP) graphviz
 	$(PY) -m pytest
 
 bench: $(STAMP)
 	$(PY) benchmarks/kernels.py
+	$(PY) benchmarks/train.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -50,7 +50,7 @@ def train_cmd(model_file, data_spec, epochs, batch_size, optimizer, lr, weight_d
 
     \b
     Example:
-      tds train examples/resnet20.py --epochs 15 --augment cutout --out runs/r20
+      tds train examples/resnet.py --epochs 15 --augment cutout --out runs/r20
       tds train lenet.py --data mnist:~/data/mnist --optimizer adamw --lr 2e-3
     """
     from .errors import TdsError
