@@ -1,0 +1,232 @@
+"""The unraveled view of a residual network (Veit et al. 2016, Figure 1) and the path-length plot.
+
+    from viz.paths import PathGraph
+    from viz.unravel import draw_unraveled, plot_lengths
+    dot = draw_unraveled(PathGraph.chain(4), highlight="f1")   # 16 columns, the 8 through f1 lit
+    dot.render("unraveled", format="png")
+    plot_lengths(PathGraph.chain(54).length_distribution(), "lengths.png")
+
+Up to MAX_PATHS paths (T <= 6 blocks) every path is drawn as its own column, in its own colour:
+a box f_t where it goes through block t, a straight line where it takes the skip. Beyond that the
+drawing is aggregated: one node per path length, its width showing how many paths have it.
+"""
+from __future__ import annotations
+
+import colorsys
+from math import comb
+
+import graphviz
+
+from .paths import PathGraph, central_range
+
+MAX_PATHS = 64          # 2^6: more columns than this no longer read as separate paths
+_FADED = "#ced4da"
+
+
+def path_colours(n: int) -> list[str]:
+    """n distinct colours, dark enough for a line and, lightened, for a box fill."""
+    out = []
+    for k in range(n):
+        h = (k * 0.618034) % 1.0  # golden-ratio steps: neighbours differ strongly
+        light = 0.42 if k % 2 else 0.50
+        r, g, b = colorsys.hls_to_rgb(h, light, 0.75)
+        out.append(f"#{round(r * 255):02x}{round(g * 255):02x}{round(b * 255):02x}")
+    return out
+
+
+def _lighten(colour: str, t: float = 0.6) -> str:
+    c = [int(colour[i:i + 2], 16) for i in (1, 3, 5)]
+    return "#" + "".join(f"{round(x + (255 - x) * t):02x}" for x in c)
+
+
+def _base(title: str, rankdir: str = "TB") -> graphviz.Digraph:
+    return graphviz.Digraph("unraveled", graph_attr={
+        "rankdir": rankdir, "fontname": "Helvetica", "fontsize": "14", "label": title,
+        "labelloc": "t", "nodesep": "0.12", "ranksep": "0.28", "newrank": "true",
+        "splines": "line"},
+        node_attr={"fontname": "Helvetica", "fontsize": "11"},
+        edge_attr={"arrowsize": "0.5", "penwidth": "2"})
+
+
+def _dist_text(dist: dict[int, int]) -> str:
+    return ", ".join(f"{dist[k]:,}" for k in sorted(dist))
+
+
+def draw_unraveled(pg: PathGraph | int, highlight: str | int | None = None,
+                   max_paths: int = MAX_PATHS) -> graphviz.Digraph:
+    """The network's paths side by side (a graphviz Digraph). pg: a PathGraph or a number of
+    blocks T (an abstract chain). highlight: a block ('f1', or a module path): the paths through
+    it keep their colours, the others are greyed. More than `max_paths` paths: aggregated by
+    length (see draw_aggregated)."""
+    if isinstance(pg, int):
+        pg = PathGraph.chain(pg)
+    total = pg.count()
+    if total > max_paths:
+        return draw_aggregated(pg)
+    hb = pg.block_index(highlight) if highlight is not None else None
+    T = pg.num_blocks
+    unit = "blocks" if T else "layers"  # without residual blocks, lengths in layers passed
+    paths = pg.enumerate(limit=total, unit=unit).paths
+    dist = pg.length_distribution()
+    if T:
+        title = (f"{T} residual block{'s' * (T != 1)} unraveled: 2^{T} = {total} paths "
+                 f"from x to y, each in its own colour")
+        if len(dist) > 1:
+            title += f"\npaths of length 0..{T} (blocks passed): {_dist_text(dist)}"
+    else:
+        title = f"the network unraveled: {total} path{'s' * (total != 1)} from x to y"
+    if T:
+        title += "\n(a box f_t: the path goes through block t; a straight line: it takes the skip)"
+    if hb is not None:
+        through = sum(1 for p in paths if hb in p.blocks)
+        title += (f"\n{through} of the {total} paths go through {pg.short_name(hb)} (coloured);"
+                  f" the other {total - through} skip it (grey)")
+    if pg.legend():
+        title += "\n" + "   ".join(pg.legend()[:8]) + ("   ..." if len(pg.legend()) > 8 else "")
+    dot = _base(title)
+
+    # rows: the choices paths make (a residual branch, or an input of a concat), in graph order
+    rows: dict[int, str] = {}
+    for p in paths:
+        for k, e_src in _choices(pg, p):
+            rows.setdefault(e_src, k)
+    row_keys = sorted(rows)
+    colours = path_colours(len(paths))
+    dot.node("x", "x", shape="box", style="filled,rounded", fillcolor="#b2f2bb", fontsize="14",
+             width="0.6")
+    y_label = f"y = sum of the {total} paths" if total > 1 else "y"
+    dot.node("y", y_label, shape="box", style="filled,rounded", fillcolor="#b2f2bb",
+             fontsize="14")
+    rank_rows: dict[object, list[str]] = {"head": []}
+    for r in row_keys:
+        rank_rows[r] = []
+    rank_rows["foot"] = []
+    for c, p in enumerate(paths):
+        lit = hb is None or hb in p.blocks
+        col = colours[c] if lit else _FADED
+        head = f"p{c}_h"
+        grp = f"c{c}"  # one group per column: graphviz keeps its edges straight
+        dot.node(head, f"path {c + 1}\nlength {p.length}" + ("" if T else " layers"), shape="plaintext", fontsize="9",
+                 fontcolor=col if lit else "#adb5bd", group=grp)
+        rank_rows["head"].append(head)
+        dot.edge("x", head, color=col, penwidth="1.2", arrowhead="none")
+        prev = head
+        taken = {src: k for k, src in _choices(pg, p)}
+        prev_row = -1
+        for ri, r in enumerate(row_keys):
+            if r not in taken:  # the skip: the line goes straight on past this row
+                continue
+            name = f"p{c}_r{r}"
+            dot.node(name, taken[r], shape="box", style="filled,rounded",
+                     fillcolor=_lighten(col, 0.55 if lit else 0.3), color=col,
+                     penwidth="2" if lit else "1", fontcolor="black" if lit else "#868e96",
+                     width="0.45", height="0.32", group=grp)
+            # minlen: the edge spans the rows skipped, so every box sits in its block's row
+            dot.edge(prev, name, color=col, arrowhead="none", penwidth="2.4" if lit else "1.2",
+                     minlen=str(ri - prev_row))
+            rank_rows[r].append(name)
+            prev, prev_row = name, ri
+        foot = f"p{c}_f"  # the column runs straight down to here, then into the sum
+        dot.node(foot, "", shape="point", width="0.04", color=col, group=grp)
+        dot.edge(prev, foot, color=col, arrowhead="none", penwidth="2.4" if lit else "1.2",
+                 minlen=str(len(row_keys) - prev_row))
+        rank_rows["foot"].append(foot)
+        dot.edge(foot, "y", color=col, penwidth="2.4" if lit else "1.2")
+    for r, names in rank_rows.items():
+        if not names:
+            continue
+        with dot.subgraph() as s:
+            s.attr(rank="same")
+            for nm in names:
+                s.node(nm)
+    return dot
+
+
+def _choices(pg: PathGraph, p) -> list[tuple[str, int]]:
+    """(label, edge source) of each choice path p makes: the blocks it passes, the inputs of
+    non-residual joins (concatenations, sums) it takes."""
+    joins = pg._join_nodes()
+    out = []
+    for k in p.edges:
+        e = pg.edges[k]
+        if e.block is not None:
+            out.append((pg.short_name(e.block), e.src))
+        elif e.dst in joins and pg.nodes[e.dst].kind != "add":
+            out.append((pg.nodes[e.src].label, e.src))
+    return out
+
+
+def draw_aggregated(pg: PathGraph | int, min_share: float = 0.01) -> graphviz.Digraph:
+    """Too many paths to draw one by one: one node per path length, its border as thick as its
+    share of the paths. Lengths holding less than `min_share` at either end are merged."""
+    if isinstance(pg, int):
+        pg = PathGraph.chain(pg)
+    dist = pg.length_distribution()
+    total = sum(dist.values())
+    T = pg.num_blocks
+    a, b = central_range(dist)
+    title = (f"{T} residual blocks: 2^{T} = {total:,} paths, too many to draw one by one,"
+             f"\nso grouped by length (length = residual blocks a path goes through; "
+             f"95% of paths have length {a} to {b})") if T else \
+        f"{total:,} paths, grouped by length"
+    dot = _base(title, "LR")
+    dot.attr(splines="spline", ranksep="1.2")
+    dot.node("x", "x", shape="box", style="filled,rounded", fillcolor="#b2f2bb", fontsize="14")
+    dot.node("y", f"y = sum of\nall {total:,} paths", shape="box", style="filled,rounded",
+             fillcolor="#b2f2bb", fontsize="14")
+    keys = sorted(dist)
+    groups: list[list[int]] = []
+    low = [k for k in keys if dist[k] / total < min_share and k < a]
+    high = [k for k in keys if dist[k] / total < min_share and k > b]
+    if low:
+        groups.append(low)
+    groups += [[k] for k in keys if k not in low and k not in high]
+    if high:
+        groups.append(high)
+    colours = path_colours(len(groups))
+    top = max(dist.values())
+    biggest = max(sum(dist[k] for k in ks) for ks in groups)
+    names = []
+    for g, ks in enumerate(groups):
+        n = sum(dist[k] for k in ks)
+        what = f"length {ks[0]}" if len(ks) == 1 else f"lengths {ks[0]}-{ks[-1]}"
+        extra = f" = C({T},{ks[0]})" if len(ks) == 1 and T and n == comb(T, ks[0]) else ""
+        name = f"L{g}"
+        names.append(name)
+        dot.node(name, f"{what}: {n / total:.1%} of paths\n{n:,}{extra}", shape="box",
+                 style="filled,rounded", fillcolor=_lighten(colours[g], 0.6), color=colours[g],
+                 penwidth=f"{1 + 5 * max(dist[k] for k in ks) / top:.1f}", fontsize="10")
+        width = f"{0.5 + 8 * n / biggest:.1f}"
+        dot.edge("x", name, color=colours[g], penwidth=width, arrowhead="none", headport="w")
+        dot.edge(name, "y", color=colours[g], penwidth=width, tailport="e")
+    with dot.subgraph() as s:
+        s.attr(rank="same")
+        for nm in names:
+            s.node(nm)
+    return dot
+
+
+def plot_lengths(dist: dict[int, int], path: str | None = None, title: str | None = None):
+    """A bar chart of the share of paths by length (matplotlib Figure, Agg backend), with the
+    95% range shaded; written to `path` (PNG, SVG, PDF by suffix) if given."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    total = sum(dist.values())
+    keys = sorted(dist)
+    share = [dist[k] / total for k in keys]
+    fig, ax = plt.subplots(figsize=(7.5, 4.2), dpi=110)
+    a, b = central_range(dist)
+    ax.axvspan(a - 0.5, b + 0.5, color="#e9ecef", zorder=0, label=f"95% of paths: {a} to {b}")
+    ax.bar(keys, share, color="#4c6ef5", width=0.8, zorder=2, label="share of paths")
+    ax.set_xlabel("path length (residual blocks passed)")
+    ax.set_ylabel("share of all paths")
+    ax.set_title(title or f"{total:,} paths by length", fontsize=11)
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.legend(fontsize=9, loc="upper right")
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path)
+    return fig
