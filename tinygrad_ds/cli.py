@@ -139,5 +139,64 @@ def summary_cmd(model_file, input_shape, debug) -> None:
     click.echo(text)
 
 
+@main.command("paths")
+@click.argument("model_file", type=click.Path(dir_okay=False), required=False)
+@click.option("--blocks", type=click.IntRange(min=0), default=None,
+              help="an abstract chain of this many residual blocks (no model file)")
+@click.option("--limit", type=click.IntRange(min=0), default=20, show_default=True,
+              help="paths to list")
+@click.option("--length", type=click.IntRange(min=0), default=None,
+              help="list only paths of this length")
+@click.option("--through", default=None, help="list only paths through this block (f1, or "
+              "a module path such as layer1.0)")
+@click.option("--highlight", default=None, help="in the drawing, grey out the paths that "
+              "skip this block")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=".",
+              show_default=True, help="folder for the drawing and the plots")
+@click.option("--format", "fmt", type=click.Choice(["svg", "png", "pdf", "dot"]),
+              default="svg", show_default=True, help="of the unraveled drawing")
+@click.option("--no-draw", is_flag=True, help="print only, write no files")
+@click.option("--decompose", type=click.IntRange(min=0), default=None, metavar="K",
+              help="write dy/dh_K as a sum over paths (text and LaTeX)")
+@click.option("--grad", is_flag=True, help="measure the gradient by path length")
+@click.option("--grad-samples", type=click.IntRange(min=1), default=10, show_default=True,
+              help="paths measured per length")
+@click.option("--lesion", "lesion", type=click.Path(dir_okay=False), default=None,
+              metavar="CHECKPOINT", help="lesion study of the trained model (an .npz)")
+@click.option("--data", "data_spec", default="builtin", show_default=True,
+              help="dataset for --lesion: builtin, cifar10:DIR, mnist:DIR")
+@click.option("--val-size", type=click.IntRange(min=1), default=500, show_default=True,
+              help="built-in validation images for --lesion")
+@click.option("--input-shape", default=None, help="override the file's, e.g. 1,3,32,32")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--debug", is_flag=True, help="show Python tracebacks")
+def paths_cmd(model_file, blocks, limit, length, through, highlight, out_dir, fmt, no_draw,
+              decompose, grad, grad_samples, lesion, data_spec, val_size, input_shape, seed,
+              debug) -> None:
+    """Count, tabulate, list and draw the input-to-output paths of the network MODEL_FILE
+    defines (2^T for T residual blocks), or of an abstract chain of --blocks T.
+
+    \b
+    Example:
+      tds paths --blocks 4 --through f1 --format png     # the 16 paths, the 8 through f1
+      tds paths examples/resnet.py --decompose 1
+      tds paths examples/resnet.py --grad --grad-samples 5
+      tds paths examples/resnet.py --lesion runs/r20/best.npz --data builtin
+    """
+    from viz.paths_report import paths_report
+    from viz.report import parse_shape
+
+    try:
+        shape = parse_shape(input_shape) if input_shape else None
+        result = paths_report(model_file, blocks, limit, length, through, highlight,
+                              None if no_draw else out_dir, fmt, decompose, grad, grad_samples,
+                              lesion, data_spec, val_size, shape, seed)
+    except Exception as e:  # noqa: BLE001 - one clear line; --debug shows the traceback
+        if debug:
+            raise
+        raise click.ClickException(str(e)) from None
+    click.echo(result.text)
+
+
 if __name__ == "__main__":
     main()
