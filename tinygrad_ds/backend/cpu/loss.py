@@ -1,16 +1,16 @@
-"""Fused softmax cross-entropy on the CPU: one pass per row for the loss, one for the gradient."""
+"""Fused softmax cross-entropy on the CPU: one pass per row for the loss, one for the gradient (serial loops: see conv.py)."""
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def softmax_cross_entropy_forward(logits, target, smoothing):
     n, c = logits.shape
     loss = np.empty(n, dtype=logits.dtype)
     lse = np.empty(n, dtype=logits.dtype)
-    for r in prange(n):
+    for r in range(n):
         m = -np.inf
         for k in range(c):
             m = max(m, logits[r, k])
@@ -27,11 +27,11 @@ def softmax_cross_entropy_forward(logits, target, smoothing):
     return loss, lse
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def softmax_cross_entropy_backward(gloss, logits, target, lse, smoothing):
     n, c = logits.shape
     g = np.empty_like(logits)
-    for r in prange(n):
+    for r in range(n):
         z = lse[r]
         gr = gloss[r]
         for k in range(c):

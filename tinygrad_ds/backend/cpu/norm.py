@@ -3,21 +3,30 @@
 Statistics accumulate in float64 around a shift (the first value of each slice), so that
 sum(x^2)/M - mean^2 does not cancel catastrophically in one pass. Each backward is two loops over
 the data: one reduction (sum gy, sum gy * xhat), one elementwise pass writing gx.
+
+NOTE: the loops are serial and walk contiguous memory; fastmath's `reassoc` lets LLVM split the
+float64 sums into SIMD lanes (without it a sum is one long dependency chain, 4-8x slower than
+memory). No `nnan`/`ninf`: a NaN in the input must still come out as NaN. Per-channel
+coefficients are computed once in float64 and stored in the data's dtype, so the inner loops of
+a float32 tensor run in float32. Serial, not parallel=True: see conv.py; these kernels are
+bound by memory bandwidth, which a second thread barely adds to on these machines.
 """
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
+
+_FAST = {"reassoc", "contract"}
 
 
 # ---- batch norm: statistics per channel over (N, L) ----------------------------------------
-@njit(cache=True, parallel=True)
+@njit(cache=True, fastmath=_FAST)
 def batch_norm_stats(x):
     n, c, ll = x.shape
     mean = np.empty(c, dtype=x.dtype)
     var = np.empty(c, dtype=x.dtype)
     m = n * ll
-    for ci in prange(c):
+    for ci in range(c):
         k = np.float64(x[0, ci, 0])
         s1 = 0.0
         s2 = 0.0
@@ -32,25 +41,29 @@ def batch_norm_stats(x):
     return mean, var
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, fastmath=_FAST)
 def batch_norm_apply(x, mean, invstd, weight, bias):
     n, c, ll = x.shape
     y = np.empty_like(x)
-    for bc in prange(n * c):
-        b = bc // c
-        ci = bc % c
-        scale = invstd[ci] * weight[ci]
-        shift = bias[ci] - mean[ci] * scale
-        for i in range(ll):
-            y[b, ci, i] = x[b, ci, i] * scale + shift
+    coef = np.empty((2, c), dtype=x.dtype)  # scale, shift in x's dtype
+    for ci in range(c):
+        scale = np.float64(invstd[ci]) * weight[ci]
+        coef[0, ci] = scale
+        coef[1, ci] = bias[ci] - mean[ci] * scale
+    for b in range(n):
+        for ci in range(c):
+            scale = coef[0, ci]
+            shift = coef[1, ci]
+            for i in range(ll):
+                y[b, ci, i] = x[b, ci, i] * scale + shift
     return y
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, fastmath=_FAST)
 def batch_norm_backward_reduce(gy, x, mean, invstd):
     n, c, ll = x.shape
     sums = np.empty((2, c), dtype=gy.dtype)
-    for ci in prange(c):
+    for ci in range(c):
         mu = np.float64(mean[ci])
         sg = 0.0
         sgx = 0.0
@@ -64,31 +77,42 @@ def batch_norm_backward_reduce(gy, x, mean, invstd):
     return sums
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, fastmath=_FAST)
 def batch_norm_backward_input(gy, x, mean, invstd, weight, sums):
     n, c, ll = x.shape
     gx = np.empty_like(gy)
     m = n * ll
-    for bc in prange(n * c):
-        b = bc // c
-        ci = bc % c
-        k = weight[ci] * invstd[ci]
-        mg = sums[0, ci] / m
-        mgx = sums[1, ci] / m * invstd[ci]  # mean(gy * xhat) * invstd, multiplies (x - mean)
-        mu = mean[ci]
-        for i in range(ll):
-            gx[b, ci, i] = k * (gy[b, ci, i] - mg - (x[b, ci, i] - mu) * mgx)
+    # gx = k * (gy - mg - (x - mean) * mgx) = a0 * gy + a1 * (x - mean) + a2; x - mean is
+    # taken in the data's dtype (exact when x is near mean), not expanded into a difference of
+    # two large products
+    coef = np.empty((4, c), dtype=gy.dtype)
+    for ci in range(c):
+        k = np.float64(weight[ci]) * invstd[ci]
+        mg = np.float64(sums[0, ci]) / m
+        mgx = np.float64(sums[1, ci]) / m * invstd[ci]  # mean(gy * xhat) * invstd
+        coef[0, ci] = k
+        coef[1, ci] = -k * mgx
+        coef[2, ci] = -k * mg
+        coef[3, ci] = mean[ci]
+    for b in range(n):
+        for ci in range(c):
+            a0 = coef[0, ci]
+            a1 = coef[1, ci]
+            a2 = coef[2, ci]
+            mu = coef[3, ci]
+            for i in range(ll):
+                gx[b, ci, i] = a0 * gy[b, ci, i] + a1 * (x[b, ci, i] - mu) + a2
     return gx
 
 
 # ---- layer norm: statistics per row ---------------------------------------------------------
-@njit(cache=True, parallel=True)
+@njit(cache=True, fastmath=_FAST)
 def layer_norm_forward(x, weight, bias, eps):
     r, d = x.shape
     y = np.empty_like(x)
     mean = np.empty(r, dtype=x.dtype)
     invstd = np.empty(r, dtype=x.dtype)
-    for ri in prange(r):
+    for ri in range(r):
         k = np.float64(x[ri, 0])
         s1 = 0.0
         s2 = 0.0
@@ -107,54 +131,42 @@ def layer_norm_forward(x, weight, bias, eps):
     return y, mean, invstd
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, fastmath=_FAST)
 def layer_norm_backward_input(gy, x, mean, invstd, weight):
     r, d = x.shape
     gx = np.empty_like(gy)
-    for ri in prange(r):
-        mu = mean[ri]
-        inv = invstd[ri]
+    for ri in range(r):
+        mu = np.float64(mean[ri])
+        inv = np.float64(invstd[ri])
         s1 = 0.0
         s2 = 0.0
         for i in range(d):
             gw = np.float64(gy[ri, i]) * weight[i]
             s1 += gw
-            s2 += gw * (x[ri, i] - mu) * inv
+            s2 += gw * (x[ri, i] - mu)
         a = s1 / d
-        bb = s2 / d
+        bb = s2 / d * inv * inv
         for i in range(d):
-            xhat = (x[ri, i] - mu) * inv
-            gx[ri, i] = inv * (gy[ri, i] * weight[i] - a - xhat * bb)
+            gx[ri, i] = inv * (gy[ri, i] * weight[i] - a - (x[ri, i] - mu) * bb)
     return gx
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, fastmath=_FAST)
 def layer_norm_backward_affine(gy, x, mean, invstd):
     r, d = x.shape
-    chunks = min(r, 8)
-    part = np.zeros((chunks, 2, d))
-    for ch in prange(chunks):  # rows split in chunks, one partial sum per chunk
-        for ri in range(ch * r // chunks, (ch + 1) * r // chunks):
-            mu = mean[ri]
-            inv = invstd[ri]
-            for i in range(d):
-                g = gy[ri, i]
-                part[ch, 0, i] += g
-                part[ch, 1, i] += g * (x[ri, i] - mu) * inv
-    out = np.empty((2, d), dtype=gy.dtype)
-    for i in range(d):
-        s0 = 0.0
-        s1 = 0.0
-        for ch in range(chunks):
-            s0 += part[ch, 0, i]
-            s1 += part[ch, 1, i]
-        out[0, i] = s0
-        out[1, i] = s1
-    return out
+    part = np.zeros((2, d))  # float64 sums, accumulated row by row (SIMD across columns)
+    for ri in range(r):
+        mu = np.float64(mean[ri])
+        inv = np.float64(invstd[ri])
+        for i in range(d):
+            g = np.float64(gy[ri, i])
+            part[0, i] += g
+            part[1, i] += g * (x[ri, i] - mu) * inv
+    return part.astype(gy.dtype)
 
 
 # ---- group norm: statistics per (sample, group) over (C/G, L) -------------------------------
-@njit(cache=True, parallel=True)
+@njit(cache=True, fastmath=_FAST)
 def group_norm_forward(x, weight, bias, groups, eps):
     n, c, ll = x.shape
     cg = c // groups
@@ -162,75 +174,90 @@ def group_norm_forward(x, weight, bias, groups, eps):
     y = np.empty_like(x)
     mean = np.empty((n, groups), dtype=x.dtype)
     invstd = np.empty((n, groups), dtype=x.dtype)
-    for bg in prange(n * groups):
-        b = bg // groups
-        g = bg % groups
-        k = np.float64(x[b, g * cg, 0])
-        s1 = 0.0
-        s2 = 0.0
-        for ci in range(g * cg, (g + 1) * cg):
-            for i in range(ll):
-                v = np.float64(x[b, ci, i]) - k
-                s1 += v
-                s2 += v * v
-        mu = s1 / m
-        var = max(s2 / m - mu * mu, 0.0)
-        mu += k
-        inv = 1.0 / np.sqrt(var + eps)
-        mean[b, g] = mu
-        invstd[b, g] = inv
-        for ci in range(g * cg, (g + 1) * cg):
-            scale = inv * weight[ci]
-            shift = bias[ci] - mu * scale
-            for i in range(ll):
-                y[b, ci, i] = x[b, ci, i] * scale + shift
+    coef = np.empty(2, dtype=x.dtype)
+    for b in range(n):
+        for g in range(groups):
+            k = np.float64(x[b, g * cg, 0])
+            s1 = 0.0
+            s2 = 0.0
+            for ci in range(g * cg, (g + 1) * cg):
+                for i in range(ll):
+                    v = np.float64(x[b, ci, i]) - k
+                    s1 += v
+                    s2 += v * v
+            mu = s1 / m
+            var = max(s2 / m - mu * mu, 0.0)
+            mu += k
+            inv = 1.0 / np.sqrt(var + eps)
+            mean[b, g] = mu
+            invstd[b, g] = inv
+            for ci in range(g * cg, (g + 1) * cg):
+                scale = inv * weight[ci]
+                coef[0] = scale
+                coef[1] = bias[ci] - mu * scale
+                sc = coef[0]
+                sh = coef[1]
+                for i in range(ll):
+                    y[b, ci, i] = x[b, ci, i] * sc + sh
     return y, mean, invstd
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, fastmath=_FAST)
 def group_norm_backward_input(gy, x, mean, invstd, weight, groups):
     n, c, ll = x.shape
     cg = c // groups
     m = cg * ll
     gx = np.empty_like(gy)
-    for bg in prange(n * groups):
-        b = bg // groups
-        g = bg % groups
-        mu = mean[b, g]
-        inv = invstd[b, g]
-        s1 = 0.0
-        s2 = 0.0
-        for ci in range(g * cg, (g + 1) * cg):
-            wc = weight[ci]
-            for i in range(ll):
-                gw = np.float64(gy[b, ci, i]) * wc
-                s1 += gw
-                s2 += gw * (x[b, ci, i] - mu)
-        a = s1 / m
-        bb = s2 / m * inv * inv
-        for ci in range(g * cg, (g + 1) * cg):
-            wc = weight[ci]
-            for i in range(ll):
-                gx[b, ci, i] = inv * (gy[b, ci, i] * wc - a - (x[b, ci, i] - mu) * bb)
+    coef = np.empty(4, dtype=gy.dtype)
+    for b in range(n):
+        for g in range(groups):
+            mu = np.float64(mean[b, g])
+            inv = np.float64(invstd[b, g])
+            s1 = 0.0
+            s2 = 0.0
+            for ci in range(g * cg, (g + 1) * cg):
+                wc = np.float64(weight[ci])
+                for i in range(ll):
+                    gw = np.float64(gy[b, ci, i]) * wc
+                    s1 += gw
+                    s2 += gw * (x[b, ci, i] - mu)
+            a = s1 / m
+            bb = s2 / m * inv * inv
+            # gx = inv * (gy * w - a - (x - mu) * bb) = a0 * gy + a1 * (x - mu) + a2
+            coef[1] = -inv * bb
+            coef[2] = -inv * a
+            coef[3] = mu
+            a1 = coef[1]
+            a2 = coef[2]
+            mu_t = coef[3]
+            for ci in range(g * cg, (g + 1) * cg):
+                coef[0] = inv * weight[ci]
+                a0 = coef[0]
+                for i in range(ll):
+                    gx[b, ci, i] = a0 * gy[b, ci, i] + a1 * (x[b, ci, i] - mu_t) + a2
     return gx
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, fastmath=_FAST)
 def group_norm_backward_affine(gy, x, mean, invstd, groups):
     n, c, ll = x.shape
     cg = c // groups
     out = np.empty((2, c), dtype=gy.dtype)
-    for ci in prange(c):
+    for ci in range(c):
         g = ci // cg
         s0 = 0.0
         s1 = 0.0
         for b in range(n):
-            mu = mean[b, g]
-            inv = invstd[b, g]
+            mu = np.float64(mean[b, g])
+            inv = np.float64(invstd[b, g])
+            t0 = 0.0
+            t1 = 0.0
             for i in range(ll):
                 v = np.float64(gy[b, ci, i])
-                s0 += v
-                s1 += v * (x[b, ci, i] - mu) * inv
+                t0 += v
+                t1 += v * (x[b, ci, i] - mu)
+            s0 += t0
+            s1 += t1 * inv
         out[0, ci] = s0
         out[1, ci] = s1
     return out

@@ -1,127 +1,142 @@
-"""Pooling on the CPU: one numba loop nest per kernel, parallel over (sample, channel) planes.
+"""Pooling on the CPU: one numba loop nest per kernel, (sample, channel) plane by plane.
 
 Max pooling records the flat index (into H*W) of each window's maximum, so its backward is a
-scatter that never compares values again.
+scatter that never compares values again. The loops are serial (see conv.py for why); the
+ResNet/VGG case, max pooling 2x2 with stride 2 and no padding, has its own unrolled loop.
 """
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def max_pool2d_forward(x, kh, kw, sh, sw, ph, pw, oh, ow):
     n, c, h, w = x.shape
     y = np.empty((n, c, oh, ow), dtype=x.dtype)
     arg = np.empty((n, c, oh, ow), dtype=np.int64)
-    for bc in prange(n * c):
-        b = bc // c
-        ci = bc % c
-        for i in range(oh):
-            h0 = i * sh - ph
-            for j in range(ow):
-                w0 = j * sw - pw
-                best = -np.inf
-                where = -1
-                for ki in range(max(h0, 0), min(h0 + kh, h)):
-                    for kj in range(max(w0, 0), min(w0 + kw, w)):
-                        v = x[b, ci, ki, kj]
-                        if v > best or where < 0:  # ties keep the first, as PyTorch
+    fast = kh == 2 and kw == 2 and sh == 2 and sw == 2 and ph == 0 and pw == 0
+    for b in range(n):
+        for ci in range(c):
+            for i in range(oh):
+                h0 = i * sh - ph
+                if fast:  # the 2x2 window's four values, the first maximum wins (as PyTorch)
+                    for j in range(ow):
+                        k = h0 * w + 2 * j
+                        best = x[b, ci, h0, 2 * j]
+                        v = x[b, ci, h0, 2 * j + 1]
+                        if v > best:
                             best = v
-                            where = ki * w + kj
-                y[b, ci, i, j] = best
-                arg[b, ci, i, j] = where
+                            k = h0 * w + 2 * j + 1
+                        v = x[b, ci, h0 + 1, 2 * j]
+                        if v > best:
+                            best = v
+                            k = (h0 + 1) * w + 2 * j
+                        v = x[b, ci, h0 + 1, 2 * j + 1]
+                        if v > best:
+                            best = v
+                            k = (h0 + 1) * w + 2 * j + 1
+                        y[b, ci, i, j] = best
+                        arg[b, ci, i, j] = k
+                    continue
+                for j in range(ow):
+                    w0 = j * sw - pw
+                    best = -np.inf
+                    where = -1
+                    for ki in range(max(h0, 0), min(h0 + kh, h)):
+                        for kj in range(max(w0, 0), min(w0 + kw, w)):
+                            v = x[b, ci, ki, kj]
+                            if v > best or where < 0:  # ties keep the first, as PyTorch
+                                best = v
+                                where = ki * w + kj
+                    y[b, ci, i, j] = best
+                    arg[b, ci, i, j] = where
     return y, arg
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def max_pool2d_backward(gy, arg, h, w):
     n, c, oh, ow = gy.shape
     gx = np.zeros((n, c, h * w), dtype=gy.dtype)
-    for bc in prange(n * c):
-        b = bc // c
-        ci = bc % c
-        for i in range(oh):
-            for j in range(ow):
-                gx[b, ci, arg[b, ci, i, j]] += gy[b, ci, i, j]
+    for b in range(n):
+        for ci in range(c):
+            for i in range(oh):
+                for j in range(ow):
+                    gx[b, ci, arg[b, ci, i, j]] += gy[b, ci, i, j]
     return gx.reshape(n, c, h, w)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def avg_pool2d_forward(x, kh, kw, sh, sw, ph, pw, oh, ow):
     n, c, h, w = x.shape
     y = np.empty((n, c, oh, ow), dtype=x.dtype)
     inv = 1.0 / (kh * kw)
-    for bc in prange(n * c):
-        b = bc // c
-        ci = bc % c
-        for i in range(oh):
-            h0 = i * sh - ph
-            for j in range(ow):
-                w0 = j * sw - pw
-                acc = 0.0
-                for ki in range(max(h0, 0), min(h0 + kh, h)):
-                    for kj in range(max(w0, 0), min(w0 + kw, w)):
-                        acc += x[b, ci, ki, kj]
-                y[b, ci, i, j] = acc * inv
+    for b in range(n):
+        for ci in range(c):
+            for i in range(oh):
+                h0 = i * sh - ph
+                for j in range(ow):
+                    w0 = j * sw - pw
+                    acc = 0.0
+                    for ki in range(max(h0, 0), min(h0 + kh, h)):
+                        for kj in range(max(w0, 0), min(w0 + kw, w)):
+                            acc += x[b, ci, ki, kj]
+                    y[b, ci, i, j] = acc * inv
     return y
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def avg_pool2d_backward(gy, kh, kw, sh, sw, ph, pw, h, w):
     n, c, oh, ow = gy.shape
     gx = np.zeros((n, c, h, w), dtype=gy.dtype)
     inv = 1.0 / (kh * kw)
-    for bc in prange(n * c):
-        b = bc // c
-        ci = bc % c
-        for i in range(oh):
-            h0 = i * sh - ph
-            for j in range(ow):
-                w0 = j * sw - pw
-                g = gy[b, ci, i, j] * inv
-                for ki in range(max(h0, 0), min(h0 + kh, h)):
-                    for kj in range(max(w0, 0), min(w0 + kw, w)):
-                        gx[b, ci, ki, kj] += g
+    for b in range(n):
+        for ci in range(c):
+            for i in range(oh):
+                h0 = i * sh - ph
+                for j in range(ow):
+                    w0 = j * sw - pw
+                    g = gy[b, ci, i, j] * inv
+                    for ki in range(max(h0, 0), min(h0 + kh, h)):
+                        for kj in range(max(w0, 0), min(w0 + kw, w)):
+                            gx[b, ci, ki, kj] += g
     return gx
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def adaptive_avg_pool2d_forward(x, oh, ow):
     n, c, h, w = x.shape
     y = np.empty((n, c, oh, ow), dtype=x.dtype)
-    for bc in prange(n * c):
-        b = bc // c
-        ci = bc % c
-        for i in range(oh):
-            h0 = (i * h) // oh
-            h1 = ((i + 1) * h + oh - 1) // oh
-            for j in range(ow):
-                w0 = (j * w) // ow
-                w1 = ((j + 1) * w + ow - 1) // ow
-                acc = 0.0
-                for ki in range(h0, h1):
-                    for kj in range(w0, w1):
-                        acc += x[b, ci, ki, kj]
-                y[b, ci, i, j] = acc / ((h1 - h0) * (w1 - w0))
+    for b in range(n):
+        for ci in range(c):
+            for i in range(oh):
+                h0 = (i * h) // oh
+                h1 = ((i + 1) * h + oh - 1) // oh
+                for j in range(ow):
+                    w0 = (j * w) // ow
+                    w1 = ((j + 1) * w + ow - 1) // ow
+                    acc = 0.0
+                    for ki in range(h0, h1):
+                        for kj in range(w0, w1):
+                            acc += x[b, ci, ki, kj]
+                    y[b, ci, i, j] = acc / ((h1 - h0) * (w1 - w0))
     return y
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def adaptive_avg_pool2d_backward(gy, h, w):
     n, c, oh, ow = gy.shape
     gx = np.zeros((n, c, h, w), dtype=gy.dtype)
-    for bc in prange(n * c):
-        b = bc // c
-        ci = bc % c
-        for i in range(oh):
-            h0 = (i * h) // oh
-            h1 = ((i + 1) * h + oh - 1) // oh
-            for j in range(ow):
-                w0 = (j * w) // ow
-                w1 = ((j + 1) * w + ow - 1) // ow
-                g = gy[b, ci, i, j] / ((h1 - h0) * (w1 - w0))
-                for ki in range(h0, h1):
-                    for kj in range(w0, w1):
-                        gx[b, ci, ki, kj] += g
+    for b in range(n):
+        for ci in range(c):
+            for i in range(oh):
+                h0 = (i * h) // oh
+                h1 = ((i + 1) * h + oh - 1) // oh
+                for j in range(ow):
+                    w0 = (j * w) // ow
+                    w1 = ((j + 1) * w + ow - 1) // ow
+                    g = gy[b, ci, i, j] / ((h1 - h0) * (w1 - w0))
+                    for ki in range(h0, h1):
+                        for kj in range(w0, w1):
+                            gx[b, ci, ki, kj] += g
     return gx
