@@ -2,7 +2,6 @@
 `tinygrad_ds.functional` (conv2d, conv_transpose2d)."""
 from __future__ import annotations
 
-import math
 
 from .. import functional as F
 from ..errors import ShapeError, TdsError, fmt_shape
@@ -27,12 +26,8 @@ class _ConvNd(Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """PyTorch's default: kaiming_uniform(a=sqrt(5)) weights, U(-1/sqrt(fan_in), ...) bias."""
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            fan_in, _ = init.calculate_fan_in_and_fan_out(self.weight)
-            bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0.0
-            init.uniform_(self.bias, -bound, bound)
+        """PyTorch's default initialisation (see init.default_linear_init_)."""
+        init.default_linear_init_(self.weight, self.bias)
 
     def _check_input(self, x: Tensor) -> None:
         if x.ndim != 4 or x.shape[1] != self.in_channels:

@@ -108,3 +108,13 @@ def xavier_uniform_(t: Tensor, gain: float = 1.0) -> Tensor:
 def xavier_normal_(t: Tensor, gain: float = 1.0) -> Tensor:
     fan_in, fan_out = calculate_fan_in_and_fan_out(t)
     return normal_(t, 0.0, gain * math.sqrt(2.0 / (fan_in + fan_out)))
+
+
+def default_linear_init_(weight: Tensor, bias: Tensor | None) -> None:
+    """What PyTorch's Linear and Conv layers do on creation: kaiming_uniform(a=sqrt(5)) weights
+    (a U(-1/sqrt(fan_in), 1/sqrt(fan_in)) in effect) and a bias from the same interval."""
+    kaiming_uniform_(weight, a=math.sqrt(5))
+    if bias is not None:
+        fan_in, _ = calculate_fan_in_and_fan_out(weight)
+        bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+        uniform_(bias, -bound, bound)

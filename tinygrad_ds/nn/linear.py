@@ -1,7 +1,6 @@
 """Linear, Identity and Flatten."""
 from __future__ import annotations
 
-import math
 
 from .. import dtypes
 from ..errors import ShapeError, fmt_shape
@@ -31,11 +30,7 @@ class Linear(Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            fan_in, _ = init.calculate_fan_in_and_fan_out(self.weight)
-            bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0.0
-            init.uniform_(self.bias, -bound, bound)
+        init.default_linear_init_(self.weight, self.bias)
 
     def _linear(self, x: Tensor, weight: Tensor) -> Tensor:
         if x.ndim == 0 or x.shape[-1] != self.in_features:
