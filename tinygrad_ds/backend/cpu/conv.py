@@ -46,26 +46,58 @@ def im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, cols):
     padding are 0."""
     n, c, h, w = x.shape
     ll = oh * ow
+    # NOTE: indices are offsets into 1-D views, counted from 0, so that LLVM can drop numba's
+    # negative-index check and vectorize the copies.
+    plane = sh == 1 and sw == 1 and ow == w  # stride 1, "same" width: a tap is one shifted plane
     for r in range(c * kh * kw):
         ci = r // (kh * kw)
         ki = (r // kw) % kh
         kj = r % kw
         jlo, jhi = _span(ow, sw, pw, kj * dw, w)
+        ilo, ihi = _span(oh, sh, ph, ki * dh, h)
         off = kj * dw - pw
+        row = cols[r]
         for b in range(n):
-            for i in range(oh):
-                hi = i * sh - ph + ki * dh
-                base = b * ll + i * ow
-                if hi < 0 or hi >= h:
-                    cols[r, base:base + ow] = 0
-                    continue
-                cols[r, base:base + jlo] = 0
-                if sw == 1:  # a contiguous run: vectorized copy
-                    cols[r, base + jlo:base + jhi] = x[b, ci, hi, jlo + off:jhi + off]
-                else:
-                    for j in range(jlo, jhi):
-                        cols[r, base + j] = x[b, ci, hi, j * sw + off]
-                cols[r, base + jhi:base + ow] = 0
+            dst = row[b * ll:(b + 1) * ll]
+            if ilo >= ihi or jlo >= jhi:
+                dst[:] = 0
+                continue
+            for t in range(ilo * ow):
+                dst[t] = 0
+            if plane:
+                # rows ilo..ihi-1 in one run: dst[t] = src[t + shift], then re-zero the
+                # columns that wrapped around from the neighbouring row
+                src = x[b, ci].reshape(h * w)
+                t0 = ilo * ow + jlo
+                run = (ihi - 1) * ow + jhi - t0
+                s0 = (ilo * sh - ph + ki * dh) * w + jlo + off
+                d2 = dst[t0:t0 + run]
+                s2 = src[s0:s0 + run]
+                for t in range(run):
+                    d2[t] = s2[t]
+                for i in range(ilo, ihi):
+                    for j in range(jlo):
+                        dst[i * ow + j] = 0
+                    for j in range(jhi, ow):
+                        dst[i * ow + j] = 0
+            else:
+                for i in range(ilo, ihi):
+                    d1 = dst[i * ow:(i + 1) * ow]
+                    src = x[b, ci, i * sh - ph + ki * dh]
+                    for j in range(jlo):
+                        d1[j] = 0
+                    if sw == 1:
+                        d2 = d1[jlo:jhi]
+                        s2 = src[jlo + off:jhi + off]
+                        for j in range(jhi - jlo):
+                            d2[j] = s2[j]
+                    else:
+                        for j in range(jlo, jhi):
+                            d1[j] = src[j * sw + off]
+                    for j in range(jhi, ow):
+                        d1[j] = 0
+            for t in range(ihi * ow, ll):
+                dst[t] = 0
     return cols
 
 
@@ -79,21 +111,22 @@ def col2im(cols, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, x):
     for b in range(n):
         for ci in range(c):
             for ki in range(kh):
+                ilo, ihi = _span(oh, sh, ph, ki * dh, h)
                 for kj in range(kw):
-                    r = (ci * kh + ki) * kw + kj
                     jlo, jhi = _span(ow, sw, pw, kj * dw, w)
                     off = kj * dw - pw
-                    for i in range(oh):
-                        hi = i * sh - ph + ki * dh
-                        if hi < 0 or hi >= h:
-                            continue
-                        base = b * ll + i * ow
+                    row = cols[(ci * kh + ki) * kw + kj]
+                    for i in range(ilo, ihi):
+                        src = row[b * ll + i * ow:b * ll + (i + 1) * ow]
+                        dst = x[b, ci, i * sh - ph + ki * dh]
                         if sw == 1:
-                            for j in range(jlo, jhi):
-                                x[b, ci, hi, j + off] += cols[r, base + j]
+                            d2 = dst[jlo + off:jhi + off]
+                            s2 = src[jlo:jhi]
+                            for j in range(jhi - jlo):
+                                d2[j] += s2[j]
                         else:
                             for j in range(jlo, jhi):
-                                x[b, ci, hi, j * sw + off] += cols[r, base + j]
+                                dst[j * sw + off] += src[j]
     return x
 
 
