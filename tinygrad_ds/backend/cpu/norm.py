@@ -122,12 +122,12 @@ def layer_norm_forward(x, weight, bias, eps):
             s2 += v * v
         mu = s1 / d
         var = max(s2 / d - mu * mu, 0.0)
-        mu += k
-        inv = 1.0 / np.sqrt(var + eps)
-        mean[ri] = mu
-        invstd[ri] = inv
+        mean[ri] = mu + k
+        invstd[ri] = 1.0 / np.sqrt(var + eps)
+        mu_t = mean[ri]  # in x's dtype, so that the loop below runs in it
+        inv_t = invstd[ri]
         for i in range(d):
-            y[ri, i] = (x[ri, i] - mu) * inv * weight[i] + bias[i]
+            y[ri, i] = (x[ri, i] - mu_t) * inv_t * weight[i] + bias[i]
     return y, mean, invstd
 
 
@@ -135,19 +135,24 @@ def layer_norm_forward(x, weight, bias, eps):
 def layer_norm_backward_input(gy, x, mean, invstd, weight):
     r, d = x.shape
     gx = np.empty_like(gy)
+    coef = np.empty(2, dtype=gy.dtype)
     for ri in range(r):
-        mu = np.float64(mean[ri])
+        mu_t = mean[ri]
         inv = np.float64(invstd[ri])
         s1 = 0.0
         s2 = 0.0
         for i in range(d):
             gw = np.float64(gy[ri, i]) * weight[i]
             s1 += gw
-            s2 += gw * (x[ri, i] - mu)
-        a = s1 / d
-        bb = s2 / d * inv * inv
+            s2 += gw * (x[ri, i] - mu_t)
+        # gx = inv * (gy * w - mean(gy w) - (x - mu) * mean(gy w (x - mu)) inv^2)
+        coef[0] = -inv * (s1 / d)
+        coef[1] = -inv * (s2 / d) * inv * inv
+        inv_t = invstd[ri]
+        a = coef[0]
+        bb = coef[1]
         for i in range(d):
-            gx[ri, i] = inv * (gy[ri, i] * weight[i] - a - (x[ri, i] - mu) * bb)
+            gx[ri, i] = inv_t * gy[ri, i] * weight[i] + a + (x[ri, i] - mu_t) * bb
     return gx
 
 
