@@ -66,6 +66,25 @@ def test_bad_model_files(tmp_path, name, text, expect):
         assert "(1, 48)" in r.output and "10" in r.output
 
 
+@pytest.mark.parametrize("cmd", ["viz", "summary", "paths", "train"])
+def test_folder_as_model_file_is_one_message_and_status_1(tmp_path, cmd):
+    r = _run(cmd, str(tmp_path))
+    assert r.exit_code == 1 and "is a folder, not a model file" in r.output
+    assert "Traceback" not in r.output
+
+
+@pytest.mark.parametrize("text", ["1,3,x,2", "1,,3", "a,b", "0,3", ""])
+def test_bad_input_shape_is_refused(text):
+    r = _run("summary", os.path.join(ROOT, "examples", "lenet.py"), "--input-shape", text)
+    assert r.exit_code == 1 and "give positive integers" in r.output
+
+
+def test_input_shape_spellings():
+    from viz.report import parse_shape
+    assert parse_shape("1,3,32,32") == parse_shape("1x3x32x32") == (1, 3, 32, 32)
+    assert parse_shape("(1, 3, 32, 32)") == (1, 3, 32, 32) and parse_shape("(10,)") == (10,)
+
+
 def test_debug_shows_the_traceback(tmp_path):
     path = _write(tmp_path, "raises.py", "raise RuntimeError('boom')\n")
     r = _run("viz", path, "--debug")

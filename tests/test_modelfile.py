@@ -87,6 +87,11 @@ def test_missing_file():
         load_model_file("nope.py")
 
 
+def test_folder_instead_of_file(tmp_path):
+    with pytest.raises(ModelFileError, match="is a folder, not a model file"):
+        load_model_file(str(tmp_path))
+
+
 def test_syntax_error_names_file_and_line(tmp_path):
     p = write(tmp_path, """
         model = Affine(2, 10

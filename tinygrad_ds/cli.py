@@ -18,7 +18,7 @@ def main() -> None:
 
 
 @main.command("train")
-@click.argument("model_file", type=click.Path(dir_okay=False))
+@click.argument("model_file", type=click.Path())
 @click.option("--data", "data_spec", default="builtin", show_default=True,
               help="builtin, cifar10:DIR, mnist:DIR or fashion-mnist:DIR")
 @click.option("--epochs", default=10, show_default=True, type=int)
@@ -44,8 +44,9 @@ def main() -> None:
 @click.option("--out", default="tds-run", show_default=True, type=click.Path(file_okay=False),
               help="folder for history.csv, curves.png and best.npz")
 @click.option("--quiet", is_flag=True, help="no progress output")
+@click.option("--debug", is_flag=True, help="show Python tracebacks")
 def train_cmd(model_file, data_spec, epochs, batch_size, optimizer, lr, weight_decay, augment,
-              schedule, patience, train_size, val_size, seed, out, quiet) -> None:
+              schedule, patience, train_size, val_size, seed, out, quiet, debug) -> None:
     """Train the model that MODEL_FILE defines (`model` or `build_model()`, and `input_shape`).
 
     \b
@@ -63,13 +64,15 @@ def train_cmd(model_file, data_spec, epochs, batch_size, optimizer, lr, weight_d
             out=out, schedule=schedule, patience=patience, train_size=train_size,
             val_size=val_size, quiet=quiet)
     except TdsError as e:
+        if debug:
+            raise
         raise click.ClickException(str(e)) from None
     if result.diverged:
         raise click.ClickException(result.stop_reason or "training diverged")
 
 
 @main.command("viz")
-@click.argument("model_file", type=click.Path(dir_okay=False))
+@click.argument("model_file", type=click.Path())
 @click.option("--output", "-o", type=click.Path(dir_okay=False), default=None,
               help="file to write [default: <model file name>.<format> here]")
 @click.option("--format", "fmt", type=click.Choice(["svg", "png", "pdf", "dot", "json"]),
@@ -99,7 +102,7 @@ def viz_cmd(model_file, output, fmt, level, depth, backward, grads, params, inpu
     from viz.report import parse_shape, viz_model_file
 
     try:
-        shape = parse_shape(input_shape) if input_shape else None
+        shape = parse_shape(input_shape) if input_shape is not None else None
         result = viz_model_file(model_file, output, fmt, level, depth, backward, grads, shape,
                                 params, "train" if train_mode else "eval")
     except Exception as e:  # noqa: BLE001 - one clear line; --debug shows the traceback
@@ -115,7 +118,7 @@ def viz_cmd(model_file, output, fmt, level, depth, backward, grads, params, inpu
 
 
 @main.command("summary")
-@click.argument("model_file", type=click.Path(dir_okay=False))
+@click.argument("model_file", type=click.Path())
 @click.option("--input-shape", default=None, help="override the file's, e.g. 1,3,32,32")
 @click.option("--debug", is_flag=True, help="show Python tracebacks")
 def summary_cmd(model_file, input_shape, debug) -> None:
@@ -130,7 +133,7 @@ def summary_cmd(model_file, input_shape, debug) -> None:
     from viz.report import parse_shape, summary_of_file
 
     try:
-        shape = parse_shape(input_shape) if input_shape else None
+        shape = parse_shape(input_shape) if input_shape is not None else None
         text = summary_of_file(model_file, shape)
     except Exception as e:  # noqa: BLE001
         if debug:
@@ -140,7 +143,7 @@ def summary_cmd(model_file, input_shape, debug) -> None:
 
 
 @main.command("paths")
-@click.argument("model_file", type=click.Path(dir_okay=False), required=False)
+@click.argument("model_file", type=click.Path(), required=False)
 @click.option("--blocks", type=click.IntRange(min=0), default=None,
               help="an abstract chain of this many residual blocks (no model file)")
 @click.option("--limit", type=click.IntRange(min=0), default=20, show_default=True,
@@ -161,7 +164,7 @@ def summary_cmd(model_file, input_shape, debug) -> None:
 @click.option("--grad", is_flag=True, help="measure the gradient by path length")
 @click.option("--grad-samples", type=click.IntRange(min=1), default=10, show_default=True,
               help="paths measured per length")
-@click.option("--lesion", "lesion", type=click.Path(dir_okay=False), default=None,
+@click.option("--lesion", "lesion", type=click.Path(), default=None,
               metavar="CHECKPOINT", help="lesion study of the trained model (an .npz)")
 @click.option("--data", "data_spec", default="builtin", show_default=True,
               help="dataset for --lesion: builtin, cifar10:DIR, mnist:DIR")
@@ -187,7 +190,7 @@ def paths_cmd(model_file, blocks, limit, length, through, highlight, out_dir, fm
     from viz.report import parse_shape
 
     try:
-        shape = parse_shape(input_shape) if input_shape else None
+        shape = parse_shape(input_shape) if input_shape is not None else None
         result = paths_report(model_file, blocks, limit, length, through, highlight,
                               None if no_draw else out_dir, fmt, decompose, grad, grad_samples,
                               lesion, data_spec, val_size, shape, seed)

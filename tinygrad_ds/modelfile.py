@@ -64,6 +64,9 @@ def load_model_spec(path: str, input_shape: tuple[int, ...] | None = None) -> Mo
     from .tensor import Tensor
 
     path = os.fspath(path)
+    if os.path.isdir(path):
+        raise ModelFileError(f"{path}: is a folder, not a model file; give the Python file that "
+                             "defines the model, such as examples/resnet.py")
     if not os.path.isfile(path):
         raise ModelFileError(f"{path}: model file not found")
     with open(path, encoding="utf-8") as f:
@@ -160,13 +163,27 @@ def _def_line(source: str, name: str) -> int:
     return line
 
 
+def _model_line(path: str) -> int:
+    """The line of the file that defines `model` (else `build_model`)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            source = f.read()
+        tree = ast.parse(source)
+    except (OSError, SyntaxError, ValueError):
+        return 1
+    names = {t.id for n in tree.body if isinstance(n, ast.Assign) for t in n.targets
+             if isinstance(t, ast.Name)}
+    return _def_line(source, "model" if "model" in names else "build_model")
+
+
 def error_in_file(path: str, exc: BaseException, where: str = "",
-                  model: Any = None) -> ModelFileError:
+                  model: Any = None, fallback_line: int | None = None) -> ModelFileError:
     """Turn an exception raised while running code from `path` into one ModelFileError:
     'model.py:12: ShapeError: ... (in module layer2.0.conv1)'.
 
-    The line is the innermost traceback frame inside the file; `model` (when given) lets the
-    message name the module whose forward raised, by its path in the model."""
+    The line is the innermost traceback frame inside the file, else `fallback_line` (the line
+    that made the model, when the error came from library layers); `model` (when given) lets
+    the message name the module whose forward raised, by its path in the model."""
     target = os.path.abspath(path)
     lineno, text = None, ""
     frames = traceback.extract_tb(exc.__traceback__)
@@ -175,6 +192,8 @@ def error_in_file(path: str, exc: BaseException, where: str = "",
             lineno, text = fr.lineno, (fr.line or "").strip()
     if isinstance(exc, SyntaxError) and lineno is None:
         lineno = exc.lineno
+    if lineno is None:
+        lineno = fallback_line
     loc = f"{path}:{lineno}" if lineno is not None else path
     msg = f"{loc}: {type(exc).__name__}: {exc}"
     if where:
@@ -215,7 +234,8 @@ def run_example(path: str, model: Any, input_shape: tuple[int, ...]):
             return model(x)
     except Exception as e:  # noqa: BLE001
         err = error_in_file(path, e, where=f"the model on an input of shape "
-                                           f"{fmt_shape(input_shape)}", model=model)
+                                           f"{fmt_shape(input_shape)}", model=model,
+                            fallback_line=_model_line(path))
         if isinstance(e, ShapeError):
             raise _ShapeModelFileError(str(err)) from None
         raise err from None

@@ -33,8 +33,11 @@ def paths_line(n: int) -> str:
 def parse_shape(text: str) -> tuple[int, ...]:
     """'1,3,32,32' (or '1x3x32x32', '(1, 3, 32, 32)') -> (1, 3, 32, 32)."""
     cleaned = text.strip().strip("()[]").replace("x", ",").replace(" ", "")
-    try:
-        shape = tuple(int(s) for s in cleaned.split(",") if s)
+    parts = cleaned.split(",")
+    if len(parts) > 1 and parts[-1] == "":
+        parts.pop()  # '(10,)': a one-element tuple
+    try:  # every part must be a number: '1,3,x,2' is not (1, 3, 2)
+        shape = tuple(int(s) for s in parts)
     except ValueError:
         shape = ()
     if not shape or any(s <= 0 for s in shape):
