@@ -208,6 +208,22 @@ def test_builtin_dataset_is_seeded_balanced_and_shaped():
     assert len(train) == 50 and len(val) == 20 and train.classes == data.BUILTIN_CLASSES
 
 
+def test_builtin_dataset_in_another_image_shape():
+    train, val = data.load_builtin(n_train=20, n_val=10, seed=1, image_shape=(1, 28, 28))
+    assert train.images.shape == (20, 1, 28, 28) and val.images.shape == (10, 1, 28, 28)
+    assert train.images.dtype == np.uint8
+    colour = data.make_shapes(20, seed=2)[0]
+    grey = np.rint(colour.mean(axis=1)).astype(np.uint8)
+    np.testing.assert_array_equal(train.images[:, 0, 0, 0], grey[:, 0, 0])  # nearest pixel
+    np.testing.assert_array_equal(train.images[:, 0, 27, 27], grey[:, 31, 31])
+    ds = data.open_dataset("builtin", n_train=20, n_val=10, image_shape=(1, 28, 28))
+    assert len(ds["mean"]) == 1 and len(ds["std"]) == 1 and "grey 28x28" in ds["name"]
+    assert data.open_dataset("builtin", n_train=4, n_val=2, image_shape=(3, 16, 16))[
+        "train"].images.shape == (4, 3, 16, 16)
+    with pytest.raises(data.DatasetError, match=r"\(2, 32, 32\)"):
+        data.open_dataset("builtin", n_train=4, n_val=2, image_shape=(2, 32, 32))
+
+
 def test_builtin_colour_does_not_give_the_class_away():
     # A nearest-class-mean on mean colour should be near chance: shape, not colour, is the class.
     x, y = data.make_shapes(2000, seed=0)

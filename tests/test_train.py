@@ -243,10 +243,12 @@ def test_tds_train_bad_inputs(tmp_path):
     assert r.exit_code == 1 and "Error:" in r.output and "bad.py" in r.output
     assert "(2, 16)" in r.output and "Traceback" not in r.output
 
+    # the built-in images follow input_shape, so a model that does not fit its own
+    # input_shape fails on the model's shapes, naming the file and the line
     wrong = tmp_path / "wrong.py"
     wrong.write_text(MLP.replace("input_shape = (1, 3, 32, 32)", "input_shape = (1, 1, 28, 28)"))
     r = run_cli(["train", str(wrong), "--train-size", "20", "--val-size", "10"])
-    assert r.exit_code == 1 and "(1, 28, 28)" in r.output and "(3, 32, 32)" in r.output
+    assert r.exit_code == 1 and "wrong.py:2" in r.output and "(2, 784)" in r.output
 
     mf = tmp_path / "mlp.py"
     mf.write_text(MLP)
@@ -254,6 +256,18 @@ def test_tds_train_bad_inputs(tmp_path):
     assert r.exit_code == 1 and "train-images-idx3-ubyte" in r.output and "lecun" in r.output
     r = run_cli(["train", str(tmp_path / "none.py")])
     assert r.exit_code == 1 and "model file not found" in r.output
+
+
+def test_tds_train_grey_28x28_model_on_builtin_data(tmp_path):
+    # examples/lenet.py takes (1, 28, 28): the built-in dataset is drawn grey at that size
+    mf = tmp_path / "grey.py"
+    mf.write_text("from tinygrad_ds import nn\nmodel = nn.Sequential(nn.Flatten(), "
+                  "nn.Linear(28 * 28, 10))\ninput_shape = (1, 1, 28, 28)\n")
+    r = run_cli(["train", str(mf), "--epochs", "1", "--batch-size", "20", "--train-size", "40",
+                 "--val-size", "20", "--out", str(tmp_path / "run")])
+    assert r.exit_code == 0, r.output
+    assert "grey 28x28" in r.output and "(1, 28, 28)" in r.output
+    assert (tmp_path / "run" / "best.npz").exists()
 
 
 def test_tds_train_help_as_a_subprocess():

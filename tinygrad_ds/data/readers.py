@@ -121,18 +121,30 @@ def read_mnist(folder: str, split: str = "train", fashion: bool = False
 
 # ---- by name ---------------------------------------------------------------------------------------
 def open_dataset(spec: str = "builtin", train_transform=None, val_transform=None,
-                 n_train: int = 10000, n_val: int = 2000, seed: int = 0) -> dict:
+                 n_train: int = 10000, n_val: int = 2000, seed: int = 0,
+                 image_shape: tuple[int, int, int] | None = None) -> dict:
     """'builtin', 'cifar10:DIR', 'mnist:DIR' or 'fashion-mnist:DIR' ->
     {'train', 'val': TensorDatasets, 'num_classes', 'mean', 'std', 'name'}.
-    n_train, n_val and seed size the built-in dataset only."""
+    n_train, n_val, seed and image_shape ((C, H, W), grey when C = 1) shape the built-in
+    dataset only; files on disk keep their own image shape."""
     kind, _, folder = spec.partition(":")
     kind, folder = kind.lower(), os.path.expanduser(folder)
     if kind == "builtin":
         from . import synthetic
 
-        train, val = synthetic.load_builtin(n_train, n_val, seed, train_transform, val_transform)
-        return dict(train=train, val=val, num_classes=10, mean=synthetic.MEAN, std=synthetic.STD,
-                    name="builtin shapes")
+        shape = tuple(image_shape) if image_shape is not None else (3, 32, 32)
+        try:
+            train, val = synthetic.load_builtin(n_train, n_val, seed, train_transform,
+                                                val_transform, image_shape=shape)
+        except ValueError as e:
+            raise DatasetError(f"--data builtin: {e}") from None
+        name, mean, std = "builtin shapes", synthetic.MEAN, synthetic.STD
+        if shape != (3, 32, 32):
+            name += f" ({'grey' if shape[0] == 1 else 'colour'} {shape[1]}x{shape[2]})"
+            if shape[0] == 1 and len(train):  # grey averages colours: it spreads less
+                pix = train.images[:2000] / 255.0
+                mean, std = (float(pix.mean()),), (float(pix.std()) or 1.0,)
+        return dict(train=train, val=val, num_classes=10, mean=mean, std=std, name=name)
     on_disk = kind in ("cifar10", "mnist", "fashion-mnist", "fashion_mnist")
     if on_disk and not folder:
         raise DatasetError(f"--data {spec}: give the folder, as in {kind}:path/to/folder")

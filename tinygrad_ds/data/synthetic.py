@@ -118,12 +118,31 @@ def make_shapes(n: int, seed: int = 0, chunk: int = 1024) -> tuple[np.ndarray, n
     return images, labels
 
 
+def fit_images(images: np.ndarray, image_shape: tuple[int, ...]) -> np.ndarray:
+    """(n, 3, 32, 32) uint8 -> (n, C, H, W) uint8 for a model that takes other images: C = 1
+    averages the colour channels into grey, H and W other than 32 resample by nearest pixel
+    (so LeNet's (1, 28, 28) trains on the built-in dataset too)."""
+    if len(image_shape) != 3 or image_shape[0] not in (1, 3) or min(image_shape[1:]) < 8:
+        raise ValueError(f"the built-in dataset makes images of shape (1 or 3, H, W) with H and "
+                         f"W at least 8, not {tuple(image_shape)}")
+    c, h, w = image_shape
+    if c == 1:
+        images = np.rint(images.mean(axis=1, keepdims=True)).astype(np.uint8)
+    rows = ((np.arange(h) + 0.5) * SIZE / h).astype(np.int64)
+    cols = ((np.arange(w) + 0.5) * SIZE / w).astype(np.int64)
+    return np.ascontiguousarray(images[:, :, rows][:, :, :, cols])
+
+
 def load_builtin(n_train: int = 10000, n_val: int = 2000, seed: int = 0,
-                 train_transform=None, val_transform=None
+                 train_transform=None, val_transform=None,
+                 image_shape: tuple[int, int, int] = (3, SIZE, SIZE)
                  ) -> tuple[TensorDataset, TensorDataset]:
     """The built-in dataset as (train, val) TensorDatasets; the two sets are drawn from
-    different seeds, so no validation image is a training image."""
+    different seeds, so no validation image is a training image. image_shape (C, H, W): grey
+    (C = 1) and other sizes are made from the 32x32 colour images by `fit_images`."""
     xtr, ytr = make_shapes(n_train, seed=2 * seed)
     xva, yva = make_shapes(n_val, seed=2 * seed + 1)
+    if tuple(image_shape) != (3, SIZE, SIZE):
+        xtr, xva = fit_images(xtr, image_shape), fit_images(xva, image_shape)
     return (TensorDataset(xtr, ytr, train_transform, classes=CLASSES),
             TensorDataset(xva, yva, val_transform, classes=CLASSES))

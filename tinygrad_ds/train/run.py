@@ -103,7 +103,13 @@ def train_model_file(model_file: str, data: str = "builtin", epochs: int = 10,
     spec = load_model_spec(model_file)
     model = spec.model
 
-    ds = D.open_dataset(data, n_train=train_size, n_val=val_size, seed=seed)
+    # the built-in dataset is drawn in the shape the model file asks for (grey 28x28 for LeNet)
+    builtin_shape = None
+    if data.lower() == "builtin" and spec.input_shape is not None and \
+            len(spec.input_shape) == 4 and spec.input_shape[1] in (1, 3):
+        builtin_shape = tuple(spec.input_shape[1:])
+    ds = D.open_dataset(data, n_train=train_size, n_val=val_size, seed=seed,
+                        image_shape=builtin_shape)
     image_shape = tuple(ds["train"].images.shape[1:])
     if spec.input_shape is not None and tuple(spec.input_shape[1:]) != image_shape:
         raise ModelFileError(
