@@ -136,6 +136,23 @@ def test_load_refuses_pickled_checkpoint(tmp_path):
         Net().load(str(path), strict=False)
 
 
+def test_load_checkpoint_of_another_model_is_short_and_says_so(tmp_path):
+    other = nn.Sequential(*[nn.Linear(2, 2) for _ in range(12)])
+    with pytest.raises(TdsError) as e:
+        Net().load_state_dict(other.state_dict())
+    msg = str(e.value)
+    assert "another model" in msg and "unexpected keys (24)" in msg and "and 16 more" in msg
+    assert len(msg) < 1000
+
+
+def test_load_a_file_that_is_not_npz(tmp_path):
+    path = tmp_path / "model.py"
+    path.write_text("model = 1\n")
+    with pytest.raises(TdsError, match="model.py: not an .npz file") as e:
+        Net().load(str(path))
+    assert "allow_pickle" not in str(e.value)
+
+
 def test_load_missing_file_names_it(tmp_path):
     with pytest.raises(TdsError, match="nothere.npz"):
         Net().load(str(tmp_path / "nothere.npz"))

@@ -1,6 +1,8 @@
 """Module and Parameter: layers find their parameters by walking attributes, as in PyTorch."""
 from __future__ import annotations
 
+import os
+import zipfile
 from collections import OrderedDict
 from typing import Iterator
 
@@ -9,6 +11,11 @@ import numpy as np
 from .. import autograd, dtypes
 from ..errors import TdsError, fmt_shape
 from ..tensor import Tensor
+
+
+def _first(keys: list[str], n: int = 8) -> str:
+    """At most n keys of a long list, and how many more: a message a person can read."""
+    return str(keys) if len(keys) <= n else f"{keys[:n]} and {len(keys) - n} more"
 
 
 class Parameter(Tensor):
@@ -162,10 +169,13 @@ class Module:
                       for k, t in own.items() if k in state and np.shape(state[k]) != t.shape]
         if mismatched or (strict and (missing or unexpected)):
             lines = [f"load_state_dict: the checkpoint does not fit {type(self).__name__}"]
+            if own and state and len(missing) == len(own):
+                lines[0] += (" (none of its keys is in this model: is it a checkpoint of "
+                             "another model?)")
             if strict or not mismatched:
-                lines += [f"  missing keys ({len(missing)}): {missing}",
-                          f"  unexpected keys ({len(unexpected)}): {unexpected}"]
-            lines.append(f"  mismatched shapes ({len(mismatched)}): {mismatched}")
+                lines += [f"  missing keys ({len(missing)}): {_first(missing)}",
+                          f"  unexpected keys ({len(unexpected)}): {_first(unexpected)}"]
+            lines.append(f"  mismatched shapes ({len(mismatched)}): {_first(mismatched)}")
             raise TdsError("\n".join(lines))
         for k, t in own.items():
             if k in state:
@@ -178,6 +188,10 @@ class Module:
     def load(self, path: str, strict: bool = True) -> None:
         """Load an .npz written by `save` (with allow_pickle=False: a checkpoint never runs
         code). Errors name the file."""
+        if os.path.isfile(path) and not zipfile.is_zipfile(path):
+            # np.load would call it pickled data and suggest allow_pickle=True: never do that
+            raise TdsError(f"cannot read checkpoint {path}: not an .npz file (Module.save and "
+                           "tds train write checkpoints as .npz)")
         try:
             with np.load(path, allow_pickle=False) as f:
                 state = {k: f[k] for k in f.files}
