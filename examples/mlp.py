@@ -1,6 +1,7 @@
 """Train a small MLP on two moons with both engines, and check that they agree.
 
-    python examples/mlp.py        (or: make demo)
+    python examples/mlp.py
+    tds viz examples/mlp.py       (draws `model` below, the same MLP as nn layers)
 
 1. The tensor engine (tinygrad_ds.Tensor): a hand-written 2-32-32-1 tanh MLP on 400 points,
    full-batch gradient descent, binary cross-entropy with logits.
@@ -20,9 +21,14 @@ import numpy as np
 
 import tinygrad_ds as tds
 import tinygrad_ds.functional as F
+from tinygrad_ds import nn
 from tinygrad_ds.scalar import Value
 
 Params = list[tuple[np.ndarray, np.ndarray]]  # [(W (out, in), b (out,)), ...]
+
+# The same 2-32-32-1 tanh MLP as nn layers, for `tds viz examples/mlp.py` and `tds summary`.
+model = nn.Sequential(nn.Linear(2, 32), nn.Tanh(), nn.Linear(32, 32), nn.Tanh(), nn.Linear(32, 1))
+input_shape = (1, 2)
 
 
 # ---- data and weights (numpy, seeded) ---------------------------------------------------------

@@ -28,6 +28,18 @@ def test_viz_writes_png_prints_summary_and_paths(tmp_path):
     assert r.output.strip().splitlines()[-1] == "Input-to-output paths: 512 (2^9)"
 
 
+# every model file in examples/ (the two scripts aside) is one that tds summary and tds viz read
+MODEL_EXAMPLES = ["alexnet", "bottleneck", "densenet", "inception", "lenet", "mlp", "mobilenet",
+                  "plain", "resnet", "unet", "vgg", "vgg_grid"]
+
+
+@pytest.mark.parametrize("name", MODEL_EXAMPLES)
+def test_summary_of_every_example(name):
+    r = _run("summary", os.path.join(ROOT, "examples", f"{name}.py"))
+    assert r.exit_code == 0, r.output
+    assert "Total params" in r.output and "Input-to-output paths" in r.output
+
+
 @pytest.mark.parametrize("fmt", ["json", "dot"])
 def test_viz_formats_without_rendering(tmp_path, fmt):
     out = tmp_path / f"g.{fmt}"
