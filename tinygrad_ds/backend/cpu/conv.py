@@ -25,7 +25,7 @@ from numba import njit
 CHUNK_ELEMENTS = 1 << 20
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _span(size_out, stride, pad, offset, size_in):
     """The output indices j in [lo, hi) whose input index j*stride - pad + offset is in range."""
     lo = 0
@@ -60,7 +60,8 @@ def im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, cols):
         for b in range(n):
             dst = row[b * ll:(b + 1) * ll]
             if ilo >= ihi or jlo >= jhi:
-                dst[:] = 0
+                for t in range(ll):
+                    dst[t] = 0
                 continue
             for t in range(ilo * ow):
                 dst[t] = 0
@@ -107,7 +108,9 @@ def col2im(cols, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, x):
     zeroed first."""
     n, c, h, w = x.shape
     ll = oh * ow
-    x[:] = 0
+    xf = x.reshape(x.size)
+    for t in range(x.size):
+        xf[t] = 0
     for b in range(n):
         for ci in range(c):
             for ki in range(kh):
@@ -137,8 +140,10 @@ def _onl_to_nol(y, bias, has_bias, out):
     for b in range(n):
         for oc in range(o):
             add = bias[oc] if has_bias else bias[0]  # in y's dtype
+            src = y[oc, b * ll:(b + 1) * ll]
+            dst = out[b, oc]
             for k in range(ll):
-                out[b, oc, k] = y[oc, b * ll + k] + add
+                dst[k] = src[k] + add
     return out
 
 
@@ -148,7 +153,10 @@ def _nol_to_onl(g, out):
     n, o, ll = g.shape
     for b in range(n):
         for oc in range(o):
-            out[oc, b * ll:(b + 1) * ll] = g[b, oc]
+            src = g[b, oc]
+            dst = out[oc, b * ll:(b + 1) * ll]
+            for k in range(ll):
+                dst[k] = src[k]
     return out
 
 
@@ -160,7 +168,10 @@ def _depthwise_forward(x, w, bias, has_bias, sh, sw, ph, pw, dh, dw, oh, ow):
     y = np.empty((n, c, oh, ow), dtype=x.dtype)
     for b in range(n):
         for ci in range(c):
-            y[b, ci] = bias[ci] if has_bias else bias[0]
+            start = bias[ci] if has_bias else bias[0]
+            for i in range(oh):
+                for j in range(ow):
+                    y[b, ci, i, j] = start
             for ki in range(kh):
                 for kj in range(kw):
                     wv = w[ci, 0, ki, kj]
@@ -170,12 +181,8 @@ def _depthwise_forward(x, w, bias, has_bias, sh, sw, ph, pw, dh, dw, oh, ow):
                         hi = i * sh - ph + ki * dh
                         if hi < 0 or hi >= h:
                             continue
-                        if sw == 1:
-                            for j in range(jlo, jhi):
-                                y[b, ci, i, j] += wv * x[b, ci, hi, j + off]
-                        else:
-                            for j in range(jlo, jhi):
-                                y[b, ci, i, j] += wv * x[b, ci, hi, j * sw + off]
+                        for j in range(jlo, jhi):
+                            y[b, ci, i, j] += wv * x[b, ci, hi, j * sw + off]
     return y
 
 
@@ -195,12 +202,8 @@ def _depthwise_backward_input(gy, w, sh, sw, ph, pw, dh, dw, h, wd):
                         hi = i * sh - ph + ki * dh
                         if hi < 0 or hi >= h:
                             continue
-                        if sw == 1:
-                            for j in range(jlo, jhi):
-                                gx[b, ci, hi, j + off] += wv * gy[b, ci, i, j]
-                        else:
-                            for j in range(jlo, jhi):
-                                gx[b, ci, hi, j * sw + off] += wv * gy[b, ci, i, j]
+                        for j in range(jlo, jhi):
+                            gx[b, ci, hi, j * sw + off] += wv * gy[b, ci, i, j]
     return gx
 
 
@@ -220,14 +223,15 @@ def _depthwise_backward_weight(gy, x, sh, sw, ph, pw, dh, dw, kh, kw):
                         hi = i * sh - ph + ki * dh
                         if hi < 0 or hi >= h:
                             continue
-                        if sw == 1:
-                            for j in range(jlo, jhi):
-                                s += gy[b, ci, i, j] * x[b, ci, hi, j + off]
-                        else:
-                            for j in range(jlo, jhi):
-                                s += gy[b, ci, i, j] * x[b, ci, hi, j * sw + off]
+                        for j in range(jlo, jhi):
+                            s += gy[b, ci, i, j] * x[b, ci, hi, j * sw + off]
                     acc[ci, ki, kj] += s
-    return acc.astype(gy.dtype).reshape(c, 1, kh, kw)
+    gw = np.empty((c, 1, kh, kw), dtype=gy.dtype)
+    for ci in range(c):
+        for ki in range(kh):
+            for kj in range(kw):
+                gw[ci, 0, ki, kj] = acc[ci, ki, kj]
+    return gw
 
 
 # NOTE: a fresh np.empty of a few MB per chunk costs a page fault per 4 KB (as much time as the
