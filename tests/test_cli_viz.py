@@ -97,6 +97,16 @@ def test_input_shape_spellings():
     assert parse_shape("(1, 3, 32, 32)") == (1, 3, 32, 32) and parse_shape("(10,)") == (10,)
 
 
+@needs_dot
+def test_grads_drawing_is_the_same_on_every_run(tmp_path):
+    # the model file's weights are drawn afresh by each run: seeded, the colours repeat
+    plain = os.path.join(ROOT, "examples", "plain.py")
+    a, b = tmp_path / "a.dot", tmp_path / "b.dot"
+    assert _run("viz", plain, "--grads", "-o", str(a)).exit_code == 0
+    assert _run("viz", plain, "--grads", "-o", str(b)).exit_code == 0
+    assert "|grad|" in a.read_text() and a.read_text() == b.read_text()
+
+
 def test_debug_shows_the_traceback(tmp_path):
     path = _write(tmp_path, "raises.py", "raise RuntimeError('boom')\n")
     r = _run("viz", path, "--debug")

@@ -93,6 +93,8 @@ def draw(graph: Graph, level: str = "module", depth: int | None = None, params: 
 
     title = f"{'backward' if graph.kind == 'backward' else 'forward'} graph, {level} level" + \
         (f", depth {depth}" if depth is not None else "")
+    if any(n.residual for n in shown):  # say what the dashed edges are: not every reader knows
+        title += "\n(+) residual addition; dashed red edge: its skip connection"
     dot = graphviz.Digraph("graph", graph_attr={
         "rankdir": rankdir, "fontname": "Helvetica", "fontsize": "12", "nodesep": "0.25",
         "ranksep": "0.3", "label": title, "labelloc": "t", "newrank": "true"},
@@ -139,7 +141,9 @@ def draw(graph: Graph, level: str = "module", depth: int | None = None, params: 
             for p in n.params:
                 dot.edge(f"n{p}", f"n{n.id}", style="dotted", arrowhead="none", color="#adb5bd")
     if grads is not None and lo is not None:
-        dot.node("legend", f"gradient norm\n{lo:.1e} (dark) to {hi:.1e} (yellow)", shape="note",
+        dot.node("legend", f"|grad|: gradient norm of d loss / d (node output)\nloss = sum(output * "
+                 f"random), one pass on random input\n{lo:.1e} (dark) to {hi:.1e} (yellow)",
+                 shape="note",
                  fillcolor="#ffffff", style="filled")
     return dot
 

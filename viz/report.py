@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from tinygrad_ds import manual_seed
 from tinygrad_ds.graph import Graph, trace_file
 
 from .draw import draw
@@ -61,9 +62,12 @@ def output_path(model_file: str, output: str | None, fmt: str | None) -> tuple[s
 def viz_model_file(model_file: str, output: str | None = None, fmt: str | None = None,
                    level: str = "module", depth: int | None = None, backward: bool = False,
                    grads: bool = False, input_shape: tuple[int, ...] | None = None,
-                   params: bool = False, mode: str = "eval") -> VizResult:
+                   params: bool = False, mode: str = "eval", seed: int = 0) -> VizResult:
     """Trace the model file's model, draw it, write the drawing; return the summary and the
-    path count too. Raises ModelFileError (bad file), DrawingTooLarge (op level too big)."""
+    path count too. Raises ModelFileError (bad file), DrawingTooLarge (op level too big).
+    `seed` seeds the generator before the file runs, so the model's initial weights, and the
+    --grads colours computed from them, are the same on every run (as tds train does)."""
+    manual_seed(seed)
     graph = trace_file(model_file, input_shape=input_shape, mode=mode)
     path, fmt = output_path(model_file, output, fmt)
     if fmt == "json":
