@@ -8,6 +8,10 @@ input- and weight-gradient products for fwd+bwd) against numpy's float32 GEMM me
 run; memory-bound ops report GB/s of the bytes they must move (inputs read once, outputs written
 once) against a large array copy measured in the same run. Also: cold compile time of every
 kernel (empty cache) and warm start (a second process loading the cache).
+
+NOTE: the machines are shared; a neighbour's load slows BLAS's threads (a GEMM then waits for a
+scheduler tick) as much as it slows our kernels. So each row's ceiling is measured right before
+that row, and the table prints the load average at the start and the end of the run.
 """
 from __future__ import annotations
 
@@ -26,23 +30,27 @@ import tinygrad_ds as tds
 import tinygrad_ds.functional as F
 
 N = 128
-REPEATS = 5
+REPEATS = 7
 RESULTS = Path(__file__).with_name("RESULTS.md")
 
-# every kernel in the table, float32, forward and backward: what a warm start must load
+# every kernel in the table, forward and backward (float32, or each dtype given in argv):
+# what a warm start must load
 ALL_KERNELS = """
-import time; t0 = time.perf_counter()
+import sys, time; t0 = time.perf_counter()
 import numpy as np, tinygrad_ds as tds, tinygrad_ds.functional as F
-x = tds.randn(2, 4, 6, 6, requires_grad=True)
-w = tds.randn(4, 2, 3, 3, requires_grad=True)
-y = F.conv2d(x, w, tds.randn(4), padding=1, groups=2)
-y = F.conv2d(y, tds.randn(4, 1, 3, 3), padding=1, groups=4)
-y = F.conv_transpose2d(y, tds.randn(4, 4, 2, 2), stride=2)
-y = F.max_pool2d(y, 2) + F.avg_pool2d(y, 2)
-y = F.batch_norm(y, tds.zeros(4), tds.ones(4), training=True)
-y = F.group_norm(y, 2) + F.layer_norm(y, (6, 6))
-y = F.adaptive_avg_pool2d(y, 1).reshape(2, 4)
-F.cross_entropy(y, tds.Tensor([0, 3])).backward()
+for dt in sys.argv[1:] or ["float32"]:
+    def R(*shape, grad=False):
+        return tds.randn(*shape, dtype=dt, requires_grad=grad)
+    x = R(2, 4, 6, 6, grad=True)
+    w = R(4, 2, 3, 3, grad=True)
+    y = F.conv2d(x, w, R(4), padding=1, groups=2)
+    y = F.conv2d(y, R(4, 1, 3, 3), padding=1, groups=4)
+    y = F.conv_transpose2d(y, R(4, 4, 2, 2), stride=2)
+    y = F.max_pool2d(y, 2) + F.avg_pool2d(y, 2)
+    y = F.batch_norm(y, tds.zeros(4), tds.ones(4), training=True)
+    y = F.group_norm(y, 2) + F.layer_norm(y, (6, 6))
+    y = F.adaptive_avg_pool2d(y, 1).reshape(2, 4)
+    F.cross_entropy(y, tds.Tensor([0, 3])).backward()
 print(time.perf_counter() - t0)
 """
 
@@ -67,11 +75,17 @@ def median_ms(fn, repeats: int = REPEATS) -> float:
     return 1e3 * float(np.median(times))
 
 
-def gemm_ceiling() -> float:
+def load() -> str:
+    return "/".join(f"{v:.1f}" for v in os.getloadavg())
+
+
+_A = np.random.rand(64, 576).astype(np.float32)
+_B = np.random.rand(576, N * 64).astype(np.float32)
+
+
+def gemm_ceiling(repeats: int = 10) -> float:
     """numpy float32 GEMM GFLOP/s at the size of the 64->64 conv's im2col product."""
-    a = np.random.rand(64, 576).astype(np.float32)
-    b = np.random.rand(576, N * 64).astype(np.float32)
-    ms = median_ms(lambda: a @ b, 10)
+    ms = median_ms(lambda: _A @ _B, repeats)
     return 2 * 64 * 576 * N * 64 / ms / 1e6
 
 
@@ -81,15 +95,17 @@ def gemm_square() -> float:
     return 2 * 1024**3 / ms / 1e6
 
 
-def copy_ceiling() -> float:
+_SRC = np.random.rand(64 * 2**20).astype(np.float32)
+_DST = np.empty_like(_SRC)
+
+
+def copy_ceiling(repeats: int = 10) -> float:
     """GB/s of a 256 MB float32 copy (read + write counted)."""
-    a = np.random.rand(64 * 2**20).astype(np.float32)
-    b = np.empty_like(a)
-    ms = median_ms(lambda: np.copyto(b, a), 10)
-    return 2 * a.nbytes / ms / 1e6
+    ms = median_ms(lambda: np.copyto(_DST, _SRC), repeats)
+    return 2 * _SRC.nbytes / ms / 1e6
 
 
-def conv_rows(gemm: float) -> list[tuple]:
+def conv_rows() -> list[tuple]:
     shapes = [  # (label, C, O, H, stride, groups)
         ("conv 3->16 32x32", 3, 16, 32, 1, 1),
         ("conv 16->16 32x32", 16, 16, 32, 1, 1),
@@ -116,14 +132,15 @@ def conv_rows(gemm: float) -> list[tuple]:
             F.conv2d(x, w, stride=s, padding=1, groups=g).backward(gy)
 
         for kind, fn, f in (("fwd", fwd, flops), ("fwd+bwd", fwd_bwd, 3 * flops)):
+            gemm = gemm_ceiling(5)
             ms = median_ms(fn)
             rate = f / ms / 1e6
             rows.append((f"{label} {kind}", ms, f"{rate:.1f} GFLOP/s", f"{gemm:.1f} GFLOP/s",
-                         rate / gemm))
+                         rate / gemm, gemm))
     return rows
 
 
-def memory_rows(copy: float) -> list[tuple]:
+def memory_rows() -> list[tuple]:
     shape = (N, 16, 32, 32)
     x = tds.randn(*shape, requires_grad=True)
     gy = tds.randn(*shape)
@@ -145,37 +162,47 @@ def memory_rows(copy: float) -> list[tuple]:
             x.grad = None
             fn().backward(g)
 
+        copy = copy_ceiling(5)
         ms = median_ms(run)
         rate = moved / ms / 1e6
-        rows.append((f"{label} fwd+bwd", ms, f"{rate:.1f} GB/s", f"{copy:.1f} GB/s", rate / copy))
+        rows.append((f"{label} fwd+bwd", ms, f"{rate:.1f} GB/s", f"{copy:.1f} GB/s", rate / copy,
+                     copy))
     return rows
 
 
-def start_times() -> tuple[float, float, float, float]:
+def start_times(*dtypes: str) -> tuple[float, float, float, float]:
     """(cold process s, cold kernels s, warm process s, warm kernels s) with a fresh cache."""
     out = []
     with tempfile.TemporaryDirectory() as cache:
         env = {**os.environ, "NUMBA_CACHE_DIR": cache}
         for _ in range(2):
             t = time.perf_counter()
-            r = subprocess.run([sys.executable, "-c", ALL_KERNELS], env=env, capture_output=True,
-                               text=True, check=True)
+            r = subprocess.run([sys.executable, "-c", ALL_KERNELS, *dtypes], env=env,
+                               capture_output=True, text=True, check=True)
             out += [time.perf_counter() - t, float(r.stdout.split()[-1])]
     return tuple(out)
 
 
 def main() -> None:
+    load0 = load()
     cold, cold_k, warm, warm_k = start_times()
+    cold2, cold2_k, _, _ = start_times("float32", "float64")
     gemm, square, copy = gemm_ceiling(), gemm_square(), copy_ceiling()
-    rows = conv_rows(gemm) + memory_rows(copy)
+    rows = conv_rows() + memory_rows()
+    gemms, copies = [r[5] for r in rows if "GFLOP" in r[2]], [r[5] for r in rows if "GB" in r[2]]
     date = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
     lines = [
         f"## {date} on {cpu_model()} ({os.cpu_count()} cores), numpy {np.__version__}",
         "",
+        f"Load average (1/5/15 min) {load0} at the start, {load()} at the end.",
         f"Ceilings measured in this run: float32 GEMM (64x576 @ 576x{N * 64}) {gemm:.1f} GFLOP/s "
-        f"(1024^3: {square:.1f} GFLOP/s); 256 MB copy {copy:.1f} GB/s.",
+        f"(1024^3: {square:.1f} GFLOP/s), {min(gemms):.1f} to {max(gemms):.1f} GFLOP/s when "
+        f"measured before each row; 256 MB copy {copy:.1f} GB/s ({min(copies):.1f} to "
+        f"{max(copies):.1f} before each row). Each row's ratio uses the ceiling measured just "
+        "before it.",
         f"Start: cold (empty cache, every kernel compiled) {cold:.1f} s process / {cold_k:.1f} s "
-        f"in kernels; warm (second process) {warm:.1f} s process / {warm_k:.2f} s in kernels.",
+        f"in kernels; warm (second process) {warm:.1f} s process / {warm_k:.2f} s in kernels. "
+        f"Cold with float32 and float64 (as the tests compile): {cold2:.1f} s / {cold2_k:.1f} s.",
         "",
         "| row (batch 128, float32) | ms (median) | achieved | ceiling | ratio |",
         "|---|---:|---:|---:|---:|",

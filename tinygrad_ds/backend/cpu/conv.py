@@ -92,6 +92,11 @@ def im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, cols):
                         s2 = src[jlo + off:jhi + off]
                         for j in range(jhi - jlo):
                             d2[j] = s2[j]
+                    elif sw == 2:  # a constant stride, so LLVM vectorizes the gather
+                        d2 = d1[jlo:jhi]
+                        s2 = src[2 * jlo + off:]
+                        for j in range(jhi - jlo):
+                            d2[j] = s2[2 * j]
                     else:
                         for j in range(jlo, jhi):
                             d1[j] = src[j * sw + off]
