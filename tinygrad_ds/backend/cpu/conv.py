@@ -49,6 +49,7 @@ def im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, cols):
     # NOTE: indices are offsets into 1-D views, counted from 0, so that LLVM can drop numba's
     # negative-index check and vectorize the copies.
     plane = sh == 1 and sw == 1 and ow == w  # stride 1, "same" width: a tap is one shifted plane
+    xf = x.reshape(x.size)
     for r in range(c * kh * kw):
         ci = r // (kh * kw)
         ki = (r // kw) % kh
@@ -68,19 +69,19 @@ def im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, cols):
             if plane:
                 # rows ilo..ihi-1 in one run: dst[t] = src[t + shift], then re-zero the
                 # columns that wrapped around from the neighbouring row
-                src = x[b, ci].reshape(h * w)
                 t0 = ilo * ow + jlo
                 run = (ihi - 1) * ow + jhi - t0
-                s0 = (ilo * sh - ph + ki * dh) * w + jlo + off
+                s0 = ((b * c + ci) * h + ilo * sh - ph + ki * dh) * w + jlo + off
                 d2 = dst[t0:t0 + run]
-                s2 = src[s0:s0 + run]
+                s2 = xf[s0:s0 + run]
                 for t in range(run):
                     d2[t] = s2[t]
-                for i in range(ilo, ihi):
-                    for j in range(jlo):
-                        dst[i * ow + j] = 0
-                    for j in range(jhi, ow):
-                        dst[i * ow + j] = 0
+                if jlo > 0 or jhi < ow:
+                    for i in range(ilo, ihi):
+                        for j in range(jlo):
+                            dst[i * ow + j] = 0
+                        for j in range(jhi, ow):
+                            dst[i * ow + j] = 0
             else:
                 for i in range(ilo, ihi):
                     d1 = dst[i * ow:(i + 1) * ow]
@@ -110,31 +111,52 @@ def im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, cols):
 @njit(cache=True)
 def col2im(cols, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, x):
     """The adjoint of im2col: cols (C*KH*KW, N*OH*OW) summed into x (N, C, H, W), which is
-    zeroed first."""
+    zeroed first. Entries of cols for taps in the padding may be set to 0 (cols is scratch)."""
     n, c, h, w = x.shape
     ll = oh * ow
     xf = x.reshape(x.size)
     for t in range(x.size):
         xf[t] = 0
+    plane = sh == 1 and sw == 1 and ow == w  # as in im2col: a tap adds one shifted plane
     for b in range(n):
         for ci in range(c):
+            xp = xf[(b * c + ci) * h * w:(b * c + ci + 1) * h * w]
             for ki in range(kh):
                 ilo, ihi = _span(oh, sh, ph, ki * dh, h)
                 for kj in range(kw):
                     jlo, jhi = _span(ow, sw, pw, kj * dw, w)
+                    if ilo >= ihi or jlo >= jhi:
+                        continue
                     off = kj * dw - pw
-                    row = cols[(ci * kh + ki) * kw + kj]
+                    src = cols[(ci * kh + ki) * kw + kj, b * ll:(b + 1) * ll]
+                    if plane:
+                        # one run over rows ilo..ihi-1; the columns that wrap around into the
+                        # neighbouring row are padding taps, zeroed so that they add nothing
+                        if jlo > 0 or jhi < ow:
+                            for i in range(ilo, ihi):
+                                for j in range(jlo):
+                                    src[i * ow + j] = 0
+                                for j in range(jhi, ow):
+                                    src[i * ow + j] = 0
+                        t0 = ilo * ow + jlo
+                        run = (ihi - 1) * ow + jhi - t0
+                        s0 = (ilo - ph + ki * dh) * w + jlo + off
+                        d2 = xp[s0:s0 + run]
+                        s2 = src[t0:t0 + run]
+                        for t in range(run):
+                            d2[t] += s2[t]
+                        continue
                     for i in range(ilo, ihi):
-                        src = row[b * ll + i * ow:b * ll + (i + 1) * ow]
-                        dst = x[b, ci, i * sh - ph + ki * dh]
+                        s1 = src[i * ow:(i + 1) * ow]
+                        d1 = xp[(i * sh - ph + ki * dh) * w:(i * sh - ph + ki * dh + 1) * w]
                         if sw == 1:
-                            d2 = dst[jlo + off:jhi + off]
-                            s2 = src[jlo:jhi]
+                            d2 = d1[jlo + off:jhi + off]
+                            s2 = s1[jlo:jhi]
                             for j in range(jhi - jlo):
                                 d2[j] += s2[j]
                         else:
                             for j in range(jlo, jhi):
-                                dst[j * sw + off] += src[j]
+                                d1[j * sw + off] += s1[j]
     return x
 
 
