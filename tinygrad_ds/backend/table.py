@@ -34,15 +34,19 @@ Normalization (x viewed as (N, C, L): L = 1 for (N, C) input; statistics accumul
       -> sums (2, C): [sum gy, sum gy * xhat] over N and L (= grad of bias, grad of weight)
   batch_norm_backward_input(gy, x, mean (C,), invstd (C,), weight (C,), sums (2, C))
       -> gx (N, C, L); training-mode gradient: w*invstd*(gy - sums[0]/M - xhat*sums[1]/M)
+      (gy, x may also come as (N, C, ...), gx then in that shape: see below)
   layer_norm_forward(x (R,D), weight (D,), bias (D,), eps)
       -> (y (R, D), mean (R,), invstd (R,))        normalizes each row
   layer_norm_backward_input(gy (R,D), x (R,D), mean (R,), invstd (R,), weight (D,)) -> gx (R, D)
+      (or gy, x of any shape whose trailing axes hold D, weight of D elements: gx in x's shape)
   layer_norm_backward_affine(gy (R,D), x (R,D), mean (R,), invstd (R,))
       -> sums (2, D): [sum_r gy, sum_r gy * xhat]
   group_norm_forward(x (N,C,L), weight (C,), bias (C,), groups, eps)
       -> (y (N, C, L), mean (N, G), invstd (N, G))  statistics over (C/G, L) per sample and group
   group_norm_backward_input(gy (N,C,L), x, mean (N,G), invstd (N,G), weight (C,), groups)
-      -> gx (N, C, L)
+      -> gx (N, C, L)  (or (N, C, ...) in, the same shape out)
+  The three input-gradient kernels accept the input's own shape so that the op need not reshape
+  gx: a reshaped view (or an array numba allocated) becomes a leaf's .grad only after a copy.
   group_norm_backward_affine(gy (N,C,L), x, mean (N,G), invstd (N,G), groups)
       -> sums (2, C): [sum gy, sum gy * xhat] over N and L
 

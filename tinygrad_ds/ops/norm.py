@@ -80,11 +80,10 @@ class BatchNormBackwardInput(Function):
 
     @staticmethod
     def forward(ctx, g, x, mean, invstd, weight, sums):
-        n, c = x.shape[:2]
-        gx = kernels_for(x).batch_norm_backward_input(
-            contiguous(g).reshape(n, c, -1), contiguous(x).reshape(n, c, -1), mean, invstd,
-            weight, sums)
-        return gx.reshape(x.shape)
+        # (N, C, ...) as it is: the kernel returns gx in x's shape, in memory of its own
+        gx = kernels_for(x).batch_norm_backward_input(contiguous(g), contiguous(x), mean, invstd,
+                                                      weight, sums)
+        return gx if gx.shape == x.shape else gx.reshape(x.shape)
 
     backward = _no_double_backward("batch_norm")
 
@@ -166,11 +165,9 @@ class LayerNorm(Function):
 class LayerNormBackwardInput(Function):
     @staticmethod
     def forward(ctx, g, x, mean, invstd, weight):
-        d = weight.size
-        gx = kernels_for(x).layer_norm_backward_input(
-            contiguous(g).reshape(-1, d), contiguous(x).reshape(-1, d), mean, invstd,
-            weight.reshape(d))
-        return gx.reshape(x.shape)
+        gx = kernels_for(x).layer_norm_backward_input(contiguous(g), contiguous(x), mean, invstd,
+                                                      contiguous(weight))
+        return gx if gx.shape == x.shape else gx.reshape(x.shape)
 
     backward = _no_double_backward("layer_norm")
 
@@ -242,11 +239,9 @@ class GroupNorm(Function):
 class GroupNormBackwardInput(Function):
     @staticmethod
     def forward(ctx, g, x, mean, invstd, weight, *, groups):
-        n, c = x.shape[:2]
-        gx = kernels_for(x).group_norm_backward_input(
-            contiguous(g).reshape(n, c, -1), contiguous(x).reshape(n, c, -1), mean, invstd,
-            weight, groups)
-        return gx.reshape(x.shape)
+        gx = kernels_for(x).group_norm_backward_input(contiguous(g), contiguous(x), mean, invstd,
+                                                      weight, groups)
+        return gx if gx.shape == x.shape else gx.reshape(x.shape)
 
     backward = _no_double_backward("group_norm")
 

@@ -10,6 +10,10 @@ memory). No `nnan`/`ninf`: a NaN in the input must still come out as NaN. Per-ch
 coefficients are computed once in float64 and stored in the data's dtype, so the inner loops of
 a float32 tensor run in float32. Serial, not parallel=True: see conv.py; these kernels are
 bound by memory bandwidth, which a second thread barely adds to on these machines.
+
+The input-gradient kernels take (N, C, ...) arrays of any rank and return gx in that shape, in
+memory it owns (allocated in Python): a reshaped view, or an array numba allocated, would be
+copied once more when it becomes a leaf's .grad.
 """
 from __future__ import annotations
 
@@ -77,10 +81,23 @@ def batch_norm_backward_reduce(gy, x, mean, invstd):
     return sums
 
 
-@njit(cache=True, fastmath=_FAST)
+def _owned_like(gy):
+    """A fresh array of gy's shape and dtype that owns its memory: autograd keeps such an array
+    as a leaf's .grad as it is, where a view or a numba-allocated array would be copied."""
+    return np.empty(gy.shape, dtype=gy.dtype)
+
+
 def batch_norm_backward_input(gy, x, mean, invstd, weight, sums):
+    n, c = x.shape[:2]
+    gx = _owned_like(gy)
+    _batch_norm_backward_input(gy.reshape(n, c, -1), x.reshape(n, c, -1), mean, invstd, weight,
+                               sums, gx.reshape(n, c, -1))
+    return gx
+
+
+@njit(cache=True, fastmath=_FAST)
+def _batch_norm_backward_input(gy, x, mean, invstd, weight, sums, gx):
     n, c, ll = x.shape
-    gx = np.empty_like(gy)
     m = n * ll
     # gx = k * (gy - mg - (x - mean) * mgx) = a0 * gy + a1 * (x - mean) + a2; x - mean is
     # taken in the data's dtype (exact when x is near mean), not expanded into a difference of
@@ -131,10 +148,17 @@ def layer_norm_forward(x, weight, bias, eps):
     return y, mean, invstd
 
 
-@njit(cache=True, fastmath=_FAST)
 def layer_norm_backward_input(gy, x, mean, invstd, weight):
+    d = weight.size
+    gx = _owned_like(gy)
+    _layer_norm_backward_input(gy.reshape(-1, d), x.reshape(-1, d), mean, invstd,
+                               weight.reshape(d), gx.reshape(-1, d))
+    return gx
+
+
+@njit(cache=True, fastmath=_FAST)
+def _layer_norm_backward_input(gy, x, mean, invstd, weight, gx):
     r, d = x.shape
-    gx = np.empty_like(gy)
     coef = np.empty(2, dtype=gy.dtype)
     for ri in range(r):
         mu_t = mean[ri]
@@ -207,12 +231,19 @@ def group_norm_forward(x, weight, bias, groups, eps):
     return y, mean, invstd
 
 
-@njit(cache=True, fastmath=_FAST)
 def group_norm_backward_input(gy, x, mean, invstd, weight, groups):
+    n, c = x.shape[:2]
+    gx = _owned_like(gy)
+    _group_norm_backward_input(gy.reshape(n, c, -1), x.reshape(n, c, -1), mean, invstd, weight,
+                               groups, gx.reshape(n, c, -1))
+    return gx
+
+
+@njit(cache=True, fastmath=_FAST)
+def _group_norm_backward_input(gy, x, mean, invstd, weight, groups, gx):
     n, c, ll = x.shape
     cg = c // groups
     m = cg * ll
-    gx = np.empty_like(gy)
     coef = np.empty(4, dtype=gy.dtype)
     for b in range(n):
         for g in range(groups):

@@ -54,16 +54,25 @@ def max_pool2d_forward(x, kh, kw, sh, sw, ph, pw, oh, ow):
     return y, arg
 
 
-@njit(cache=True)
 def max_pool2d_backward(gy, arg, h, w):
+    # gx allocated here owns its memory, so autograd need not copy it into a leaf's .grad
+    gx = np.empty(gy.shape[:2] + (h, w), dtype=gy.dtype)
+    _max_pool2d_backward(gy, arg, gx.reshape(gy.shape[0], gy.shape[1], h * w))
+    return gx
+
+
+@njit(cache=True)
+def _max_pool2d_backward(gy, arg, gx):
     n, c, oh, ow = gy.shape
-    gx = np.zeros((n, c, h * w), dtype=gy.dtype)
     for b in range(n):
         for ci in range(c):
+            row = gx[b, ci]
+            for k in range(row.size):
+                row[k] = 0
             for i in range(oh):
                 for j in range(ow):
-                    gx[b, ci, arg[b, ci, i, j]] += gy[b, ci, i, j]
-    return gx.reshape(n, c, h, w)
+                    row[arg[b, ci, i, j]] += gy[b, ci, i, j]
+    return gx
 
 
 @njit(cache=True)
