@@ -248,3 +248,35 @@ def test_conv2d_bad_arguments(no_kernels):
         F.conv_transpose2d(x, w, stride=2, output_padding=2)
     with pytest.raises(ShapeError, match="expects 2 input channels"):
         F.conv_transpose2d(tds.zeros(1, 3, 4, 4), w)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("c,o,groups,k,stride,padding", [
+    (3, 4, 1, 3, 1, 1),     # stride 1, 'same' width: im2col/col2im copy whole shifted planes
+    (4, 6, 2, 3, 2, 1),     # grouped, stride 2
+    (2, 3, 1, 2, 1, 0),     # 'valid': row by row
+])
+def test_conv_in_batch_chunks(monkeypatch, dtype, c, o, groups, k, stride, padding):
+    """The cpu kernels cut the batch into chunks of about CHUNK_ELEMENTS im2col entries and
+    reuse their scratch buffers: forward and both gradients match one whole-batch chunk."""
+    from tinygrad_ds.backend.cpu import conv as cpu_conv
+
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((5, c, 6, 5))
+    w = rng.standard_normal((o, c // groups, k, k))
+    gy = None
+    results = []
+    for chunk in (1 << 20, 40):  # 40 entries: one sample per chunk
+        monkeypatch.setattr(cpu_conv, "CHUNK_ELEMENTS", chunk)
+        xt = tds.Tensor(x, dtype=dtype, requires_grad=True)
+        wt = tds.Tensor(w, dtype=dtype, requires_grad=True)
+        y = F.conv2d(xt, wt, None, stride, padding, 1, groups)
+        if gy is None:
+            gy = rng.standard_normal(y.shape)
+        y.backward(tds.Tensor(gy, dtype=dtype))
+        results.append((y.numpy(), xt.grad.numpy(), wt.grad.numpy()))
+    tol = 1e-10 if dtype == "float64" else 1e-4
+    ref = ref_conv2d(x, w, None, F_pair(stride), F_pair(padding), (1, 1), groups)
+    np.testing.assert_allclose(results[1][0], ref, rtol=tol, atol=tol)
+    for whole, chunked in zip(*results):
+        np.testing.assert_allclose(chunked, whole, rtol=tol, atol=tol)

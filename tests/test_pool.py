@@ -120,3 +120,18 @@ def test_pool_bad_input(monkeypatch):
         F.avg_pool2d(tds.zeros(4, 4), 2)
     with pytest.raises(ValueError, match="output_size"):
         F.adaptive_avg_pool2d(tds.zeros(1, 1, 4, 4), 0)
+
+
+def test_max_pool_2x2_fast_path_ties_and_infinities():
+    """2x2 windows with stride 2 take their own loop; it keeps the first maximum of a tie and
+    handles -inf like the general loop (a 2x2 kernel with stride (2, 1) takes that one)."""
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 3, (2, 3, 6, 8)).astype(np.float64)  # many ties
+    x[0, 0, :2, :2] = -np.inf
+    xt = t64(x, True)
+    y = F.max_pool2d(xt, 2)
+    np.testing.assert_array_equal(y.numpy(), ref_pool(x, (2, 2), (2, 2), (0, 0), "max"))
+    y.backward(t64(np.ones(y.shape)))
+    general = t64(x, True)
+    F.max_pool2d(general, 2, (2, 1))[:, :, :, ::2].sum().backward()
+    np.testing.assert_array_equal(xt.grad.numpy(), general.grad.numpy())
