@@ -60,22 +60,23 @@ def im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, cols):
         row = cols[r]
         for b in range(n):
             dst = row[b * ll:(b + 1) * ll]
+            pl = (b * c + ci) * h * w  # the (b, ci) plane's offset in xf
             if ilo >= ihi or jlo >= jhi:
                 for t in range(ll):
                     dst[t] = 0
-                continue
-            for t in range(ilo * ow):
-                dst[t] = 0
-            if plane:
-                # rows ilo..ihi-1 in one run: dst[t] = src[t + shift], then re-zero the
-                # columns that wrapped around from the neighbouring row
+            elif plane:
+                # rows ilo..ihi-1 in one run: dst[t] = src[t + shift], then zero the head, the
+                # tail and the columns that wrapped around from the neighbouring row
                 t0 = ilo * ow + jlo
                 run = (ihi - 1) * ow + jhi - t0
-                s0 = ((b * c + ci) * h + ilo * sh - ph + ki * dh) * w + jlo + off
                 d2 = dst[t0:t0 + run]
-                s2 = xf[s0:s0 + run]
+                s2 = xf[pl + (ilo - ph + ki * dh) * w + jlo + off:]
                 for t in range(run):
                     d2[t] = s2[t]
+                for t in range(t0):
+                    dst[t] = 0
+                for t in range(t0 + run, ll):
+                    dst[t] = 0
                 if jlo > 0 or jhi < ow:
                     for i in range(ilo, ihi):
                         for j in range(jlo):
@@ -83,28 +84,22 @@ def im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, cols):
                         for j in range(jhi, ow):
                             dst[i * ow + j] = 0
             else:
+                if ilo > 0 or ihi < oh or jlo > 0 or jhi < ow:  # some taps in the padding
+                    for t in range(ll):
+                        dst[t] = 0
+                nj = jhi - jlo
                 for i in range(ilo, ihi):
-                    d1 = dst[i * ow:(i + 1) * ow]
-                    src = x[b, ci, i * sh - ph + ki * dh]
-                    for j in range(jlo):
-                        d1[j] = 0
+                    d2 = dst[i * ow + jlo:i * ow + jhi]
+                    s2 = xf[pl + (i * sh - ph + ki * dh) * w + jlo * sw + off:]
                     if sw == 1:
-                        d2 = d1[jlo:jhi]
-                        s2 = src[jlo + off:jhi + off]
-                        for j in range(jhi - jlo):
+                        for j in range(nj):
                             d2[j] = s2[j]
                     elif sw == 2:  # a constant stride, so LLVM vectorizes the gather
-                        d2 = d1[jlo:jhi]
-                        s2 = src[2 * jlo + off:]
-                        for j in range(jhi - jlo):
+                        for j in range(nj):
                             d2[j] = s2[2 * j]
                     else:
-                        for j in range(jlo, jhi):
-                            d1[j] = src[j * sw + off]
-                    for j in range(jhi, ow):
-                        d1[j] = 0
-            for t in range(ihi * ow, ll):
-                dst[t] = 0
+                        for j in range(nj):
+                            d2[j] = s2[j * sw]
     return cols
 
 
@@ -146,17 +141,19 @@ def col2im(cols, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, x):
                         for t in range(run):
                             d2[t] += s2[t]
                         continue
+                    nj = jhi - jlo
                     for i in range(ilo, ihi):
-                        s1 = src[i * ow:(i + 1) * ow]
-                        d1 = xp[(i * sh - ph + ki * dh) * w:(i * sh - ph + ki * dh + 1) * w]
+                        s2 = src[i * ow + jlo:i * ow + jhi]
+                        d2 = xp[(i * sh - ph + ki * dh) * w + jlo * sw + off:]
                         if sw == 1:
-                            d2 = d1[jlo + off:jhi + off]
-                            s2 = s1[jlo:jhi]
-                            for j in range(jhi - jlo):
+                            for j in range(nj):
                                 d2[j] += s2[j]
+                        elif sw == 2:
+                            for j in range(nj):
+                                d2[2 * j] += s2[j]
                         else:
-                            for j in range(jlo, jhi):
-                                d1[j * sw + off] += s1[j]
+                            for j in range(nj):
+                                d2[j * sw] += s2[j]
     return x
 
 
