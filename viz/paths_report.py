@@ -42,6 +42,8 @@ def paths_report(model_file: str | None = None, blocks: int | None = None, limit
     gradient by path length (grad), a lesion study from a checkpoint (lesion)."""
     if (model_file is None) == (blocks is None):
         raise TdsError("give a model file or --blocks T (one of the two)")
+    if (grad or lesion) and model_file is None:  # checked before anything is written
+        raise TdsError("--grad and --lesion measure a real network: give a model file")
     say: list[str] = []
     graph = None
     if blocks is not None:
@@ -124,9 +126,6 @@ def paths_report(model_file: str | None = None, blocks: int | None = None, limit
         d = gradient_expansion(T, decompose)
         say += ["", "The gradient as a sum over paths:", d.text(), "LaTeX:", d.latex()]
 
-    if grad or lesion:
-        if graph is None:
-            raise TdsError("--grad and --lesion measure a real network: give a model file")
     if grad:
         from tinygrad_ds.tensor import Tensor
 
