@@ -190,23 +190,28 @@ def _depthwise_forward(x, w, bias, has_bias, sh, sw, ph, pw, dh, dw, oh, ow):
     n, c, h, wd = x.shape
     kh, kw = w.shape[2], w.shape[3]
     y = np.empty((n, c, oh, ow), dtype=x.dtype)
-    for b in range(n):
-        for ci in range(c):
-            start = bias[ci] if has_bias else bias[0]
-            for i in range(oh):
-                for j in range(ow):
-                    y[b, ci, i, j] = start
-            for ki in range(kh):
-                for kj in range(kw):
-                    wv = w[ci, 0, ki, kj]
-                    jlo, jhi = _span(ow, sw, pw, kj * dw, wd)
-                    off = kj * dw - pw
-                    for i in range(oh):
-                        hi = i * sh - ph + ki * dh
-                        if hi < 0 or hi >= h:
-                            continue
-                        for j in range(jlo, jhi):
-                            y[b, ci, i, j] += wv * x[b, ci, hi, j * sw + off]
+    xf, yf = x.reshape(x.size), y.reshape(y.size)
+    for p in range(n * c):  # (sample, channel) planes; rows as 1-D views, as in im2col
+        ci = p % c
+        yp = yf[p * oh * ow:(p + 1) * oh * ow]
+        start = bias[ci] if has_bias else bias[0]
+        for t in range(oh * ow):
+            yp[t] = start
+        for ki in range(kh):
+            ilo, ihi = _span(oh, sh, ph, ki * dh, h)
+            for kj in range(kw):
+                wv = w[ci, 0, ki, kj]
+                jlo, jhi = _span(ow, sw, pw, kj * dw, wd)
+                off = kj * dw - pw
+                for i in range(ilo, ihi):
+                    d = yp[i * ow + jlo:i * ow + jhi]
+                    src = xf[(p * h + i * sh - ph + ki * dh) * wd + jlo * sw + off:]
+                    if sw == 1:
+                        for j in range(jhi - jlo):
+                            d[j] += wv * src[j]
+                    else:
+                        for j in range(jhi - jlo):
+                            d[j] += wv * src[j * sw]
     return y
 
 
@@ -215,19 +220,25 @@ def _depthwise_backward_input(gy, w, sh, sw, ph, pw, dh, dw, h, wd):
     n, c, oh, ow = gy.shape
     kh, kw = w.shape[2], w.shape[3]
     gx = np.zeros((n, c, h, wd), dtype=gy.dtype)
-    for b in range(n):
-        for ci in range(c):
-            for ki in range(kh):
-                for kj in range(kw):
-                    wv = w[ci, 0, ki, kj]
-                    jlo, jhi = _span(ow, sw, pw, kj * dw, wd)
-                    off = kj * dw - pw
-                    for i in range(oh):
-                        hi = i * sh - ph + ki * dh
-                        if hi < 0 or hi >= h:
-                            continue
-                        for j in range(jlo, jhi):
-                            gx[b, ci, hi, j * sw + off] += wv * gy[b, ci, i, j]
+    gf, xf = gy.reshape(gy.size), gx.reshape(gx.size)
+    for p in range(n * c):
+        ci = p % c
+        gp = gf[p * oh * ow:(p + 1) * oh * ow]
+        for ki in range(kh):
+            ilo, ihi = _span(oh, sh, ph, ki * dh, h)
+            for kj in range(kw):
+                wv = w[ci, 0, ki, kj]
+                jlo, jhi = _span(ow, sw, pw, kj * dw, wd)
+                off = kj * dw - pw
+                for i in range(ilo, ihi):
+                    g = gp[i * ow + jlo:i * ow + jhi]
+                    dst = xf[(p * h + i * sh - ph + ki * dh) * wd + jlo * sw + off:]
+                    if sw == 1:
+                        for j in range(jhi - jlo):
+                            dst[j] += wv * g[j]
+                    else:
+                        for j in range(jhi - jlo):
+                            dst[j * sw] += wv * g[j]
     return gx
 
 
@@ -236,20 +247,26 @@ def _depthwise_backward_weight(gy, x, sh, sw, ph, pw, dh, dw, kh, kw):
     n, c, h, wd = x.shape
     oh, ow = gy.shape[2], gy.shape[3]
     acc = np.zeros((c, kh, kw))  # float64 sums
-    for b in range(n):
-        for ci in range(c):
-            for ki in range(kh):
-                for kj in range(kw):
-                    jlo, jhi = _span(ow, sw, pw, kj * dw, wd)
-                    off = kj * dw - pw
-                    s = 0.0
-                    for i in range(oh):
-                        hi = i * sh - ph + ki * dh
-                        if hi < 0 or hi >= h:
-                            continue
-                        for j in range(jlo, jhi):
-                            s += gy[b, ci, i, j] * x[b, ci, hi, j * sw + off]
-                    acc[ci, ki, kj] += s
+    gf, xf = gy.reshape(gy.size), x.reshape(x.size)
+    for p in range(n * c):
+        ci = p % c
+        gp = gf[p * oh * ow:(p + 1) * oh * ow]
+        for ki in range(kh):
+            ilo, ihi = _span(oh, sh, ph, ki * dh, h)
+            for kj in range(kw):
+                jlo, jhi = _span(ow, sw, pw, kj * dw, wd)
+                off = kj * dw - pw
+                s = 0.0
+                for i in range(ilo, ihi):
+                    g = gp[i * ow + jlo:i * ow + jhi]
+                    src = xf[(p * h + i * sh - ph + ki * dh) * wd + jlo * sw + off:]
+                    if sw == 1:
+                        for j in range(jhi - jlo):
+                            s += g[j] * src[j]
+                    else:
+                        for j in range(jhi - jlo):
+                            s += g[j] * src[j * sw]
+                acc[ci, ki, kj] += s
     gw = np.empty((c, 1, kh, kw), dtype=gy.dtype)
     for ci in range(c):
         for ki in range(kh):
