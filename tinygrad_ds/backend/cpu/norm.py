@@ -9,7 +9,7 @@ float64 sums into SIMD lanes (without it a sum is one long dependency chain, 4-8
 memory). No `nnan`/`ninf`: a NaN in the input must still come out as NaN. Per-channel
 coefficients are computed once in float64 and stored in the data's dtype, so the inner loops of
 a float32 tensor run in float32. Serial, not parallel=True: see conv.py; these kernels are
-bound by memory bandwidth, which a second thread barely adds to on these machines.
+bound by memory bandwidth, which a second thread raises only while the machine is idle.
 
 The input-gradient kernels take (N, C, ...) arrays of any rank and return gx in that shape, in
 memory it owns (allocated in Python): a reshaped view, or an array numba allocated, would be
