@@ -59,7 +59,7 @@ def path_gradient(model, x, through, at: str | int | None = None, v: np.ndarray 
         if through is not None:
             cut[n.id] = n.residual["skip"] if b in chosen else n.residual["branch"]
 
-    leaf = Tensor(np.array(x.data, copy=True), requires_grad=True)
+    leaf = Tensor(np.array(x.data, copy=True), dtype=x.dtype, requires_grad=True)
     vals: dict[int, Tensor] = {}
     wrt = leaf
     with autograd.enable_grad():
@@ -76,11 +76,12 @@ def path_gradient(model, x, through, at: str | int | None = None, v: np.ndarray 
             else:
                 raise TdsError(f"path_gradient: node {n.id} ({n.kind}) cannot be replayed")
             if n.id == at_node:  # measure here: a fresh leaf holding the same value
-                wrt = Tensor(np.array(vals[n.id].data, copy=True), requires_grad=True)
+                wrt = Tensor(np.array(vals[n.id].data, copy=True), dtype=vals[n.id].dtype,
+                             requires_grad=True)
                 vals[n.id] = wrt
         out = vals[graph.outputs[0]]
         vv = v if v is not None else _projection(out.shape, out.dtype, seed)
-        score = (out * Tensor(vv)).sum()
+        score = (out * Tensor(np.asarray(vv, dtype=out.dtype), dtype=out.dtype)).sum()
         (g,) = autograd.grad(score, [wrt], allow_unused=True)
     return np.zeros(wrt.shape, wrt.dtype) if g is None else np.asarray(g.data)
 
