@@ -161,6 +161,15 @@ def test_module_graph_depth():
     assert {n.module for n in top.nodes if n.kind == "module"} >= {"conv1", "layer1", "fc"}
 
 
+def test_module_graph_depth_keeps_shallow_leaf_modules_whole():
+    # at depth 2 the blocks collapse, and conv1 / fc (leaves at depth 1) stay one node each,
+    # not their ops (matmul, permute, add)
+    g = tds.trace(models.resnet_cifar(8), (1, 3, 16, 16)).module_graph(2)
+    mods = {n.module: n.op for n in g.nodes if n.kind == "module"}
+    assert mods["conv1"] == "Conv2d" and mods["fc"] == "Linear" and mods["layer1.0"] == "BasicBlock"
+    assert not [n for n in g.nodes if n.kind == "op" and n.op in ("matmul", "conv2d")]
+
+
 def test_data_dependent_forward_is_a_clear_error():
     class Branchy(nn.Module):
         def forward(self, x):

@@ -1,8 +1,9 @@
 """module_graph(): a Graph with module calls collapsed into single nodes, at any depth.
 
-Each call of a leaf module (depth None) or each call at a given depth of the module tree becomes
-one node of kind 'module' (op: the module's type, module: its path, members: the op ids inside);
-ops outside such calls (the add of a residual block, a flatten written in a forward) stay.
+Each call of a leaf module (depth None), or each call at a given depth of the module tree and each
+leaf-module call above that depth, becomes one node of kind 'module' (op: the module's type,
+module: its path, members: the op ids inside); ops outside such calls (the add of a residual
+block, a flatten written in a forward) stay.
 Residual marks carry over to the collapsed producers, so skip edges are still known.
 """
 from __future__ import annotations
@@ -17,10 +18,9 @@ def _group_of(graph: Graph, n: Node, depth: int | None) -> int | None:
     if depth is None:
         leaf = n.scope[-1]
         return leaf if graph.calls[leaf].leaf else None
-    for cid in n.scope:
-        if graph.calls[cid].depth == depth:
-            return cid
-        if graph.calls[cid].depth > depth:
+    for cid in n.scope:  # outermost first: the call at `depth`, or a leaf module above it
+        call = graph.calls[cid]
+        if call.depth >= depth or call.leaf:
             return cid
     return None
 
