@@ -45,120 +45,66 @@ def _span(size_out, stride, pad, offset, size_in):
 
 
 @njit(cache=True)
-def im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, cols):
-    """x (N, C, H, W) -> cols (C*KH*KW, N*OH*OW), written into `cols`; taps that fall in the
-    padding are 0."""
-    n, c, h, w = x.shape
-    ll = oh * ow
-    # NOTE: indices are offsets into 1-D views, counted from 0, so that LLVM can drop numba's
-    # negative-index check and vectorize the copies.
-    plane = sh == 1 and sw == 1 and ow == w  # stride 1, "same" width: a tap is one shifted plane
-    xf = x.reshape(x.size)
-    for r in range(c * kh * kw):
-        ci = r // (kh * kw)
-        ki = (r // kw) % kh
-        kj = r % kw
-        jlo, jhi = _span(ow, sw, pw, kj * dw, w)
-        ilo, ihi = _span(oh, sh, ph, ki * dh, h)
-        off = kj * dw - pw
-        row = cols[r]
-        for b in range(n):
-            dst = row[b * ll:(b + 1) * ll]
-            pl = (b * c + ci) * h * w  # the (b, ci) plane's offset in xf
-            if ilo >= ihi or jlo >= jhi:
-                for t in range(ll):
-                    dst[t] = 0
-            elif plane:
-                # rows ilo..ihi-1 in one run: dst[t] = src[t + shift], then zero the head, the
-                # tail and the columns that wrapped around from the neighbouring row
-                t0 = ilo * ow + jlo
-                run = (ihi - 1) * ow + jhi - t0
-                d2 = dst[t0:t0 + run]
-                s2 = xf[pl + (ilo - ph + ki * dh) * w + jlo + off:]
-                for t in range(run):
-                    d2[t] = s2[t]
-                for t in range(t0):
-                    dst[t] = 0
-                for t in range(t0 + run, ll):
-                    dst[t] = 0
-                if jlo > 0 or jhi < ow:
-                    for i in range(ilo, ihi):
-                        for j in range(jlo):
-                            dst[i * ow + j] = 0
-                        for j in range(jhi, ow):
-                            dst[i * ow + j] = 0
-            else:
-                if ilo > 0 or ihi < oh or jlo > 0 or jhi < ow:  # some taps in the padding
-                    for t in range(ll):
-                        dst[t] = 0
-                nj = jhi - jlo
-                for i in range(ilo, ihi):
-                    d2 = dst[i * ow + jlo:i * ow + jhi]
-                    s2 = xf[pl + (i * sh - ph + ki * dh) * w + jlo * sw + off:]
-                    if sw == 1:
-                        for j in range(nj):
-                            d2[j] = s2[j]
-                    elif sw == 2:  # a constant stride, so LLVM vectorizes the gather
-                        for j in range(nj):
-                            d2[j] = s2[2 * j]
-                    else:
-                        for j in range(nj):
-                            d2[j] = s2[j * sw]
+def im2col(xp, kh, kw, sh, sw, dh, dw, oh, ow, cols, sample_stride, row_stride):
+    """Padded xp (N, C, HP, WP) -> cols, given flat: the (tap r, sample b) row of OH*OW entries
+    starts at b * sample_stride + r * row_stride, r = (c * KH + ki) * KW + kj. Rows (C*KH*KW,
+    N*OH*OW) are sample_stride OH*OW, row_stride N*OH*OW; (N, C*KH*KW, OH*OW) the reverse."""
+    n, c, hp, wp = xp.shape
+    xf = xp.reshape(xp.size)
+    # NOTE: every inner loop copies one output row from one padded input row, indices counted
+    # from 0 in 1-D slices, so that LLVM drops numba's negative-index check and vectorizes
+    for b in range(n):
+        for ci in range(c):
+            plane = xf[(b * c + ci) * hp * wp:(b * c + ci + 1) * hp * wp]
+            for ki in range(kh):
+                for kj in range(kw):
+                    r = (ci * kh + ki) * kw + kj
+                    dst = cols[b * sample_stride + r * row_stride:]
+                    for i in range(oh):
+                        d = dst[i * ow:(i + 1) * ow]
+                        s = plane[(i * sh + ki * dh) * wp + kj * dw:]
+                        if sw == 1:
+                            for j in range(ow):
+                                d[j] = s[j]
+                        elif sw == 2:  # a constant stride, so LLVM vectorizes the gather
+                            for j in range(ow):
+                                d[j] = s[2 * j]
+                        else:
+                            for j in range(ow):
+                                d[j] = s[j * sw]
     return cols
 
 
 @njit(cache=True)
-def col2im(cols, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, x):
-    """The adjoint of im2col: cols (C*KH*KW, N*OH*OW) summed into x (N, C, H, W), which is
-    zeroed first. Entries of cols for taps in the padding may be set to 0 (cols is scratch)."""
-    n, c, h, w = x.shape
-    ll = oh * ow
-    xf = x.reshape(x.size)
-    for t in range(x.size):
+def col2im(cols, kh, kw, sh, sw, dh, dw, oh, ow, xp):
+    """The adjoint of im2col for cols (N, C*KH*KW, OH*OW): summed into the padded xp
+    (N, C, HP, WP), which is zeroed first."""
+    n, c, hp, wp = xp.shape
+    ckk, ll = c * kh * kw, oh * ow
+    xf = xp.reshape(xp.size)
+    cf = cols.reshape(cols.size)
+    for t in range(xp.size):
         xf[t] = 0
-    plane = sh == 1 and sw == 1 and ow == w  # as in im2col: a tap adds one shifted plane
     for b in range(n):
         for ci in range(c):
-            xp = xf[(b * c + ci) * h * w:(b * c + ci + 1) * h * w]
+            plane = xf[(b * c + ci) * hp * wp:(b * c + ci + 1) * hp * wp]
             for ki in range(kh):
-                ilo, ihi = _span(oh, sh, ph, ki * dh, h)
                 for kj in range(kw):
-                    jlo, jhi = _span(ow, sw, pw, kj * dw, w)
-                    if ilo >= ihi or jlo >= jhi:
-                        continue
-                    off = kj * dw - pw
-                    src = cols[(ci * kh + ki) * kw + kj, b * ll:(b + 1) * ll]
-                    if plane:
-                        # one run over rows ilo..ihi-1; the columns that wrap around into the
-                        # neighbouring row are padding taps, zeroed so that they add nothing
-                        if jlo > 0 or jhi < ow:
-                            for i in range(ilo, ihi):
-                                for j in range(jlo):
-                                    src[i * ow + j] = 0
-                                for j in range(jhi, ow):
-                                    src[i * ow + j] = 0
-                        t0 = ilo * ow + jlo
-                        run = (ihi - 1) * ow + jhi - t0
-                        s0 = (ilo - ph + ki * dh) * w + jlo + off
-                        d2 = xp[s0:s0 + run]
-                        s2 = src[t0:t0 + run]
-                        for t in range(run):
-                            d2[t] += s2[t]
-                        continue
-                    nj = jhi - jlo
-                    for i in range(ilo, ihi):
-                        s2 = src[i * ow + jlo:i * ow + jhi]
-                        d2 = xp[(i * sh - ph + ki * dh) * w + jlo * sw + off:]
+                    r = (ci * kh + ki) * kw + kj
+                    src = cf[(b * ckk + r) * ll:(b * ckk + r + 1) * ll]
+                    for i in range(oh):
+                        s = src[i * ow:(i + 1) * ow]
+                        d = plane[(i * sh + ki * dh) * wp + kj * dw:]
                         if sw == 1:
-                            for j in range(nj):
-                                d2[j] += s2[j]
+                            for j in range(ow):
+                                d[j] += s[j]
                         elif sw == 2:
-                            for j in range(nj):
-                                d2[2 * j] += s2[j]
+                            for j in range(ow):
+                                d[2 * j] += s[j]
                         else:
-                            for j in range(nj):
-                                d2[j * sw] += s2[j]
-    return x
+                            for j in range(ow):
+                                d[j * sw] += s[j]
+    return xp
 
 
 @njit(cache=True)
@@ -293,6 +239,19 @@ def _buffer(role: str, shape: tuple, dtype):
     return buf[:size].reshape(shape)
 
 
+# zero-bordered buffers for padded inputs, one per shape and dtype: the border is written only
+# when the buffer is made (np.zeros), the interior by every call (a network has few shapes)
+_padded: dict = {}
+
+
+def _padded_buffer(shape: tuple, dtype):
+    key = (shape, np.dtype(dtype))
+    buf = _padded.get(key)
+    if buf is None:
+        buf = _padded[key] = np.zeros(shape, dtype=dtype)
+    return buf
+
+
 def _chunks(n: int, per_sample: int):
     """Slices of the batch whose cols hold about CHUNK_ELEMENTS elements (at least 1 sample)."""
     step = max(1, min(n, CHUNK_ELEMENTS // max(per_sample, 1)))
@@ -301,6 +260,25 @@ def _chunks(n: int, per_sample: int):
 
 def _is_depthwise(c: int, o: int, groups: int) -> bool:
     return groups > 1 and groups == c == o
+
+
+def _cols(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, by_sample: bool):
+    """im2col of a chunk x (N_c, C, H, W): (N_c, C*KH*KW, OH*OW) when by_sample, else
+    (C*KH*KW, N_c*OH*OW). A 1x1 stride-1 unpadded convolution needs no copy by sample."""
+    n, c = x.shape[:2]
+    ll, ckk = oh * ow, c * kh * kw
+    if by_sample and kh == kw == 1 and sh == sw == 1 and ph == pw == 0:
+        return x.reshape(n, c, ll)
+    xp = x
+    if ph or pw:
+        h, w = x.shape[2:]
+        xp = _padded_buffer((n, c, h + 2 * ph, w + 2 * pw), x.dtype)
+        xp[:, :, ph:ph + h, pw:pw + w] = x
+    shape = (n, ckk, ll) if by_sample else (ckk, n * ll)
+    cols = _buffer("cols", shape, x.dtype)
+    im2col(xp, kh, kw, sh, sw, dh, dw, oh, ow, cols.reshape(cols.size),
+           ckk * ll if by_sample else ll, ll if by_sample else n * ll)
+    return cols
 
 
 def _matmul_groups(a, b, groups: int, out):
@@ -317,16 +295,17 @@ def _matmul_groups(a, b, groups: int, out):
 def conv2d_forward(x, w, b, sh, sw, ph, pw, dh, dw, groups, oh, ow):
     n, c = x.shape[:2]
     o, cg, kh, kw = w.shape
+    if _is_depthwise(c, o, groups):
+        has_bias = b is not None
+        bias = b if has_bias else np.zeros(1, dtype=x.dtype)
+        return _depthwise_forward(x, w, bias, has_bias, sh, sw, ph, pw, dh, dw, oh, ow)
+    ll, kg = oh * ow, cg * kh * kw
+    y = np.empty((n, o, ll), dtype=x.dtype)
     has_bias = b is not None
     bias = b if has_bias else np.zeros(1, dtype=x.dtype)
-    if _is_depthwise(c, o, groups):
-        return _depthwise_forward(x, w, bias, has_bias, sh, sw, ph, pw, dh, dw, oh, ow)
-    ll, ckk = oh * ow, c * kh * kw
-    y = np.empty((n, o, ll), dtype=x.dtype)
-    w2 = w.reshape(o, cg * kh * kw)
-    for b0, b1 in _chunks(n, ckk * ll):
-        cols = im2col(x[b0:b1], kh, kw, sh, sw, ph, pw, dh, dw, oh, ow,
-                      _buffer("cols", (ckk, (b1 - b0) * ll), x.dtype))
+    w2 = w.reshape(o, kg)
+    for b0, b1 in _chunks(n, c * kh * kw * ll):
+        cols = _cols(x[b0:b1], kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, by_sample=False)
         yc = _matmul_groups(w2, cols, groups, _buffer("y", (o, (b1 - b0) * ll), x.dtype))
         _onl_to_nol(yc, bias, has_bias, y[b0:b1])
     return y.reshape(n, o, oh, ow)
@@ -338,19 +317,30 @@ def conv2d_backward_input(gy, w, sh, sw, ph, pw, dh, dw, groups, h, wd):
     c = cg * groups
     if _is_depthwise(c, o, groups):
         return _depthwise_backward_input(gy, w, sh, sw, ph, pw, dh, dw, h, wd)
-    og, ll, ckk = o // groups, oh * ow, c * kh * kw
+    og, ll, kg = o // groups, oh * ow, cg * kh * kw
+    qh, qw = dh * (kh - 1) - ph, dw * (kw - 1) - pw
+    if sh == sw == 1 and o <= c and qh >= 0 and qw >= 0 and oh + 2 * qh - dh * (kh - 1) == h \
+            and ow + 2 * qw - dw * (kw - 1) == wd:
+        # stride 1: the input gradient is gy convolved with the flipped kernel, channels in and
+        # out swapped within each group (im2col only copies; col2im would add). Not when O > C:
+        # then gy's im2col is larger than the input's, and the product has only C rows
+        wf = w.reshape(groups, og, cg, kh, kw)[:, :, :, ::-1, ::-1].transpose(0, 2, 1, 3, 4)
+        wf = np.ascontiguousarray(wf).reshape(c, og, kh, kw)
+        return conv2d_forward(gy, wf, None, 1, 1, qh, qw, dh, dw, groups, h, wd)
     g3 = gy.reshape(n, o, ll)
     gx = np.empty((n, c, h, wd), dtype=gy.dtype)
-    # per group: w_g^T (Cg*KK, Og) @ g_g (Og, N_c*L)
-    wt = w.reshape(groups, og, cg * kh * kw).transpose(0, 2, 1)
-    for b0, b1 in _chunks(n, ckk * ll):
-        g = _nol_to_onl(g3[b0:b1], _buffer("g", (o, (b1 - b0) * ll), gy.dtype))
-        gcols = _buffer("cols", (groups, cg * kh * kw, (b1 - b0) * ll), gy.dtype)
+    wt = w.reshape(groups, og, kg).transpose(0, 2, 1)  # per group w_g^T (Cg*KK, Og)
+    for b0, b1 in _chunks(n, c * kh * kw * ll):
+        nc = b1 - b0
+        gcols = _buffer("cols", (nc, c * kh * kw, ll), gy.dtype)
         if groups == 1:
-            np.matmul(wt[0], g, out=gcols[0])
+            np.matmul(wt[0], g3[b0:b1], out=gcols)
         else:
-            np.matmul(wt, g.reshape(groups, og, -1), out=gcols)
-        col2im(gcols.reshape(ckk, -1), kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, gx[b0:b1])
+            np.matmul(wt, g3[b0:b1].reshape(nc, groups, og, ll),
+                      out=gcols.reshape(nc, groups, kg, ll))
+        gxp = _buffer("pad", (nc, c, h + 2 * ph, wd + 2 * pw), gy.dtype)
+        col2im(gcols, kh, kw, sh, sw, dh, dw, oh, ow, gxp)
+        gx[b0:b1] = gxp[:, :, ph:ph + h, pw:pw + wd]
     return gx
 
 
@@ -367,8 +357,7 @@ def conv2d_backward_weight(gy, x, sh, sw, ph, pw, dh, dw, groups, kh, kw):
     part = np.empty((groups, cg * kh * kw, og), dtype=gy.dtype)
     for b0, b1 in _chunks(n, ckk * ll):
         g = _nol_to_onl(g3[b0:b1], _buffer("g", (o, (b1 - b0) * ll), gy.dtype))
-        cols = im2col(x[b0:b1], kh, kw, sh, sw, ph, pw, dh, dw, oh, ow,
-                      _buffer("cols", (ckk, (b1 - b0) * ll), x.dtype))
+        cols = _cols(x[b0:b1], kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, by_sample=False)
         if groups == 1:
             np.matmul(cols, g.T, out=part[0])
         else:
