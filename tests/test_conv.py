@@ -280,3 +280,40 @@ def test_conv_in_batch_chunks(monkeypatch, dtype, c, o, groups, k, stride, paddi
     np.testing.assert_allclose(results[1][0], ref, rtol=tol, atol=tol)
     for whole, chunked in zip(*results):
         np.testing.assert_allclose(chunked, whole, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("c,o,k,stride,padding,dilation", [
+    (3, 4, 3, 1, 1, 1),     # 'same': the input gradient is a convolution with the flipped kernel
+    (4, 3, 3, 2, 1, 1),     # stride 2: the input gradient through col2im
+    (2, 3, 2, 1, 0, 1),     # 'valid', even kernel
+    (3, 3, 3, 1, 2, 2),     # dilated
+    (3, 2, 1, 1, 0, 1),     # 1x1
+])
+def test_conv_positions_as_rows(monkeypatch, dtype, c, o, k, stride, padding, dilation):
+    """From ROWS_MIN_CHANNELS input channels on, the cpu kernels lay the im2col matrix out with
+    one row per output position (channels last): forward and both gradients match the other
+    layout and the reference, in one chunk and in one-sample chunks."""
+    from tinygrad_ds.backend.cpu import conv as cpu_conv
+
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((3, c, 7, 6))
+    w = rng.standard_normal((o, c, k, k))
+    gy = None
+    results = []
+    for rows_from, chunk in ((10**9, 1 << 20), (1, 1 << 20), (1, 40)):
+        monkeypatch.setattr(cpu_conv, "ROWS_MIN_CHANNELS", rows_from)
+        monkeypatch.setattr(cpu_conv, "CHUNK_ELEMENTS", chunk)
+        xt = tds.Tensor(x, dtype=dtype, requires_grad=True)
+        wt = tds.Tensor(w, dtype=dtype, requires_grad=True)
+        y = F.conv2d(xt, wt, None, stride, padding, dilation)
+        if gy is None:
+            gy = rng.standard_normal(y.shape)
+        y.backward(tds.Tensor(gy, dtype=dtype))
+        results.append((y.numpy(), xt.grad.numpy(), wt.grad.numpy()))
+    tol = 1e-10 if dtype == "float64" else 1e-4
+    ref = ref_conv2d(x, w, None, F_pair(stride), F_pair(padding), F_pair(dilation), 1)
+    np.testing.assert_allclose(results[1][0], ref, rtol=tol, atol=tol)
+    for other in results[1:]:
+        for a, b in zip(other, results[0]):
+            np.testing.assert_allclose(a, b, rtol=tol, atol=tol)

@@ -27,6 +27,8 @@ from numba import njit
 
 # elements of one chunk's cols buffer (float32: 4 MB)
 CHUNK_ELEMENTS = 1 << 20
+# from this many input channels on (groups 1), positions as rows: see conv2d_forward
+ROWS_MIN_CHANNELS = 32
 
 
 @njit(cache=True)
@@ -73,6 +75,57 @@ def im2col(xp, kh, kw, sh, sw, dh, dw, oh, ow, cols, sample_stride, row_stride):
                             for j in range(ow):
                                 d[j] = s[j * sw]
     return cols
+
+
+@njit(cache=True)
+def im2row(xh, kh, kw, sh, sw, dh, dw, oh, ow, rows):
+    """Padded channels-last xh (N, HP, WP, C) -> rows (N*OH*OW, KH*KW*C): one row per output
+    position, its taps in (ki, kj, c) order."""
+    n, hp, wp, c = xh.shape
+    k = kh * kw * c
+    xf = xh.reshape(xh.size)
+    rf = rows.reshape(rows.size)
+    # NOTE: with stride-1 undilated columns the KW taps of one kernel row are adjacent in xh:
+    # one copy of KW*C values
+    run = kw * c if dw == 1 else c
+    nrun = 1 if dw == 1 else kw
+    for b in range(n):
+        for i in range(oh):
+            for j in range(ow):
+                dst = rf[((b * oh + i) * ow + j) * k:]
+                for ki in range(kh):
+                    base = ((b * hp + i * sh + ki * dh) * wp + j * sw) * c
+                    for q in range(nrun):
+                        s = xf[base + q * dw * c:]
+                        d = dst[(ki * nrun + q) * run:]
+                        for t in range(run):
+                            d[t] = s[t]
+    return rows
+
+
+@njit(cache=True)
+def _rows_to_nol(yt, bias, has_bias, out):
+    """yt (N*L, O) -> out (N, O, L), adding bias[o] when has_bias."""
+    n, o, ll = out.shape
+    for b in range(n):
+        for oc in range(o):
+            add = bias[oc] if has_bias else bias[0]
+            dst = out[b, oc]
+            for t in range(ll):
+                dst[t] = yt[b * ll + t, oc] + add
+    return out
+
+
+@njit(cache=True)
+def _nol_to_rows(g, out):
+    """g (N, O, L) -> out (N*L, O)."""
+    n, o, ll = g.shape
+    for b in range(n):
+        for oc in range(o):
+            src = g[b, oc]
+            for t in range(ll):
+                out[b * ll + t, oc] = src[t]
+    return out
 
 
 @njit(cache=True)
@@ -239,13 +292,14 @@ def _buffer(role: str, shape: tuple, dtype):
     return buf[:size].reshape(shape)
 
 
-# zero-bordered buffers for padded inputs, one per shape and dtype: the border is written only
-# when the buffer is made (np.zeros), the interior by every call (a network has few shapes)
+# zero-bordered buffers for padded inputs, one per layout, shape, padding and dtype: the border
+# is written only when the buffer is made (np.zeros), the interior by every call (a network has
+# few shapes)
 _padded: dict = {}
 
 
-def _padded_buffer(shape: tuple, dtype):
-    key = (shape, np.dtype(dtype))
+def _padded_buffer(layout: str, shape: tuple, ph: int, pw: int, dtype):
+    key = (layout, shape, ph, pw, np.dtype(dtype))
     buf = _padded.get(key)
     if buf is None:
         buf = _padded[key] = np.zeros(shape, dtype=dtype)
@@ -272,13 +326,22 @@ def _cols(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, by_sample: bool):
     xp = x
     if ph or pw:
         h, w = x.shape[2:]
-        xp = _padded_buffer((n, c, h + 2 * ph, w + 2 * pw), x.dtype)
+        xp = _padded_buffer("nchw", (n, c, h + 2 * ph, w + 2 * pw), ph, pw, x.dtype)
         xp[:, :, ph:ph + h, pw:pw + w] = x
     shape = (n, ckk, ll) if by_sample else (ckk, n * ll)
     cols = _buffer("cols", shape, x.dtype)
     im2col(xp, kh, kw, sh, sw, dh, dw, oh, ow, cols.reshape(cols.size),
            ckk * ll if by_sample else ll, ll if by_sample else n * ll)
     return cols
+
+
+def _rows(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):
+    """im2row of a chunk x (N_c, C, H, W): (N_c*OH*OW, KH*KW*C)."""
+    n, c, h, w = x.shape
+    xh = _padded_buffer("nhwc", (n, h + 2 * ph, w + 2 * pw, c), ph, pw, x.dtype)
+    xh[:, ph:ph + h, pw:pw + w, :] = x.transpose(0, 2, 3, 1)
+    rows = _buffer("cols", (n * oh * ow, kh * kw * c), x.dtype)
+    return im2row(xh, kh, kw, sh, sw, dh, dw, oh, ow, rows)
 
 
 def _matmul_groups(a, b, groups: int, out):
@@ -303,6 +366,17 @@ def conv2d_forward(x, w, b, sh, sw, ph, pw, dh, dw, groups, oh, ow):
     y = np.empty((n, o, ll), dtype=x.dtype)
     has_bias = b is not None
     bias = b if has_bias else np.zeros(1, dtype=x.dtype)
+    if groups == 1 and c >= ROWS_MIN_CHANNELS:
+        # NOTE: positions as rows, (N_c*L, KK*C) @ (KK*C, O): OpenBLAS runs this up to 40%
+        # faster than W @ cols, and im2row copies runs of KW*C values (im2col: OW values), 3-5x
+        # faster at 32 and 64 channels. At 16 channels and fewer the channels-last transpose
+        # and the short runs cost more than the product gains.
+        w2t = np.ascontiguousarray(w.transpose(2, 3, 1, 0)).reshape(kh * kw * c, o)
+        for b0, b1 in _chunks(n, c * kh * kw * ll):
+            rows = _rows(x[b0:b1], kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
+            yt = np.matmul(rows, w2t, out=_buffer("y", (rows.shape[0], o), x.dtype))
+            _rows_to_nol(yt, bias, has_bias, y[b0:b1])
+        return y.reshape(n, o, oh, ow)
     w2 = w.reshape(o, kg)
     for b0, b1 in _chunks(n, c * kh * kw * ll):
         cols = _cols(x[b0:b1], kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, by_sample=False)
@@ -351,6 +425,14 @@ def conv2d_backward_weight(gy, x, sh, sw, ph, pw, dh, dw, groups, kh, kw):
         return _depthwise_backward_weight(gy, x, sh, sw, ph, pw, dh, dw, kh, kw)
     cg, og, ll, ckk = c // groups, o // groups, oh * ow, c * kh * kw
     g3 = gy.reshape(n, o, ll)
+    if groups == 1 and c >= ROWS_MIN_CHANNELS:  # positions as rows, as in conv2d_forward
+        acc = np.zeros((kh * kw * c, o), dtype=gy.dtype)
+        part = np.empty_like(acc)
+        for b0, b1 in _chunks(n, ckk * ll):
+            rows = _rows(x[b0:b1], kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
+            gt = _nol_to_rows(g3[b0:b1], _buffer("g", (rows.shape[0], o), gy.dtype))
+            acc += np.matmul(rows.T, gt, out=part)
+        return np.ascontiguousarray(acc.reshape(kh, kw, c, o).transpose(3, 2, 0, 1))
     gw = np.zeros((groups, og, cg * kh * kw), dtype=gy.dtype)
     # per group: cols_g (Cg*KK, N_c*L) @ g_g^T (N_c*L, Og), summed over chunks; this order runs
     # 20-30% faster in OpenBLAS than g_g @ cols_g^T when Og is small (16, 32)
