@@ -27,7 +27,8 @@ from numba import njit
 
 # elements of one chunk's cols buffer (float32: 4 MB)
 CHUNK_ELEMENTS = 1 << 20
-# from this many input channels on (groups 1), positions as rows: see conv2d_forward
+# from this many input channels on (groups 1), or from 8 with a column stride above 1, positions
+# as rows: see conv2d_forward
 ROWS_MIN_CHANNELS = 32
 
 
@@ -344,6 +345,11 @@ def _rows(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):
     return im2row(xh, kh, kw, sh, sw, dh, dw, oh, ow, rows)
 
 
+def _by_rows(c: int, sw: int, groups: int) -> bool:
+    """Whether to lay the im2col matrix out with one row per output position (channels last)."""
+    return groups == 1 and (c >= ROWS_MIN_CHANNELS or (sw > 1 and c >= 8))
+
+
 def _matmul_groups(a, b, groups: int, out):
     """One product per group: a (G*Mg, Kg) and b (G*Kg, P) -> out (G*Mg, P)."""
     if groups == 1:
@@ -366,11 +372,12 @@ def conv2d_forward(x, w, b, sh, sw, ph, pw, dh, dw, groups, oh, ow):
     y = np.empty((n, o, ll), dtype=x.dtype)
     has_bias = b is not None
     bias = b if has_bias else np.zeros(1, dtype=x.dtype)
-    if groups == 1 and c >= ROWS_MIN_CHANNELS:
+    if _by_rows(c, sw, groups):
         # NOTE: positions as rows, (N_c*L, KK*C) @ (KK*C, O): OpenBLAS runs this up to 40%
         # faster than W @ cols, and im2row copies runs of KW*C values (im2col: OW values), 3-5x
-        # faster at 32 and 64 channels. At 16 channels and fewer the channels-last transpose
-        # and the short runs cost more than the product gains.
+        # faster at 32 and 64 channels (with a column stride, im2col gathers: im2row still copies
+        # runs). At 16 channels and stride 1 the channels-last transpose and the short runs cost
+        # more than the product gains.
         w2t = np.ascontiguousarray(w.transpose(2, 3, 1, 0)).reshape(kh * kw * c, o)
         for b0, b1 in _chunks(n, c * kh * kw * ll):
             rows = _rows(x[b0:b1], kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
@@ -425,7 +432,7 @@ def conv2d_backward_weight(gy, x, sh, sw, ph, pw, dh, dw, groups, kh, kw):
         return _depthwise_backward_weight(gy, x, sh, sw, ph, pw, dh, dw, kh, kw)
     cg, og, ll, ckk = c // groups, o // groups, oh * ow, c * kh * kw
     g3 = gy.reshape(n, o, ll)
-    if groups == 1 and c >= ROWS_MIN_CHANNELS:  # positions as rows, as in conv2d_forward
+    if _by_rows(c, sw, groups):  # positions as rows, as in conv2d_forward
         acc = np.zeros((kh * kw * c, o), dtype=gy.dtype)
         part = np.empty_like(acc)
         for b0, b1 in _chunks(n, ckk * ll):
