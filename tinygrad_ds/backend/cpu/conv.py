@@ -105,6 +105,32 @@ def im2row(xh, kh, kw, sh, sw, dh, dw, oh, ow, rows):
 
 
 @njit(cache=True)
+def row2im(rows, kh, kw, sh, sw, dh, dw, oh, ow, xh):
+    """The adjoint of im2row: rows (N*OH*OW, KH*KW*C) summed into the padded channels-last xh
+    (N, HP, WP, C), which is zeroed first."""
+    n, hp, wp, c = xh.shape
+    k = kh * kw * c
+    xf = xh.reshape(xh.size)
+    rf = rows.reshape(rows.size)
+    for t in range(xh.size):
+        xf[t] = 0
+    run = kw * c if dw == 1 else c
+    nrun = 1 if dw == 1 else kw
+    for b in range(n):
+        for i in range(oh):
+            for j in range(ow):
+                src = rf[((b * oh + i) * ow + j) * k:]
+                for ki in range(kh):
+                    base = ((b * hp + i * sh + ki * dh) * wp + j * sw) * c
+                    for q in range(nrun):
+                        d = xf[base + q * dw * c:]
+                        s = src[(ki * nrun + q) * run:]
+                        for t in range(run):
+                            d[t] += s[t]
+    return xh
+
+
+@njit(cache=True)
 def _rows_to_nol(yt, bias, has_bias, out):
     """yt (N*L, O) -> out (N, O, L), adding bias[o] when has_bias."""
     n, o, ll = out.shape
@@ -410,6 +436,16 @@ def conv2d_backward_input(gy, w, sh, sw, ph, pw, dh, dw, groups, h, wd):
         return conv2d_forward(gy, wf, None, 1, 1, qh, qw, dh, dw, groups, h, wd)
     g3 = gy.reshape(n, o, ll)
     gx = np.empty((n, c, h, wd), dtype=gy.dtype)
+    if _by_rows(c, sw, groups):  # positions as rows: gy^T (N_c*L, O) @ W (O, KK*C), row2im
+        w2 = np.ascontiguousarray(w.transpose(0, 2, 3, 1)).reshape(o, kh * kw * c)
+        for b0, b1 in _chunks(n, c * kh * kw * ll):
+            nc = b1 - b0
+            gt = _nol_to_rows(g3[b0:b1], _buffer("g", (nc * ll, o), gy.dtype))
+            grows = np.matmul(gt, w2, out=_buffer("cols", (nc * ll, kh * kw * c), gy.dtype))
+            gxh = _buffer("pad", (nc, h + 2 * ph, wd + 2 * pw, c), gy.dtype)
+            row2im(grows, kh, kw, sh, sw, dh, dw, oh, ow, gxh)
+            gx[b0:b1] = gxh[:, ph:ph + h, pw:pw + wd, :].transpose(0, 3, 1, 2)
+        return gx
     wt = w.reshape(groups, og, kg).transpose(0, 2, 1)  # per group w_g^T (Cg*KK, Og)
     for b0, b1 in _chunks(n, c * kh * kw * ll):
         nc = b1 - b0
