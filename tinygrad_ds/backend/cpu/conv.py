@@ -6,6 +6,14 @@ A chunk of samples x[b0:b1] (N_c, C, H, W) becomes cols (C*KH*KW, N_c*OH*OW), on
 (one input channel per group, one output per input) runs as direct loops instead: its GEMM would
 have an inner dimension of KH*KW, too small for BLAS to pay.
 
+From 32 input channels on (and for strided convolutions from 8), the matrix is laid out the
+other way: rows (N_c*OH*OW, KH*KW*C), one row per output position, copied from a channels-last
+copy of the chunk (im2row), and the products are rows @ W^T, rows^T @ gy^T and gy^T @ W. There
+OpenBLAS runs faster (M = N_c*OH*OW is large), and each copy moves KW*C adjacent values instead
+of OW. Both layouts copy from a zero-bordered copy of the chunk, so the copy loops never test
+for padding. A stride-1 input gradient is a convolution of gy with the flipped kernel (im2col
+only copies, where col2im adds).
+
 NOTE: the batch is cut into chunks whose cols take about 4 MB (float32), not one GEMM for the
 whole batch: the whole-batch cols of a 16-channel 32x32 layer at batch 128 is 75 MB, written to
 and read back from main memory, while a chunk stays in cache between im2col and the GEMM, and the
