@@ -7,7 +7,7 @@
 
 The public names are listed here; everything else is private to its module.
 """
-from . import dtypes, functional
+from . import dtypes, functional, scalar
 from ._version import __version__
 from .autograd import enable_grad, is_grad_enabled, no_grad
 from .dtypes import bool_, float32, float64, int32, int64
@@ -32,7 +32,7 @@ def tensor(data, dtype=None, requires_grad: bool = False) -> Tensor:
 
 
 __all__ = [
-    "Tensor", "tensor", "__version__", "dtypes", "functional", "nn", "data", "optim",
+    "Tensor", "tensor", "__version__", "dtypes", "functional", "scalar", "nn", "data", "optim",
     "no_grad", "enable_grad", "is_grad_enabled",
     "float32", "float64", "int32", "int64", "bool_",
     "TdsError", "ShapeError", "DTypeError", "GradError",
