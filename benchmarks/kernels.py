@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import datetime
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -27,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 import tinygrad_ds as tds
+from machine import cpu_model  # benchmarks/machine.py (the script's own folder is on sys.path)
 import tinygrad_ds.functional as F
 
 N = 128
@@ -53,16 +53,6 @@ for dt in sys.argv[1:] or ["float32"]:
     F.cross_entropy(y, tds.Tensor([0, 3])).backward()
 print(time.perf_counter() - t0)
 """
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def median_ms(fn, repeats: int = REPEATS) -> float:

@@ -26,21 +26,12 @@ from pathlib import Path
 import numpy as np
 
 import tinygrad_ds as tds
+from machine import cpu_model  # benchmarks/machine.py (the script's own folder is on sys.path)
 import tinygrad_ds.functional as F
 from tinygrad_ds import optim
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 BATCH = 128
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def median_s(fn, steps: int) -> float:
