@@ -317,3 +317,38 @@ def test_conv_positions_as_rows(monkeypatch, dtype, c, o, k, stride, padding, di
     for other in results[1:]:
         for a, b in zip(other, results[0]):
             np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("c,o,h,wd", [
+    (3, 4, 7, 6),     # more outputs than inputs: the input gradient through col2im
+    (5, 2, 5, 8),     # fewer: the input gradient is the shifted products with the flipped kernel
+    (4, 4, 1, 1),     # a 1x1 image: every tap but the centre reads the zero border
+])
+def test_conv_shift3(monkeypatch, dtype, c, o, h, wd):
+    """3x3 stride-1 'same' convolutions with SHIFT3_MIN_CHANNELS..ROWS_MIN_CHANNELS input
+    channels run as three products over column-shifted copies: forward (with bias) and both
+    gradients match im2col and the reference, in one chunk and in one-sample chunks."""
+    from tinygrad_ds.backend.cpu import conv as cpu_conv
+
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((3, c, h, wd))
+    w = rng.standard_normal((o, c, 3, 3))
+    b = rng.standard_normal(o)
+    gy = rng.standard_normal((3, o, h, wd))
+    results = []
+    for shift_from, chunk in ((10**9, 1 << 20), (1, 1 << 20), (1, 40)):
+        monkeypatch.setattr(cpu_conv, "SHIFT3_MIN_CHANNELS", shift_from)
+        monkeypatch.setattr(cpu_conv, "CHUNK_ELEMENTS", chunk)
+        xt = tds.Tensor(x, dtype=dtype, requires_grad=True)
+        wt = tds.Tensor(w, dtype=dtype, requires_grad=True)
+        bt = tds.Tensor(b, dtype=dtype, requires_grad=True)
+        y = F.conv2d(xt, wt, bt, 1, 1)
+        y.backward(tds.Tensor(gy, dtype=dtype))
+        results.append((y.numpy(), xt.grad.numpy(), wt.grad.numpy(), bt.grad.numpy()))
+    tol = 1e-10 if dtype == "float64" else 1e-4
+    ref = ref_conv2d(x, w, b, (1, 1), (1, 1), (1, 1), 1)
+    np.testing.assert_allclose(results[1][0], ref, rtol=tol, atol=tol)
+    for other in results[1:]:
+        for a, q in zip(other, results[0]):
+            np.testing.assert_allclose(a, q, rtol=tol, atol=tol)
