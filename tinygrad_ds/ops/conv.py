@@ -62,6 +62,11 @@ def _geometry(attrs) -> tuple:
     return sh, sw, ph, pw, dh, dw, attrs["groups"]
 
 
+def _shared_attrs(attrs) -> dict:
+    """The attributes the three conv ops share: each one's backward calls the other two."""
+    return {k: attrs[k] for k in ("stride", "padding", "dilation", "groups")}
+
+
 # ---- the three ops ----------------------------------------------------------------------------
 class Conv2d(Function):
     """x (N, C, H, W), w (O, C/G, KH, KW) [, b (O,)] -> y (N, O, OH, OW)."""
@@ -78,7 +83,7 @@ class Conv2d(Function):
     @staticmethod
     def backward(ctx, g):
         x, w = ctx.saved_tensors
-        geo = {k: ctx.attrs[k] for k in ("stride", "padding", "dilation", "groups")}
+        geo = _shared_attrs(ctx.attrs)
         gx = ConvTranspose2d.apply(g, w, **geo, out_hw=x.shape[2:]) if x.requires_grad else None
         gw = Conv2dBackwardWeight.apply(g, x, **geo, kernel_hw=w.shape[2:]) \
             if w.requires_grad else None
@@ -103,7 +108,7 @@ class ConvTranspose2d(Function):
     @staticmethod
     def backward(ctx, gg):
         g, w = ctx.saved_tensors
-        geo = {k: ctx.attrs[k] for k in ("stride", "padding", "dilation", "groups")}
+        geo = _shared_attrs(ctx.attrs)
         # <gg, T(g, w)> = <conv(gg, w), g> = <dW(g, gg), w>
         gg_in = Conv2d.apply(gg, w, **geo, out_hw=g.shape[2:]) if g.requires_grad else None
         gw = Conv2dBackwardWeight.apply(g, gg, **geo, kernel_hw=w.shape[2:]) \
@@ -124,7 +129,7 @@ class Conv2dBackwardWeight(Function):
     @staticmethod
     def backward(ctx, gw):
         g, x = ctx.saved_tensors
-        geo = {k: ctx.attrs[k] for k in ("stride", "padding", "dilation", "groups")}
+        geo = _shared_attrs(ctx.attrs)
         # <gw, dW(g, x)> = <g, conv(x, gw)> = <T(g, gw), x>
         g_in = Conv2d.apply(x, gw, **geo, out_hw=g.shape[2:]) if g.requires_grad else None
         gx = ConvTranspose2d.apply(g, gw, **geo, out_hw=x.shape[2:]) if x.requires_grad else None
