@@ -352,3 +352,19 @@ def test_conv_shift3(monkeypatch, dtype, c, o, h, wd):
     for other in results[1:]:
         for a, q in zip(other, results[0]):
             np.testing.assert_allclose(a, q, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("h,wd", [(4, 5), (1, 1), (3, 2)])
+def test_shift3_cols_layout(h, wd):
+    """_shift3_cols: row (c, kj), sample b, grid row r holds x[b, c, r-1, j+kj-1], zero outside
+    x (checked against a zero-padded copy, over a buffer full of garbage)."""
+    from tinygrad_ds.backend.cpu.conv import _shift3_cols
+
+    rng = np.random.default_rng(5)
+    n, c = 2, 3
+    x = rng.standard_normal((n, c, h, wd)).astype(np.float32)
+    xp = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
+    want = np.stack([xp[:, :, :, kj:kj + wd] for kj in range(3)], axis=2)  # (n, c, 3, h+2, wd)
+    want = want.transpose(1, 2, 0, 3, 4).reshape(3 * c, n * (h + 2) * wd)
+    cols = np.full((3 * c, n * (h + 2) * wd), np.nan, dtype=np.float32)
+    np.testing.assert_array_equal(_shift3_cols(x, cols), want)
