@@ -137,3 +137,10 @@ def test_real_subprocess(tmp_path):
     assert p.returncode == 0, p.stderr
     assert "<svg" in (tmp_path / "r.svg").read_text()
     assert p.stdout.strip().endswith("(2^9)")
+
+
+def test_output_suffix_and_format_must_agree(tmp_path):
+    out = tmp_path / "g.svg"
+    r = _run("viz", os.path.join(ROOT, "examples", "lenet.py"), "-o", str(out), "--format", "png")
+    assert r.exit_code == 1 and "ends in .svg but --format is png" in r.output
+    assert not out.exists()

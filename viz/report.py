@@ -52,6 +52,9 @@ def output_path(model_file: str, output: str | None, fmt: str | None) -> tuple[s
     given; the default is <model file name>.svg in the current folder."""
     if output is not None:
         ext = os.path.splitext(output)[1].lstrip(".").lower()
+        if fmt and ext in FORMATS and ext != fmt:
+            raise ValueError(f"--output {output} ends in .{ext} but --format is {fmt}: make them "
+                             "agree, or give only one of the two")
         fmt = fmt or (ext if ext in FORMATS else "svg")
         return output, fmt
     fmt = fmt or "svg"
