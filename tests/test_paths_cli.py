@@ -83,3 +83,11 @@ def test_bad_input():
     assert r.exit_code != 0 and "give a model file" in r.output
     r = _run(["paths", "--help"])
     assert "Example:" in r.output
+
+
+def test_long_gradient_expansion_is_wrapped_between_terms():
+    r = _run(["paths", "--blocks", "7", "--decompose", "1", "--no-draw"])
+    assert r.exit_code == 0, r.output
+    body = r.output.split("sum over paths:\n", 1)[1].split("\nLaTeX:", 1)[0].splitlines()
+    assert len(body) > 3 and all(len(line) <= 100 for line in body)
+    assert all(line.startswith("    + ") for line in body[1:-1])  # breaks only at + signs

@@ -124,7 +124,8 @@ def paths_report(model_file: str | None = None, blocks: int | None = None, limit
         from .decomposition import gradient_expansion
 
         d = gradient_expansion(T, decompose)
-        say += ["", "The gradient as a sum over paths:", d.text(), "LaTeX:", d.latex()]
+        text = _wrap_sum(d.text(), 100)
+        say += ["", "The gradient as a sum over paths:", text, "LaTeX:", d.latex()]
 
     if grad:
         from tinygrad_ds.tensor import Tensor
@@ -165,3 +166,18 @@ def _lesion(model, checkpoint: str, data: str, val_size: int, seed: int, input_s
     ds["val"].eval()
     loader = D.DataLoader(ds["val"], 100)
     return str(lesion_study(model, loader, input_shape=input_shape))
+
+
+def _wrap_sum(text: str, width: int) -> str:
+    """Break a long sum of products at its ' + ' signs, never inside a product; what follows
+    the sum on its next line (its explanation) stays as it is."""
+    text, _, tail = text.partition("\n")
+    lines, line = [], ""
+    for i, term in enumerate(text.split(" + ")):
+        piece = term if i == 0 else " + " + term
+        if line and len(line) + len(piece) > width:
+            lines.append(line)
+            line = "    +" + piece[2:]
+        else:
+            line += piece
+    return "\n".join(lines + [line] + ([tail] if tail else []))
