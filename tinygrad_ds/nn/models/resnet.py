@@ -169,6 +169,20 @@ class ResNet(Module):
         return self.fc(self.flatten(self.avgpool(x)))
 
 
+def stages(n: int, c: int, out_channels, make_block) -> tuple[list[Sequential], int]:
+    """The three stages of a CIFAR ResNet, n blocks each; the first block of stages 2 and 3 halves
+    H and W (stride 2). make_block(c_in, stage, stride) -> Module; out_channels(stage) -> its
+    output channels. Returns the stages and the last stage's channels."""
+    layers = []
+    for stage in range(3):
+        blocks = []
+        for i in range(n):
+            blocks.append(make_block(c, stage, 2 if stage > 0 and i == 0 else 1))
+            c = out_channels(stage)
+        layers.append(Sequential(*blocks))
+    return layers, c
+
+
 def resnet_cifar(depth: int = 20, num_classes: int = 10, shortcut: str = "A",
                  batch_norm: bool = True, residual: bool = True, width: int = 16,
                  in_channels: int = 3) -> ResNet:
@@ -178,16 +192,9 @@ def resnet_cifar(depth: int = 20, num_classes: int = 10, shortcut: str = "A",
     (the convolutions then get biases). shortcut 'A' (zero padding) or 'B' (projection)."""
     if depth < 8 or (depth - 2) % 6:
         raise TdsError(f"resnet_cifar: depth must be 6n + 2 (20, 32, 44, 56, 110), got {depth}")
-    n = (depth - 2) // 6
-    layers, c = [], width
-    for stage in range(3):
-        planes = width * 2 ** stage
-        blocks = []
-        for i in range(n):
-            stride = 2 if stage > 0 and i == 0 else 1
-            blocks.append(BasicBlock(c, planes, stride, shortcut, batch_norm, residual))
-            c = planes
-        layers.append(Sequential(*blocks))
+    layers, c = stages((depth - 2) // 6, width, lambda s: width * 2 ** s,
+                       lambda c_in, s, stride: BasicBlock(c_in, width * 2 ** s, stride, shortcut,
+                                                          batch_norm, residual))
     return ResNet(width, layers, c, num_classes, in_channels, batch_norm)
 
 
@@ -232,14 +239,8 @@ def resnet_bottleneck_cifar(depth: int = 29, num_classes: int = 10, width: int =
     if depth < 11 or (depth - 2) % 9:
         raise TdsError(f"resnet_bottleneck_cifar: depth must be 9n + 2 (29, 47, 164, ...), "
                        f"got {depth}")
-    n = (depth - 2) // 9
-    layers, c = [], width
-    for stage in range(3):
-        w = width * 2 ** stage
-        blocks = []
-        for i in range(n):
-            stride = 2 if stage > 0 and i == 0 else 1
-            blocks.append(Bottleneck(c, w, w * expansion, stride, 1, batch_norm, residual))
-            c = w * expansion
-        layers.append(Sequential(*blocks))
+    layers, c = stages((depth - 2) // 9, width, lambda s: width * 2 ** s * expansion,
+                       lambda c_in, s, stride: Bottleneck(c_in, width * 2 ** s,
+                                                          width * 2 ** s * expansion, stride, 1,
+                                                          batch_norm, residual))
     return ResNet(width, layers, c, num_classes, in_channels, batch_norm)

@@ -4,8 +4,7 @@ transformations), with projection shortcuts through `nn.Residual`."""
 from __future__ import annotations
 
 from ...errors import TdsError
-from ..containers import Sequential
-from .resnet import Bottleneck, ResNet
+from .resnet import Bottleneck, ResNet, stages
 
 
 def resnext_cifar(depth: int = 29, cardinality: int = 4, bottleneck_width: int = 4,
@@ -17,14 +16,11 @@ def resnext_cifar(depth: int = 29, cardinality: int = 4, bottleneck_width: int =
     so that it trains on a laptop CPU."""
     if depth < 11 or (depth - 2) % 9:
         raise TdsError(f"resnext_cifar: depth must be 9n + 2 (11, 20, 29, ...), got {depth}")
-    n = (depth - 2) // 9
-    layers, c = [], stem_channels
-    for stage in range(3):
-        gw = cardinality * bottleneck_width * 2 ** stage
-        blocks = []
-        for i in range(n):
-            stride = 2 if stage > 0 and i == 0 else 1
-            blocks.append(Bottleneck(c, gw, gw * expansion, stride, groups=cardinality))
-            c = gw * expansion
-        layers.append(Sequential(*blocks))
+    def group_width(stage: int) -> int:
+        return cardinality * bottleneck_width * 2 ** stage
+
+    layers, c = stages((depth - 2) // 9, stem_channels, lambda s: group_width(s) * expansion,
+                       lambda c_in, s, stride: Bottleneck(c_in, group_width(s),
+                                                          group_width(s) * expansion, stride,
+                                                          groups=cardinality))
     return ResNet(stem_channels, layers, c, num_classes, in_channels)
