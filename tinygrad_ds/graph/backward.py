@@ -76,7 +76,7 @@ def derive_backward(forward: Graph) -> Graph:
                 in_grads = ctx.op.backward(ctx, g)
                 if not isinstance(in_grads, tuple):
                     in_grads = (in_grads,)
-                for pos, (src, t, ig) in enumerate(zip(node.inputs, ctx.inputs, in_grads)):
+                for src, t, ig in zip(node.inputs, ctx.inputs, in_grads):
                     if ig is None or not t.requires_grad:
                         continue
                     if ig.dtype != t.dtype:
@@ -104,10 +104,7 @@ def derive_backward(forward: Graph) -> Graph:
     outputs = []
     for nid, g in grads.items():
         gid = rec.value(g)
-        f = forward.nodes[nid]
-        if rec.nodes[gid].kind == "ref":  # the gradient is a forward value itself: a copy node
-            pass
-        rec.nodes[gid].name = rec.nodes[gid].name or f"grad:{f.name}"
+        rec.nodes[gid].name = rec.nodes[gid].name or f"grad:{forward.nodes[nid].name}"
         outputs.append(gid)
     graph = Graph(rec.nodes, [n.id for n in rec.nodes if n.kind == "input"], outputs,
                   forward.calls, kind="backward", mode=forward.mode, model=forward.model,
