@@ -326,9 +326,10 @@ def test_conv_positions_as_rows(monkeypatch, dtype, c, o, k, stride, padding, di
     (4, 4, 1, 1),     # a 1x1 image: every tap but the centre reads the zero border
 ])
 def test_conv_shift3(monkeypatch, dtype, c, o, h, wd):
-    """3x3 stride-1 'same' convolutions with SHIFT3_MIN_CHANNELS..ROWS_MIN_CHANNELS input
-    channels run as three products over column-shifted copies: forward (with bias) and both
-    gradients match im2col and the reference, in one chunk and in one-sample chunks."""
+    """3x3 stride-1 'same' convolutions from SHIFT3_MIN_CHANNELS input channels on run as
+    three products over column-shifted copies: forward (with bias) and both gradients (the
+    weight gradient as three products or as one against stacked shifts of gy) match im2col and
+    the reference, in one chunk and in one-sample chunks."""
     from tinygrad_ds.backend.cpu import conv as cpu_conv
 
     rng = np.random.default_rng(11)
@@ -337,9 +338,11 @@ def test_conv_shift3(monkeypatch, dtype, c, o, h, wd):
     b = rng.standard_normal(o)
     gy = rng.standard_normal((3, o, h, wd))
     results = []
-    for shift_from, chunk in ((10**9, 1 << 20), (1, 1 << 20), (1, 40)):
+    for shift_from, chunk, stack_from in ((10**9, 1 << 20, 10**9), (1, 1 << 20, 10**9),
+                                          (1, 40, 10**9), (1, 1 << 20, 1), (1, 40, 1)):
         monkeypatch.setattr(cpu_conv, "SHIFT3_MIN_CHANNELS", shift_from)
         monkeypatch.setattr(cpu_conv, "CHUNK_ELEMENTS", chunk)
+        monkeypatch.setattr(cpu_conv, "STACK3_MIN_CHANNELS", stack_from)
         xt = tds.Tensor(x, dtype=dtype, requires_grad=True)
         wt = tds.Tensor(w, dtype=dtype, requires_grad=True)
         bt = tds.Tensor(b, dtype=dtype, requires_grad=True)

@@ -12,9 +12,13 @@ copy of the chunk (im2row), and the products are rows @ W^T, rows^T @ gy^T and g
 OpenBLAS runs faster (M = N_c*OH*OW is large), and each copy moves KW*C adjacent values instead
 of OW. Both layouts copy from a zero-bordered copy of the chunk, so the copy loops never test
 for padding. A stride-1 input gradient is a convolution of gy with the flipped kernel (im2col
-only copies, where col2im adds). From 16 to 31 input channels, a 3x3 stride-1 'same' convolution copies
-only the 3 column shifts of each channel and reads kernel row ki as the same matrix shifted by
-ki*W columns (three products with K = 3*C, summed at their offsets; see conv2d_forward).
+only copies, where col2im adds).
+
+A 3x3 stride-1 'same' convolution from 16 input channels on (from 32, on images of 8 rows or
+more) takes neither layout: it copies only the 3 column shifts of each channel and reads kernel
+row ki as the same matrix shifted by ki*W columns (one product with K = 3*C whose three row
+blocks are summed at their offsets; see conv2d_forward). It copies a third of what im2col and
+im2row copy, and needs no channels-last transpose.
 
 NOTE: the batch is cut into chunks whose cols take about 4 MB (float32), not one GEMM for the
 whole batch: the whole-batch cols of a 16-channel 32x32 layer at batch 128 is 75 MB, written to
@@ -42,11 +46,16 @@ CHUNK_ELEMENTS = 1 << 20
 # from this many input channels on (groups 1), or from 8 with a column stride above 1, positions
 # as rows: see conv2d_forward
 ROWS_MIN_CHANNELS = 32
-# 3x3 stride-1 'same' convolutions with this many input channels up to ROWS_MIN_CHANNELS run as
-# three products over column-shifted copies: see conv2d_forward. Measured (interleaved A/B,
-# batch 128, 32x32): 16->16 18% faster fwd+bwd, 8->8 18% faster, 8->16 4% slower (weight
-# gradient +10-18%), 4->4 and 3->16 no better
+# 3x3 stride-1 'same' convolutions with this many input channels or more run as three products
+# over column-shifted copies: see conv2d_forward. Measured (interleaved A/B, batch 128, 32x32,
+# against im2col): 16->16 18% faster fwd+bwd, 8->8 18% faster, 8->16 4% slower (weight gradient
+# +10-18%), 4->4 and 3->16 no better. From ROWS_MIN_CHANNELS on, only on images of at least
+# SHIFT3_MIN_HEIGHT rows: see _shift3
 SHIFT3_MIN_CHANNELS = 16
+SHIFT3_MIN_HEIGHT = 8
+# from this many input channels on, the shifted weight gradient is one product against three
+# row-shifted copies of gy (see conv2d_backward_weight)
+STACK3_MIN_CHANNELS = 32
 
 
 @njit(cache=True)
@@ -291,6 +300,28 @@ def _nol_to_grid(g, h, out):
     return out
 
 
+@njit(cache=True)
+def _nol_to_grid3(g, h, out):
+    """g (N, O, H*W) -> out (3, O, N*(H+2)*W): block ki holds each sample's grid of H+2 rows
+    with g's H rows starting at row ki, zeros in the other two rows (g shifted down ki rows)."""
+    n, o, ll = g.shape
+    w = ll // h
+    sp = ll + 2 * w
+    for ki in range(3):
+        for oc in range(o):
+            for b in range(n):
+                s = g[b, oc]
+                d = out[ki, oc, b * sp:(b + 1) * sp]
+                for k in range(ki * w):
+                    d[k] = 0
+                dd = d[ki * w:ki * w + ll]
+                for k in range(ll):
+                    dd[k] = s[k]
+                for k in range(ki * w + ll, sp):
+                    d[k] = 0
+    return out
+
+
 # NOTE: a fresh np.empty of a few MB per chunk costs a page fault per 4 KB (as much time as the
 # copy itself), so the chunk buffers are reused, one per role and dtype.
 _workspace: dict = {}
@@ -359,11 +390,18 @@ def _rows(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):
     return im2row(xh, kh, kw, sh, sw, dh, dw, oh, ow, rows)
 
 
-def _shift3(c, kh, kw, sh, sw, ph, pw, dh, dw, groups) -> bool:
-    """Whether a convolution runs as three products over column-shifted copies (_shift3_cols):
-    3x3, stride 1, undilated, padding 1, groups 1, fewer channels than the rows layout takes."""
+def _shift3(c, h, kh, kw, sh, sw, ph, pw, dh, dw, groups) -> bool:
+    """Whether a convolution of an (N, C, H, W) input runs as three products over column-shifted
+    copies (_shift3_cols): 3x3, stride 1, undilated, padding 1, groups 1, from
+    SHIFT3_MIN_CHANNELS channels on, and with ROWS_MIN_CHANNELS or more only when H >= 8.
+
+    NOTE: measured on a 2-core Xeon with AVX-512 (Sapphire Rapids class, float32, median of 7,
+    forward + input gradient + weight gradient, ms, shifted vs positions as rows):
+    32->32 16x16 batch 128: 16.7 vs 24.8; 64->64 16x16 batch 64: 23.4 vs 31.4; at 8x8,
+    where the grid's two extra rows add 25% to the products, ties (64->64 13.7-14.3 vs
+    14.0-14.8, 128->128 19.3 vs 19.5); at 4x4 (50% more) rows win (128->128 13.8 vs 10.9)."""
     return (groups == 1 and kh == kw == 3 and sh == sw == dh == dw == 1 and ph == pw == 1
-            and SHIFT3_MIN_CHANNELS <= c < ROWS_MIN_CHANNELS)
+            and c >= SHIFT3_MIN_CHANNELS and (c < ROWS_MIN_CHANNELS or h >= SHIFT3_MIN_HEIGHT))
 
 
 def _by_rows(c: int, sw: int, groups: int) -> bool:
@@ -393,19 +431,7 @@ def conv2d_forward(x, w, b, sh, sw, ph, pw, dh, dw, groups, oh, ow):
     y = np.empty((n, o, ll), dtype=x.dtype)
     has_bias = b is not None
     bias = b if has_bias else np.zeros(1, dtype=x.dtype)
-    if _by_rows(c, sw, groups):
-        # NOTE: positions as rows, (N_c*L, KK*C) @ (KK*C, O): OpenBLAS runs this up to 40%
-        # faster than W @ cols, and im2row copies runs of KW*C values (im2col: OW values), 3-5x
-        # faster at 32 and 64 channels (with a column stride, im2col gathers: im2row still copies
-        # runs). At 16 channels and stride 1 the channels-last transpose and the short runs cost
-        # more than the product gains.
-        w2t = np.ascontiguousarray(w.transpose(2, 3, 1, 0)).reshape(kh * kw * c, o)
-        for b0, b1 in _chunks(n, c * kh * kw * ll):
-            rows = _rows(x[b0:b1], kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
-            yt = np.matmul(rows, w2t, out=_buffer("y", (rows.shape[0], o), x.dtype))
-            _rows_to_nol(yt, bias, has_bias, y[b0:b1])
-        return y.reshape(n, o, oh, ow)
-    if _shift3(c, kh, kw, sh, sw, ph, pw, dh, dw, groups):
+    if _shift3(c, x.shape[2], kh, kw, sh, sw, ph, pw, dh, dw, groups):
         # NOTE: an implicit GEMM with K = 3*C instead of 9*C: cols holds the 3 column shifts
         # (kj) of each channel on a grid of H+2 rows per sample, so kernel row ki is the same
         # matrix read ki*W columns on, and W_ki (O, 3C) @ cols gives the three row-products at
@@ -424,6 +450,18 @@ def conv2d_forward(x, w, b, sh, sw, ph, pw, dh, dw, groups, oh, ow):
             cols = _shift3_cols(x[b0:b1], _buffer("cols", (3 * c, nc * sp), x.dtype))
             t = np.matmul(wk, cols, out=_buffer("y", (3 * o, nc * sp), x.dtype))
             _sum3_to_nol(t.reshape(3, o, nc * sp), bias, has_bias, oh, y[b0:b1])
+        return y.reshape(n, o, oh, ow)
+    if _by_rows(c, sw, groups):
+        # NOTE: positions as rows, (N_c*L, KK*C) @ (KK*C, O): OpenBLAS runs this up to 40%
+        # faster than W @ cols, and im2row copies runs of KW*C values (im2col: OW values), 3-5x
+        # faster at 32 and 64 channels (with a column stride, im2col gathers: im2row still copies
+        # runs). At 16 channels and stride 1 the channels-last transpose and the short runs cost
+        # more than the product gains.
+        w2t = np.ascontiguousarray(w.transpose(2, 3, 1, 0)).reshape(kh * kw * c, o)
+        for b0, b1 in _chunks(n, c * kh * kw * ll):
+            rows = _rows(x[b0:b1], kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
+            yt = np.matmul(rows, w2t, out=_buffer("y", (rows.shape[0], o), x.dtype))
+            _rows_to_nol(yt, bias, has_bias, y[b0:b1])
         return y.reshape(n, o, oh, ow)
     w2 = w.reshape(o, kg)
     for b0, b1 in _chunks(n, c * kh * kw * ll):
@@ -483,18 +521,24 @@ def conv2d_backward_weight(gy, x, sh, sw, ph, pw, dh, dw, groups, kh, kw):
         return depthwise_backward_weight(gy, x, sh, sw, ph, pw, dh, dw, kh, kw)
     cg, og, ll, ckk = c // groups, o // groups, oh * ow, c * kh * kw
     g3 = gy.reshape(n, o, ll)
-    if _by_rows(c, sw, groups):  # positions as rows, as in conv2d_forward
-        acc = np.zeros((kh * kw * c, o), dtype=gy.dtype)
-        part = np.empty_like(acc)
-        for b0, b1 in _chunks(n, ckk * ll):
-            rows = _rows(x[b0:b1], kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
-            gt = _nol_to_rows(g3[b0:b1], _buffer("g", (rows.shape[0], o), gy.dtype))
-            acc += np.matmul(rows.T, gt, out=part)
-        return np.ascontiguousarray(acc.reshape(kh, kw, c, o).transpose(3, 2, 0, 1))
-    if _shift3(c, kh, kw, sh, sw, ph, pw, dh, dw, groups):
+    if _shift3(c, x.shape[2], kh, kw, sh, sw, ph, pw, dh, dw, groups):
         # the adjoint of conv2d_forward's shifted products: per kernel row ki, cols read ki*W
         # columns on (3C, P) @ gy on the same grid^T (P, O), the grid's two extra rows zero
         sp = (oh + 2) * ow
+        if c >= STACK3_MIN_CHANNELS:
+            # NOTE: one product (3C, P) @ (P, 3O) against gy shifted down 0, 1 and 2 grid rows
+            # instead of three (3C, P) @ (P, O): a small output makes OpenBLAS spend its time
+            # packing the long inputs. Measured (median of 7, batch 128, ms, one vs three):
+            # 32->32 16x16 6.5-6.8 vs 7.1-7.3, 64->64 8x8 5.0-5.4 vs 5.4-5.5; 16->16 32x32
+            # 11.6-12.0 vs 10.2-10.7, so not below STACK3_MIN_CHANNELS
+            acc = np.zeros((3 * c, 3 * o), dtype=gy.dtype)
+            part = np.empty_like(acc)
+            for b0, b1 in _chunks(n, 3 * max(c, o) * sp):
+                nc = b1 - b0
+                cols = _shift3_cols(x[b0:b1], _buffer("cols", (3 * c, nc * sp), x.dtype))
+                g = _nol_to_grid3(g3[b0:b1], oh, _buffer("g", (3, o, nc * sp), gy.dtype))
+                acc += np.matmul(cols, g.reshape(3 * o, nc * sp).T, out=part)
+            return np.ascontiguousarray(acc.reshape(c, 3, 3, o).transpose(3, 0, 2, 1))
         acc = np.zeros((3, 3 * c, o), dtype=gy.dtype)
         part = np.empty_like(acc)
         for b0, b1 in _chunks(n, 3 * max(c, o) * sp):
@@ -506,6 +550,14 @@ def conv2d_backward_weight(gy, x, sh, sw, ph, pw, dh, dw, groups, kh, kw):
                 np.matmul(cols[:, ki * ow:ki * ow + p], g[:, :p].T, out=part[ki])
             acc += part
         return np.ascontiguousarray(acc.reshape(3, c, 3, o).transpose(3, 1, 0, 2))
+    if _by_rows(c, sw, groups):  # positions as rows, as in conv2d_forward
+        acc = np.zeros((kh * kw * c, o), dtype=gy.dtype)
+        part = np.empty_like(acc)
+        for b0, b1 in _chunks(n, ckk * ll):
+            rows = _rows(x[b0:b1], kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
+            gt = _nol_to_rows(g3[b0:b1], _buffer("g", (rows.shape[0], o), gy.dtype))
+            acc += np.matmul(rows.T, gt, out=part)
+        return np.ascontiguousarray(acc.reshape(kh, kw, c, o).transpose(3, 2, 0, 1))
     gw = np.zeros((groups, og, cg * kh * kw), dtype=gy.dtype)
     # per group: cols_g (Cg*KK, N_c*L) @ g_g^T (N_c*L, Og), summed over chunks; this order runs
     # 20-30% faster in OpenBLAS than g_g @ cols_g^T when Og is small (16, 32)
