@@ -359,15 +359,17 @@ def test_conv_shift3(monkeypatch, dtype, c, o, h, wd):
 
 @pytest.mark.parametrize("h,wd", [(4, 5), (1, 1), (3, 2)])
 def test_shift3_cols_layout(h, wd):
-    """_shift3_cols: row (c, kj), sample b, grid row r holds x[b, c, r-1, j+kj-1], zero outside
-    x (checked against a zero-padded copy, over a buffer full of garbage)."""
+    """_shift3_cols: row (c, kj) is a grid of a row of zeros, then per sample b its rows
+    x[b, c, i, j+kj-1] (zero outside x) and a row of zeros (checked against a zero-padded copy,
+    over a buffer full of garbage)."""
     from tinygrad_ds.backend.cpu.conv import _shift3_cols
 
     rng = np.random.default_rng(5)
     n, c = 2, 3
     x = rng.standard_normal((n, c, h, wd)).astype(np.float32)
-    xp = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
-    want = np.stack([xp[:, :, :, kj:kj + wd] for kj in range(3)], axis=2)  # (n, c, 3, h+2, wd)
-    want = want.transpose(1, 2, 0, 3, 4).reshape(3 * c, n * (h + 2) * wd)
-    cols = np.full((3 * c, n * (h + 2) * wd), np.nan, dtype=np.float32)
+    xp = np.pad(x, ((0, 0), (0, 0), (0, 1), (1, 1)))  # each sample's rows and a row of zeros
+    want = np.stack([xp[:, :, :, kj:kj + wd] for kj in range(3)], axis=2)  # (n, c, 3, h+1, wd)
+    want = want.transpose(1, 2, 0, 3, 4).reshape(3 * c, n * (h + 1) * wd)
+    want = np.concatenate([np.zeros((3 * c, wd), np.float32), want], axis=1)
+    cols = np.full((3 * c, (n * (h + 1) + 1) * wd), np.nan, dtype=np.float32)
     np.testing.assert_array_equal(_shift3_cols(x, cols), want)

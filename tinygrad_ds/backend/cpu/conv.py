@@ -227,15 +227,16 @@ def _nol_to_onl(g, out):
 
 @njit(cache=True)
 def _shift3_cols(x, cols):
-    """x (N, C, H, W) -> cols (C*3, N*(H+2)*W) for a 3x3 stride-1 'same' convolution: row
-    (c, kj) holds, per sample, H+2 rows of W values, row r being x[b, c, r-1, j+kj-1] (zero
-    outside x). Kernel row ki then reads the columns shifted by ki*W (see conv2d_forward)."""
+    """x (N, C, H, W) -> cols (C*3, (N*(H+1)+1)*W) for a 3x3 stride-1 'same' convolution: row
+    (c, kj) is a grid of N*(H+1)+1 rows of W values, a row of zeros, then per sample H rows
+    x[b, c, i, j+kj-1] (zero outside x) and a row of zeros, shared as the next sample's top
+    border. Kernel row ki then reads the columns shifted by ki*W (see conv2d_forward)."""
     n, c, h, w = x.shape
-    sp = (h + 2) * w
+    sp = (h + 1) * w
     # NOTE: each input row is read once and written to its 3 shifts (samples outermost, so x
     # is read in order): 27% faster over a batch than one pass per shift (measured over the
     # 16-channel 32x32 batch of 128 with cold caches, 1.51 vs 2.07 ms)
-    for b in range(n):
+    for b in range(n + 1):
         base = b * sp
         for ci in range(c):
             r0 = cols[ci * 3]
@@ -245,9 +246,8 @@ def _shift3_cols(x, cols):
                 r0[base + j] = 0
                 r1[base + j] = 0
                 r2[base + j] = 0
-                r0[base + (h + 1) * w + j] = 0
-                r1[base + (h + 1) * w + j] = 0
-                r2[base + (h + 1) * w + j] = 0
+            if b == n:
+                continue
             for i in range(h):
                 s = x[b, ci, i]
                 o = base + (i + 1) * w
@@ -267,11 +267,11 @@ def _shift3_cols(x, cols):
 
 @njit(cache=True)
 def _sum3_to_nol(t, bias, has_bias, h, out):
-    """t (3, O, N*(H+2)*W), one product per kernel row ki -> out (N, O, H*W):
-    out[b, o, i*W + j] = sum over ki of t[ki, o, b*(H+2)*W + (i+ki)*W + j], plus bias[o]."""
+    """t (3, O, (N*(H+1)+1)*W), one product per kernel row ki -> out (N, O, H*W):
+    out[b, o, i*W + j] = sum over ki of t[ki, o, (b*(H+1) + i + ki)*W + j], plus bias[o]."""
     n, o, ll = out.shape
     w = ll // h
-    sp = (h + 2) * w
+    sp = ll + w
     for b in range(n):
         for oc in range(o):
             add = bias[oc] if has_bias else bias[0]
@@ -286,9 +286,9 @@ def _sum3_to_nol(t, bias, has_bias, h, out):
 
 @njit(cache=True)
 def _nol_to_grid(g, h, out):
-    """g (N, O, H*W) -> out (O, N*(H+2)*W): each sample's H rows, then two rows of zeros."""
+    """g (N, O, H*W) -> out (O, N*(H+1)*W): each sample's H rows, then a row of zeros."""
     n, o, ll = g.shape
-    sp = ll + 2 * (ll // h)
+    sp = ll + ll // h
     for oc in range(o):
         for b in range(n):
             s = g[b, oc]
@@ -302,23 +302,27 @@ def _nol_to_grid(g, h, out):
 
 @njit(cache=True)
 def _nol_to_grid3(g, h, out):
-    """g (N, O, H*W) -> out (3, O, N*(H+2)*W): block ki holds each sample's grid of H+2 rows
-    with g's H rows starting at row ki, zeros in the other two rows (g shifted down ki rows)."""
+    """g (N, O, H*W) -> out (3, O, (N*(H+1)+1)*W): block ki is the grid of _nol_to_grid shifted
+    down ki rows (zeros above, between and below the samples), so that _shift3_cols's columns
+    against block ki pair each output row with input row i+ki."""
     n, o, ll = g.shape
     w = ll // h
-    sp = ll + 2 * w
+    sp = ll + w
     for ki in range(3):
         for oc in range(o):
+            d = out[ki, oc]
+            pos = 0
             for b in range(n):
-                s = g[b, oc]
-                d = out[ki, oc, b * sp:(b + 1) * sp]
-                for k in range(ki * w):
+                start = b * sp + ki * w
+                for k in range(pos, start):
                     d[k] = 0
-                dd = d[ki * w:ki * w + ll]
+                s = g[b, oc]
+                dd = d[start:start + ll]
                 for k in range(ll):
                     dd[k] = s[k]
-                for k in range(ki * w + ll, sp):
-                    d[k] = 0
+                pos = start + ll
+            for k in range(pos, d.shape[0]):
+                d[k] = 0
     return out
 
 
@@ -397,9 +401,10 @@ def _shift3(c, h, kh, kw, sh, sw, ph, pw, dh, dw, groups) -> bool:
 
     NOTE: measured on a 2-core Xeon with AVX-512 (Sapphire Rapids class, float32, median of 7,
     forward + input gradient + weight gradient, ms, shifted vs positions as rows):
-    32->32 16x16 batch 128: 16.7 vs 24.8; 64->64 16x16 batch 64: 23.4 vs 31.4; at 8x8,
-    where the grid's two extra rows add 25% to the products, ties (64->64 13.7-14.3 vs
-    14.0-14.8, 128->128 19.3 vs 19.5); at 4x4 (50% more) rows win (128->128 13.8 vs 10.9)."""
+    32->32 16x16 batch 128: 16.7 vs 24.8; 64->64 16x16 batch 64: 23.4 vs 31.4; at 8x8, where
+    the grid's extra row adds 12% to the products, 64->64 11.9-12.1 vs 13.4-13.8 and 32->32
+    4.8-5.1 vs 5.4-5.5; at 4x4 (25% more) rows win (64->64 4.0-4.6 vs 3.4-3.5, 128->128
+    11.1 vs 9.8-10.1)."""
     return (groups == 1 and kh == kw == 3 and sh == sw == dh == dw == 1 and ph == pw == 1
             and c >= SHIFT3_MIN_CHANNELS and (c < ROWS_MIN_CHANNELS or h >= SHIFT3_MIN_HEIGHT))
 
@@ -433,23 +438,24 @@ def conv2d_forward(x, w, b, sh, sw, ph, pw, dh, dw, groups, oh, ow):
     bias = b if has_bias else np.zeros(1, dtype=x.dtype)
     if _shift3(c, x.shape[2], kh, kw, sh, sw, ph, pw, dh, dw, groups):
         # NOTE: an implicit GEMM with K = 3*C instead of 9*C: cols holds the 3 column shifts
-        # (kj) of each channel on a grid of H+2 rows per sample, so kernel row ki is the same
-        # matrix read ki*W columns on, and W_ki (O, 3C) @ cols gives the three row-products at
-        # once; _sum3_to_nol adds them at their offsets. It copies a third
-        # of im2col's 9*C rows (in runs of W), with 6% more positions (2 zero rows per sample).
+        # (kj) of each channel on a grid of H+1 rows per sample (its rows and one row of zeros,
+        # the border between it and the next sample), so kernel row ki is the same matrix read
+        # ki*W columns on, and W_ki (O, 3C) @ cols gives the three row-products at once;
+        # _sum3_to_nol adds them at their offsets. It copies a third of im2col's 9*C rows (in
+        # runs of W), with 1/H more positions (3% at 32 rows, 12% at 8).
         # Interleaved A/B against im2col at 16->16 channels 32x32 batch 128 (float32, 2 cores,
         # 4 runs of 12-20 repetitions): forward 15-21% faster, input gradient 19-22%, weight
         # gradient 4-20% (e.g. medians 10.6 vs 12.6 ms, 10.2 vs 12.6, 11.3 vs 11.9 ms).
         # The three kernel rows are stacked into one (3*O, 3C) @ cols 2-D product, t's rows in
         # (ki, o) order: one BLAS call with M = 3*O ran 14% faster than the batched (3, O, 3C)
         # @ cols at 16->16 (interleaved A/B, medians 8.2 vs 9.6 ms forward, batch 128).
-        sp = (oh + 2) * ow
+        sp = (oh + 1) * ow
         wk = np.ascontiguousarray(w.transpose(2, 0, 1, 3)).reshape(3 * o, c * 3)
         for b0, b1 in _chunks(n, 3 * max(c, o) * sp):
-            nc = b1 - b0
-            cols = _shift3_cols(x[b0:b1], _buffer("cols", (3 * c, nc * sp), x.dtype))
-            t = np.matmul(wk, cols, out=_buffer("y", (3 * o, nc * sp), x.dtype))
-            _sum3_to_nol(t.reshape(3, o, nc * sp), bias, has_bias, oh, y[b0:b1])
+            p = (b1 - b0) * sp + ow  # the grid's columns
+            cols = _shift3_cols(x[b0:b1], _buffer("cols", (3 * c, p), x.dtype))
+            t = np.matmul(wk, cols, out=_buffer("y", (3 * o, p), x.dtype))
+            _sum3_to_nol(t.reshape(3, o, p), bias, has_bias, oh, y[b0:b1])
         return y.reshape(n, o, oh, ow)
     if _by_rows(c, sw, groups):
         # NOTE: positions as rows, (N_c*L, KK*C) @ (KK*C, O): OpenBLAS runs this up to 40%
@@ -523,8 +529,8 @@ def conv2d_backward_weight(gy, x, sh, sw, ph, pw, dh, dw, groups, kh, kw):
     g3 = gy.reshape(n, o, ll)
     if _shift3(c, x.shape[2], kh, kw, sh, sw, ph, pw, dh, dw, groups):
         # the adjoint of conv2d_forward's shifted products: per kernel row ki, cols read ki*W
-        # columns on (3C, P) @ gy on the same grid^T (P, O), the grid's two extra rows zero
-        sp = (oh + 2) * ow
+        # columns on (3C, P) @ gy on the same grid^T (P, O), its rows of zeros between samples
+        sp = (oh + 1) * ow
         if c >= STACK3_MIN_CHANNELS:
             # NOTE: one product (3C, P) @ (P, 3O) against gy shifted down 0, 1 and 2 grid rows
             # instead of three (3C, P) @ (P, O): a small output makes OpenBLAS spend its time
@@ -534,17 +540,17 @@ def conv2d_backward_weight(gy, x, sh, sw, ph, pw, dh, dw, groups, kh, kw):
             acc = np.zeros((3 * c, 3 * o), dtype=gy.dtype)
             part = np.empty_like(acc)
             for b0, b1 in _chunks(n, 3 * max(c, o) * sp):
-                nc = b1 - b0
-                cols = _shift3_cols(x[b0:b1], _buffer("cols", (3 * c, nc * sp), x.dtype))
-                g = _nol_to_grid3(g3[b0:b1], oh, _buffer("g", (3, o, nc * sp), gy.dtype))
-                acc += np.matmul(cols, g.reshape(3 * o, nc * sp).T, out=part)
+                p = (b1 - b0) * sp + ow
+                cols = _shift3_cols(x[b0:b1], _buffer("cols", (3 * c, p), x.dtype))
+                g = _nol_to_grid3(g3[b0:b1], oh, _buffer("g", (3, o, p), gy.dtype))
+                acc += np.matmul(cols, g.reshape(3 * o, p).T, out=part)
             return np.ascontiguousarray(acc.reshape(c, 3, 3, o).transpose(3, 0, 2, 1))
         acc = np.zeros((3, 3 * c, o), dtype=gy.dtype)
         part = np.empty_like(acc)
         for b0, b1 in _chunks(n, 3 * max(c, o) * sp):
             nc = b1 - b0
-            p = nc * sp - 2 * ow
-            cols = _shift3_cols(x[b0:b1], _buffer("cols", (3 * c, nc * sp), x.dtype))
+            p = nc * sp - ow  # gy's grid without its last row of zeros
+            cols = _shift3_cols(x[b0:b1], _buffer("cols", (3 * c, nc * sp + ow), x.dtype))
             g = _nol_to_grid(g3[b0:b1], oh, _buffer("g", (o, nc * sp), gy.dtype))
             for ki in range(3):
                 np.matmul(cols[:, ki * ow:ki * ow + p], g[:, :p].T, out=part[ki])
