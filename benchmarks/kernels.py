@@ -9,6 +9,9 @@ run; memory-bound ops report GB/s of the bytes they must move (inputs read once,
 once) against a large array copy measured in the same run. Also: cold compile time of every
 kernel (empty cache) and warm start (a second process loading the cache).
 
+When PyTorch is installed (it is not a dependency), each row also shows PyTorch's time for the
+same work in the same run, on as many threads as the machine has cores: a peer, not a ceiling.
+
 NOTE: the machines are shared; a neighbour's load slows BLAS's threads (a GEMM then waits for a
 scheduler tick) as much as it slows our kernels. So each row's ceiling is measured right before
 that row, and the table prints the load average at the start and the end of the run.
@@ -95,6 +98,43 @@ def copy_ceiling(repeats: int = 10) -> float:
     return 2 * _SRC.nbytes / ms / 1e6
 
 
+def torch_or_none():
+    """The torch module when it is installed (a benchmark peer only), else None."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.set_num_threads(os.cpu_count() or 1)
+    return torch
+
+
+TORCH = torch_or_none()
+
+
+def torch_ms(make_fn) -> float | None:
+    """PyTorch's median ms for the function make_fn(torch) returns, None without PyTorch."""
+    return None if TORCH is None else median_ms(make_fn(TORCH))
+
+
+def torch_conv(x, w, gy, s: int, g: int, backward: bool):
+    """make_fn for torch_ms: PyTorch's conv2d on copies of x and w (and its backward)."""
+    def make(torch):
+        tx = torch.tensor(x.numpy(), requires_grad=backward)
+        tw = torch.tensor(w.numpy(), requires_grad=backward)
+        tg = torch.tensor(gy.numpy())
+        fn = torch.nn.functional.conv2d
+
+        def run():
+            if not backward:
+                with torch.no_grad():
+                    fn(tx, tw, None, s, 1, 1, g)
+                return
+            tx.grad = tw.grad = None
+            fn(tx, tw, None, s, 1, 1, g).backward(tg)
+        return run
+    return make
+
+
 def conv_rows() -> list[tuple]:
     shapes = [  # (label, C, O, H, stride, groups)
         ("conv 3->16 32x32", 3, 16, 32, 1, 1),
@@ -125,8 +165,9 @@ def conv_rows() -> list[tuple]:
             gemm = gemm_ceiling(5)
             ms = median_ms(fn)
             rate = f / ms / 1e6
+            peer = torch_ms(torch_conv(x, w, gy, s, g, kind != "fwd"))
             rows.append((f"{label} {kind}", ms, f"{rate:.1f} GFLOP/s", f"{gemm:.1f} GFLOP/s",
-                         rate / gemm, gemm))
+                         rate / gemm, gemm, peer))
     return rows
 
 
@@ -139,24 +180,38 @@ def memory_rows() -> list[tuple]:
     w, b = tds.ones(16, requires_grad=True), tds.zeros(16, requires_grad=True)
     lw, lb = tds.ones(16, 32, 32, requires_grad=True), tds.zeros(16, 32, 32, requires_grad=True)
     pool_gy = tds.randn(N, 16, 16, 16)
-    cases = [  # label, function, output grad, bytes moved by forward + backward
-        ("max pool 2x2", lambda: F.max_pool2d(x, 2), pool_gy,
-         nbytes + 2 * (nbytes // 4 + nbytes // 2) + nbytes // 4 + nbytes),
-        ("batch norm", lambda: F.batch_norm(x, rm, rv, w, b, training=True), gy, 5 * nbytes),
-        ("layer norm (16,32,32)", lambda: F.layer_norm(x, (16, 32, 32), lw, lb), gy, 5 * nbytes),
-        ("group norm 4 groups", lambda: F.group_norm(x, 4, w, b), gy, 5 * nbytes),
+    cases = [  # label, function, its PyTorch twin, output grad, bytes moved by fwd + bwd
+        ("max pool 2x2", lambda: F.max_pool2d(x, 2), lambda t, tf, a: tf.max_pool2d(a, 2),
+         pool_gy, nbytes + 2 * (nbytes // 4 + nbytes // 2) + nbytes // 4 + nbytes),
+        ("batch norm", lambda: F.batch_norm(x, rm, rv, w, b, training=True),
+         lambda t, tf, a: tf.batch_norm(a, t.zeros(16), t.ones(16), t.ones(16), t.zeros(16),
+                                        training=True), gy, 5 * nbytes),
+        ("layer norm (16,32,32)", lambda: F.layer_norm(x, (16, 32, 32), lw, lb),
+         lambda t, tf, a: tf.layer_norm(a, (16, 32, 32), t.ones(16, 32, 32),
+                                        t.zeros(16, 32, 32)), gy, 5 * nbytes),
+        ("group norm 4 groups", lambda: F.group_norm(x, 4, w, b),
+         lambda t, tf, a: tf.group_norm(a, 4, t.ones(16), t.zeros(16)), gy, 5 * nbytes),
     ]
     rows = []
-    for label, fn, g, moved in cases:
+    for label, fn, twin, g, moved in cases:
         def run():
             x.grad = None
             fn().backward(g)
+
+        def make(torch, twin=twin, g=g):
+            a = torch.tensor(x.numpy(), requires_grad=True)
+            tg = torch.tensor(g.numpy())
+
+            def run_torch():
+                a.grad = None
+                twin(torch, torch.nn.functional, a).backward(tg)
+            return run_torch
 
         copy = copy_ceiling(5)
         ms = median_ms(run)
         rate = moved / ms / 1e6
         rows.append((f"{label} fwd+bwd", ms, f"{rate:.1f} GB/s", f"{copy:.1f} GB/s", rate / copy,
-                     copy))
+                     copy, torch_ms(make)))
     return rows
 
 
@@ -181,6 +236,8 @@ def main() -> None:
     rows = conv_rows() + memory_rows()
     gemms, copies = [r[5] for r in rows if "GFLOP" in r[2]], [r[5] for r in rows if "GB" in r[2]]
     date = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
+    peer = "PyTorch not installed" if TORCH is None else \
+        f"PyTorch {TORCH.__version__} on {TORCH.get_num_threads()} threads, same shapes and dtype"
     lines = [
         f"## {date} on {cpu_model()} ({os.cpu_count()} cores), numpy {np.__version__}",
         "",
@@ -193,11 +250,13 @@ def main() -> None:
         f"Start: cold (empty cache, every kernel compiled) {cold:.1f} s process / {cold_k:.1f} s "
         f"in kernels; warm (second process) {warm:.1f} s process / {warm_k:.2f} s in kernels. "
         f"Cold with float32 and float64 (as the tests compile): {cold2:.1f} s / {cold2_k:.1f} s.",
+        f"Peer: {peer}.",
         "",
-        "| row (batch 128, float32) | ms (median) | achieved | ceiling | ratio |",
-        "|---|---:|---:|---:|---:|",
+        "| row (batch 128, float32) | ms (median) | achieved | ceiling | ratio | PyTorch ms |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
-    lines += [f"| {r[0]} | {r[1]:.2f} | {r[2]} | {r[3]} | {r[4]:.0%} |" for r in rows]
+    lines += [f"| {r[0]} | {r[1]:.2f} | {r[2]} | {r[3]} | {r[4]:.0%} | "
+              f"{'-' if r[6] is None else f'{r[6]:.2f}'} |" for r in rows]
     text = "\n".join(lines) + "\n"
     print(text)
     header = "" if RESULTS.exists() else (
