@@ -97,6 +97,40 @@ def test_depthwise_matches_reference(stride, padding, dilation):
     np.testing.assert_allclose(y.numpy(), expect, rtol=1e-10, atol=1e-10)
 
 
+def ref_depthwise_grads(x, w, gy, stride, padding, dilation):
+    """Input and weight gradients of a depthwise conv2d, by loops over every output and tap."""
+    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
+    gx, gw = np.zeros_like(x), np.zeros_like(w)
+    h, wd = x.shape[2:]
+    for b, ci, i, j in np.ndindex(gy.shape):
+        for ki, kj in np.ndindex(w.shape[2:]):
+            xi, xj = i * sh - ph + ki * dh, j * sw - pw + kj * dw
+            if 0 <= xi < h and 0 <= xj < wd:
+                gx[b, ci, xi, xj] += gy[b, ci, i, j] * w[ci, 0, ki, kj]
+                gw[ci, 0, ki, kj] += gy[b, ci, i, j] * x[b, ci, xi, xj]
+    return gx, gw
+
+
+@pytest.mark.parametrize("n,c,h,wd,k,stride,padding,dilation", [
+    (2, 3, 8, 8, 3, 1, 1, 1),          # the MobileNet block: flat-grid loops
+    (1, 2, 5, 7, 3, 1, 0, 1),          # 'valid', odd sizes, batch 1
+    (2, 2, 6, 5, 3, 1, (2, 1), 2),     # dilated
+    (1, 3, 4, 4, 3, 1, 3, 1),          # padding wider than the kernel's reach: loops by rows
+    (2, 2, 7, 6, 5, 1, 2, 1),          # 5x5
+    (2, 3, 7, 8, 3, 2, 1, 1),          # stride 2: loops by rows
+])
+def test_depthwise_gradients_match_reference(n, c, h, wd, k, stride, padding, dilation):
+    rng = np.random.default_rng(4)
+    x, w = rng.standard_normal((n, c, h, wd)), rng.standard_normal((c, 1, k, k))
+    xt, wt = t64(x, True), t64(w, True)
+    y = F.conv2d(xt, wt, None, stride, padding, dilation, groups=c)
+    gy = rng.standard_normal(y.shape)
+    y.backward(t64(gy))
+    gx, gw = ref_depthwise_grads(x, w, gy, *(F_pair(v) for v in (stride, padding, dilation)))
+    np.testing.assert_allclose(xt.grad.numpy(), gx, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(wt.grad.numpy(), gw, rtol=1e-10, atol=1e-10)
+
+
 def F_pair(v):
     return (v, v) if isinstance(v, int) else v
 
