@@ -9,8 +9,10 @@ run; memory-bound ops report GB/s of the bytes they must move (inputs read once,
 once) against a large array copy measured in the same run. Also: cold compile time of every
 kernel (empty cache) and warm start (a second process loading the cache).
 
-When PyTorch is installed (it is not a dependency), each row also shows PyTorch's time for the
-same work in the same run, on as many threads as the machine has cores: a peer, not a ceiling.
+Each convolution row also shows its "BLAS ms": the kernels' matrix products alone, replayed at
+the same shapes (products_ms). When PyTorch is installed (it is not a dependency), each row also
+shows PyTorch's time for the same work, measured right after ours in a process of its own, on
+as many threads as the machine has cores: a peer, not a ceiling.
 
 NOTE: the machines are shared; a neighbour's load slows BLAS's threads (a GEMM then waits for a
 scheduler tick) as much as it slows our kernels. So each row's ceiling is measured right before
@@ -19,6 +21,8 @@ that row, and the table prints the load average at the start and the end of the 
 from __future__ import annotations
 
 import datetime
+import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -98,55 +102,130 @@ def copy_ceiling(repeats: int = 10) -> float:
     return 2 * _SRC.nbytes / ms / 1e6
 
 
-def torch_or_none():
-    """The torch module when it is installed (a benchmark peer only), else None."""
-    try:
-        import torch
-    except ImportError:
-        return None
+CONV_SHAPES = [  # (label, C, O, H, stride, groups)
+    ("conv 3->16 32x32", 3, 16, 32, 1, 1),
+    ("conv 16->16 32x32", 16, 16, 32, 1, 1),
+    ("conv 32->32 16x16", 32, 32, 16, 1, 1),
+    ("conv 64->64 8x8", 64, 64, 8, 1, 1),
+    ("conv 16->32 s2 32x32", 16, 32, 32, 2, 1),
+    ("conv 32->64 s2 16x16", 32, 64, 16, 2, 1),
+    ("depthwise 64 8x8", 64, 64, 8, 1, 64),
+]
+
+
+def torch_times() -> dict[str, float]:
+    """PyTorch's median ms for every row, by label (run in a process of its own: see main)."""
+    import torch
+    import torch.nn.functional as tf
+
     torch.set_num_threads(os.cpu_count() or 1)
-    return torch
+    out = {}
+
+    def median_ms(fn):  # oneDNN builds its kernels over the first calls: more warm-up
+        for _ in range(3):
+            fn()
+        return globals()["median_ms"](fn, 2 * REPEATS)
+    for label, c, o, h, s, g in CONV_SHAPES:
+        oh = (h + 2 - 3) // s + 1
+        x = torch.randn(N, c, h, h, requires_grad=True)
+        w = torch.randn(o, c // g, 3, 3, requires_grad=True)
+        gy = torch.randn(N, o, oh, oh)
+
+        def fwd():
+            with torch.no_grad():
+                tf.conv2d(x, w, None, s, 1, 1, g)
+
+        def fwd_bwd():
+            x.grad = w.grad = None
+            tf.conv2d(x, w, None, s, 1, 1, g).backward(gy)
+        out[f"{label} fwd"], out[f"{label} fwd+bwd"] = median_ms(fwd), median_ms(fwd_bwd)
+    a = torch.randn(N, 16, 32, 32, requires_grad=True)
+    cases = [
+        ("max pool 2x2", lambda: tf.max_pool2d(a, 2)),
+        ("batch norm", lambda: tf.batch_norm(a, torch.zeros(16), torch.ones(16), torch.ones(16),
+                                             torch.zeros(16), training=True)),
+        ("layer norm (16,32,32)", lambda: tf.layer_norm(a, (16, 32, 32), torch.ones(16, 32, 32),
+                                                        torch.zeros(16, 32, 32))),
+        ("group norm 4 groups", lambda: tf.group_norm(a, 4, torch.ones(16), torch.zeros(16))),
+    ]
+    for label, fn in cases:
+        gy = torch.randn(fn().shape)
+
+        def run(fn=fn, gy=gy):
+            a.grad = None
+            fn().backward(gy)
+        out[f"{label} fwd+bwd"] = median_ms(run)
+    return out
 
 
-TORCH = torch_or_none()
+def torch_peer() -> tuple[str, dict[str, float]]:
+    """(a line naming the peer, its ms by row label); no times when PyTorch is not installed.
+
+    NOTE: in a process of its own, after our rows: in one process PyTorch's OpenMP threads keep
+    spinning after each op and took the cores from the next row's BLAS threads (and ours from
+    its), which moved both columns by up to 3x."""
+    if importlib.util.find_spec("torch") is None:
+        return "PyTorch not installed", {}
+    r = subprocess.run([sys.executable, __file__, "--torch-only"], capture_output=True,
+                       text=True, check=True)
+    info = json.loads(r.stdout.splitlines()[-1])
+    return (f"PyTorch {info['version']} on {info['threads']} threads, same shapes and dtype, "
+            "in a separate process after ours"), info["ms"]
 
 
-def torch_ms(make_fn) -> float | None:
-    """PyTorch's median ms for the function make_fn(torch) returns, None without PyTorch."""
-    return None if TORCH is None else median_ms(make_fn(TORCH))
+class _RecordingNumpy:
+    """Stands in for numpy inside the cpu conv module: records the shape, strides and dtype of
+    every np.matmul operand (and of its output), and calls numpy."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __getattr__(self, name):
+        return getattr(np, name)
+
+    def matmul(self, a, b, out=None):
+        self.calls.append(tuple(None if v is None else (v.shape, v.strides, v.dtype)
+                                for v in (a, b, out)))
+        return np.matmul(a, b, out=out)
 
 
-def torch_conv(x, w, gy, s: int, g: int, backward: bool):
-    """make_fn for torch_ms: PyTorch's conv2d on copies of x and w (and its backward)."""
-    def make(torch):
-        tx = torch.tensor(x.numpy(), requires_grad=backward)
-        tw = torch.tensor(w.numpy(), requires_grad=backward)
-        tg = torch.tensor(gy.numpy())
-        fn = torch.nn.functional.conv2d
+def products_ms(fn) -> float:
+    """Median ms of the BLAS products alone that one fn() call makes in the cpu conv kernels:
+    the same np.matmul calls, replayed on arrays of the same shapes and strides, one array per
+    layout reused across calls (as the kernels reuse their scratch buffers). The rest of the
+    kernel's time is the copies those products need (im2col, shifts, layout changes)."""
+    from tinygrad_ds.backend.cpu import conv as cpu_conv
 
-        def run():
-            if not backward:
-                with torch.no_grad():
-                    fn(tx, tw, None, s, 1, 1, g)
-                return
-            tx.grad = tw.grad = None
-            fn(tx, tw, None, s, 1, 1, g).backward(tg)
-        return run
-    return make
+    recorder = _RecordingNumpy()
+    cpu_conv.np = recorder
+    try:
+        fn()
+    finally:
+        cpu_conv.np = np
+    arrays: dict = {}
+
+    def array(role, spec):  # outputs apart from inputs, so that inputs keep their values
+        if spec is None:
+            return None
+        if (role, spec) not in arrays:
+            shape, strides, dtype = spec
+            span = 1 + sum((n - 1) * st for n, st in zip(shape, strides)) // dtype.itemsize
+            base = np.random.rand(span).astype(dtype)
+            arrays[role, spec] = np.lib.stride_tricks.as_strided(base, shape, strides)
+        return arrays[role, spec]
+
+    calls = [(array("in", a), array("in", b), array("out", out))
+             for a, b, out in recorder.calls]
+
+    def replay():
+        for a, b, out in calls:
+            np.matmul(a, b, out=out)
+    return median_ms(replay)
 
 
 def conv_rows() -> list[tuple]:
-    shapes = [  # (label, C, O, H, stride, groups)
-        ("conv 3->16 32x32", 3, 16, 32, 1, 1),
-        ("conv 16->16 32x32", 16, 16, 32, 1, 1),
-        ("conv 32->32 16x16", 32, 32, 16, 1, 1),
-        ("conv 64->64 8x8", 64, 64, 8, 1, 1),
-        ("conv 16->32 s2 32x32", 16, 32, 32, 2, 1),
-        ("conv 32->64 s2 16x16", 32, 64, 16, 2, 1),
-        ("depthwise 64 8x8", 64, 64, 8, 1, 64),
-    ]
     rows = []
-    for label, c, o, h, s, g in shapes:
+    for label, c, o, h, s, g in CONV_SHAPES:
         x = tds.randn(N, c, h, h, requires_grad=True)
         w = tds.randn(o, c // g, 3, 3, requires_grad=True)
         oh = (h + 2 - 3) // s + 1
@@ -165,9 +244,9 @@ def conv_rows() -> list[tuple]:
             gemm = gemm_ceiling(5)
             ms = median_ms(fn)
             rate = f / ms / 1e6
-            peer = torch_ms(torch_conv(x, w, gy, s, g, kind != "fwd"))
+            blas = products_ms(fn) if g == 1 else None  # depthwise: loops, no products
             rows.append((f"{label} {kind}", ms, f"{rate:.1f} GFLOP/s", f"{gemm:.1f} GFLOP/s",
-                         rate / gemm, gemm, peer))
+                         rate / gemm, gemm, blas))
     return rows
 
 
@@ -180,38 +259,24 @@ def memory_rows() -> list[tuple]:
     w, b = tds.ones(16, requires_grad=True), tds.zeros(16, requires_grad=True)
     lw, lb = tds.ones(16, 32, 32, requires_grad=True), tds.zeros(16, 32, 32, requires_grad=True)
     pool_gy = tds.randn(N, 16, 16, 16)
-    cases = [  # label, function, its PyTorch twin, output grad, bytes moved by fwd + bwd
-        ("max pool 2x2", lambda: F.max_pool2d(x, 2), lambda t, tf, a: tf.max_pool2d(a, 2),
-         pool_gy, nbytes + 2 * (nbytes // 4 + nbytes // 2) + nbytes // 4 + nbytes),
-        ("batch norm", lambda: F.batch_norm(x, rm, rv, w, b, training=True),
-         lambda t, tf, a: tf.batch_norm(a, t.zeros(16), t.ones(16), t.ones(16), t.zeros(16),
-                                        training=True), gy, 5 * nbytes),
-        ("layer norm (16,32,32)", lambda: F.layer_norm(x, (16, 32, 32), lw, lb),
-         lambda t, tf, a: tf.layer_norm(a, (16, 32, 32), t.ones(16, 32, 32),
-                                        t.zeros(16, 32, 32)), gy, 5 * nbytes),
-        ("group norm 4 groups", lambda: F.group_norm(x, 4, w, b),
-         lambda t, tf, a: tf.group_norm(a, 4, t.ones(16), t.zeros(16)), gy, 5 * nbytes),
+    cases = [  # label, function, output grad, bytes moved by forward + backward
+        ("max pool 2x2", lambda: F.max_pool2d(x, 2), pool_gy,
+         nbytes + 2 * (nbytes // 4 + nbytes // 2) + nbytes // 4 + nbytes),
+        ("batch norm", lambda: F.batch_norm(x, rm, rv, w, b, training=True), gy, 5 * nbytes),
+        ("layer norm (16,32,32)", lambda: F.layer_norm(x, (16, 32, 32), lw, lb), gy, 5 * nbytes),
+        ("group norm 4 groups", lambda: F.group_norm(x, 4, w, b), gy, 5 * nbytes),
     ]
     rows = []
-    for label, fn, twin, g, moved in cases:
+    for label, fn, g, moved in cases:
         def run():
             x.grad = None
             fn().backward(g)
-
-        def make(torch, twin=twin, g=g):
-            a = torch.tensor(x.numpy(), requires_grad=True)
-            tg = torch.tensor(g.numpy())
-
-            def run_torch():
-                a.grad = None
-                twin(torch, torch.nn.functional, a).backward(tg)
-            return run_torch
 
         copy = copy_ceiling(5)
         ms = median_ms(run)
         rate = moved / ms / 1e6
         rows.append((f"{label} fwd+bwd", ms, f"{rate:.1f} GB/s", f"{copy:.1f} GB/s", rate / copy,
-                     copy, torch_ms(make)))
+                     copy, None))
     return rows
 
 
@@ -234,10 +299,9 @@ def main() -> None:
     cold2, cold2_k, _, _ = start_times("float32", "float64")
     gemm, square, copy = gemm_ceiling(), gemm_square(), copy_ceiling()
     rows = conv_rows() + memory_rows()
+    peer, peer_ms = torch_peer()
     gemms, copies = [r[5] for r in rows if "GFLOP" in r[2]], [r[5] for r in rows if "GB" in r[2]]
     date = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
-    peer = "PyTorch not installed" if TORCH is None else \
-        f"PyTorch {TORCH.__version__} on {TORCH.get_num_threads()} threads, same shapes and dtype"
     lines = [
         f"## {date} on {cpu_model()} ({os.cpu_count()} cores), numpy {np.__version__}",
         "",
@@ -252,11 +316,18 @@ def main() -> None:
         f"Cold with float32 and float64 (as the tests compile): {cold2:.1f} s / {cold2_k:.1f} s.",
         f"Peer: {peer}.",
         "",
-        "| row (batch 128, float32) | ms (median) | achieved | ceiling | ratio | PyTorch ms |",
-        "|---|---:|---:|---:|---:|---:|",
+        "BLAS ms: the convolution kernels' matrix products alone, replayed at the same shapes "
+        "(the rest of the row's time is the copies they need and Python).",
+        "",
+        "| row (batch 128, float32) | ms (median) | achieved | ceiling | ratio | BLAS ms "
+        "| PyTorch ms |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
-    lines += [f"| {r[0]} | {r[1]:.2f} | {r[2]} | {r[3]} | {r[4]:.0%} | "
-              f"{'-' if r[6] is None else f'{r[6]:.2f}'} |" for r in rows]
+
+    def opt(v):
+        return "-" if v is None else f"{v:.2f}"
+    lines += [f"| {r[0]} | {r[1]:.2f} | {r[2]} | {r[3]} | {r[4]:.0%} | {opt(r[6])} | "
+              f"{opt(peer_ms.get(r[0]))} |" for r in rows]
     text = "\n".join(lines) + "\n"
     print(text)
     header = "" if RESULTS.exists() else (
@@ -269,4 +340,9 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:] == ["--torch-only"]:
+        import torch
+        print(json.dumps({"version": torch.__version__, "threads": os.cpu_count() or 1,
+                          "ms": torch_times()}))
+    else:
+        main()
