@@ -292,7 +292,8 @@ def test_conv2d_bad_arguments(no_kernels):
 ])
 def test_conv_in_batch_chunks(monkeypatch, dtype, c, o, groups, k, stride, padding):
     """The cpu kernels cut the batch into chunks of about CHUNK_ELEMENTS im2col entries and
-    reuse their scratch buffers: forward and both gradients match one whole-batch chunk."""
+    reuse their scratch buffers: forward and both gradients match one whole-batch chunk, with
+    the weight gradient's products through BLAS or through _add_abt."""
     from tinygrad_ds.backend.cpu import conv as cpu_conv
 
     rng = np.random.default_rng(5)
@@ -300,8 +301,11 @@ def test_conv_in_batch_chunks(monkeypatch, dtype, c, o, groups, k, stride, paddi
     w = rng.standard_normal((o, c // groups, k, k))
     gy = None
     results = []
-    for chunk in (1 << 20, 40):  # 40 entries: one sample per chunk
+    # 40 entries: one sample per chunk; ABT_MAX_OUTPUT 0: every weight gradient through BLAS
+    default = cpu_conv.ABT_MAX_OUTPUT
+    for chunk, abt in ((1 << 20, default), (40, default), (1 << 20, 0), (40, 0)):
         monkeypatch.setattr(cpu_conv, "CHUNK_ELEMENTS", chunk)
+        monkeypatch.setattr(cpu_conv, "ABT_MAX_OUTPUT", abt)
         xt = tds.Tensor(x, dtype=dtype, requires_grad=True)
         wt = tds.Tensor(w, dtype=dtype, requires_grad=True)
         y = F.conv2d(xt, wt, None, stride, padding, 1, groups)
@@ -312,8 +316,9 @@ def test_conv_in_batch_chunks(monkeypatch, dtype, c, o, groups, k, stride, paddi
     tol = 1e-10 if dtype == "float64" else 1e-4
     ref = ref_conv2d(x, w, None, F_pair(stride), F_pair(padding), (1, 1), groups)
     np.testing.assert_allclose(results[1][0], ref, rtol=tol, atol=tol)
-    for whole, chunked in zip(*results):
-        np.testing.assert_allclose(chunked, whole, rtol=tol, atol=tol)
+    for other in results[1:]:
+        for whole, chunked in zip(results[0], other):
+            np.testing.assert_allclose(chunked, whole, rtol=tol, atol=tol)
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
@@ -335,9 +340,12 @@ def test_conv_positions_as_rows(monkeypatch, dtype, c, o, k, stride, padding, di
     w = rng.standard_normal((o, c, k, k))
     gy = None
     results = []
+    # ABT_MAX_OUTPUT 0: the weight gradient in the rows layout too (not by _add_abt)
+    default = cpu_conv.ABT_MAX_OUTPUT
     for rows_from, chunk in ((10**9, 1 << 20), (1, 1 << 20), (1, 40)):
         monkeypatch.setattr(cpu_conv, "ROWS_MIN_CHANNELS", rows_from)
         monkeypatch.setattr(cpu_conv, "CHUNK_ELEMENTS", chunk)
+        monkeypatch.setattr(cpu_conv, "ABT_MAX_OUTPUT", default if rows_from > 1 else 0)
         xt = tds.Tensor(x, dtype=dtype, requires_grad=True)
         wt = tds.Tensor(w, dtype=dtype, requires_grad=True)
         y = F.conv2d(xt, wt, None, stride, padding, dilation)
