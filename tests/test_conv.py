@@ -131,6 +131,17 @@ def test_depthwise_gradients_match_reference(n, c, h, wd, k, stride, padding, di
     np.testing.assert_allclose(wt.grad.numpy(), gw, rtol=1e-10, atol=1e-10)
 
 
+def test_depthwise_transpose_output_padding():
+    """conv_transpose2d with one channel per group, stride 1 and output_padding: the extra
+    column gets only the bias (the stride-1 depthwise kernel must not read past its grid)."""
+    rng = np.random.default_rng(6)
+    x, w = rng.standard_normal((1, 2, 1, 1)), rng.standard_normal((2, 1, 2, 1))
+    args = ((1, 1), (0, 0), (0, 1), 2, (1, 2))  # stride, padding, output_padding, groups, dilation
+    y = F.conv_transpose2d(t64(x), t64(w), None, *args)
+    np.testing.assert_allclose(y.numpy(), ref_conv_transpose2d(x, w, None, *args),
+                               rtol=1e-10, atol=1e-10)
+
+
 def F_pair(v):
     return (v, v) if isinstance(v, int) else v
 

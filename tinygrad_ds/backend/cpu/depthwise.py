@@ -148,7 +148,10 @@ def depthwise_backward_input(gy, w, sh, sw, ph, pw, dh, dw, h, wd):
     n, c, oh, ow = gy.shape
     kh, kw = w.shape[2], w.shape[3]
     qh, qw = dh * (kh - 1) - ph, dw * (kw - 1) - pw
-    if sh == 1 and sw == 1 and qh >= 0 and qw >= 0:
+    # not when the input is larger than the flipped convolution's output (conv_transpose2d's
+    # output_padding): those rows or columns get no gradient from the grid
+    if sh == 1 and sw == 1 and qh >= 0 and qw >= 0 and oh + 2 * qh - dh * (kh - 1) == h \
+            and ow + 2 * qw - dw * (kw - 1) == wd:
         # gy, zero-bordered by the kernel's reach less the padding, correlated with the flipped
         # kernel (as conv.py's stride-1 input gradient)
         wf = np.empty_like(w)
