@@ -9,8 +9,8 @@ run; memory-bound ops report GB/s of the bytes they must move (inputs read once,
 once) against a large array copy measured in the same run. Also: cold compile time of every
 kernel (empty cache) and warm start (a second process loading the cache).
 
-Each convolution row also shows its "BLAS ms": the kernels' matrix products alone, replayed at
-the same shapes (products_ms). When PyTorch is installed (it is not a dependency), each row also
+Each convolution row also shows its "products ms": the kernels' matrix products alone (BLAS, or
+numba's _add_abt for small weight gradients), replayed at the same shapes (products_ms). When PyTorch is installed (it is not a dependency), each row also
 shows PyTorch's time for the same work, measured right after ours in a process of its own, on
 as many threads as the machine has cores: a peer, not a ceiling.
 
@@ -190,18 +190,26 @@ class _RecordingNumpy:
 
 
 def products_ms(fn) -> float:
-    """Median ms of the BLAS products alone that one fn() call makes in the cpu conv kernels:
-    the same np.matmul calls, replayed on arrays of the same shapes and strides, one array per
-    layout reused across calls (as the kernels reuse their scratch buffers). The rest of the
-    kernel's time is the copies those products need (im2col, shifts, layout changes)."""
+    """Median ms of the matrix products alone that one fn() call makes in the cpu conv kernels
+    (np.matmul through BLAS, and _add_abt's sums for small weight gradients): the same calls,
+    replayed on arrays of the same shapes and strides, one array per layout reused across calls
+    (as the kernels reuse their scratch buffers). The rest of the kernel's time is the copies
+    those products need (im2col, shifts, layout changes)."""
     from tinygrad_ds.backend.cpu import conv as cpu_conv
 
     recorder = _RecordingNumpy()
-    cpu_conv.np = recorder
+    add_abt, abt_calls = cpu_conv._add_abt, []
+
+    def recording_add_abt(a, off, b, p, zero, out):
+        abt_calls.append(((a.shape, a.strides, a.dtype), off, (b.shape, b.strides, b.dtype), p,
+                          zero, (out.shape, out.strides, out.dtype)))
+        return add_abt(a, off, b, p, zero, out)
+
+    cpu_conv.np, cpu_conv._add_abt = recorder, recording_add_abt
     try:
         fn()
     finally:
-        cpu_conv.np = np
+        cpu_conv.np, cpu_conv._add_abt = np, add_abt
     arrays: dict = {}
 
     def array(role, spec):  # outputs apart from inputs, so that inputs keep their values
@@ -216,10 +224,14 @@ def products_ms(fn) -> float:
 
     calls = [(array("in", a), array("in", b), array("out", out))
              for a, b, out in recorder.calls]
+    sums = [(array("in", a), off, array("in", b), p, zero, array("out", out))
+            for a, off, b, p, zero, out in abt_calls]
 
     def replay():
         for a, b, out in calls:
             np.matmul(a, b, out=out)
+        for a, off, b, p, zero, out in sums:
+            add_abt(a, off, b, p, zero, out)
     return median_ms(replay)
 
 
@@ -244,9 +256,9 @@ def conv_rows() -> list[tuple]:
             gemm = gemm_ceiling(5)
             ms = median_ms(fn)
             rate = f / ms / 1e6
-            blas = products_ms(fn) if g == 1 else None  # depthwise: loops, no products
+            products = products_ms(fn) if g == 1 else None  # depthwise: loops, no products
             rows.append((f"{label} {kind}", ms, f"{rate:.1f} GFLOP/s", f"{gemm:.1f} GFLOP/s",
-                         rate / gemm, gemm, blas))
+                         rate / gemm, gemm, products))
     return rows
 
 
@@ -316,10 +328,11 @@ def main() -> None:
         f"Cold with float32 and float64 (as the tests compile): {cold2:.1f} s / {cold2_k:.1f} s.",
         f"Peer: {peer}.",
         "",
-        "BLAS ms: the convolution kernels' matrix products alone, replayed at the same shapes "
-        "(the rest of the row's time is the copies they need and Python).",
+        "Products ms: the convolution kernels' matrix products alone (BLAS, and _add_abt's sums "
+        "for small weight gradients), replayed at the same shapes; the rest of the row's time "
+        "is the copies they need and Python.",
         "",
-        "| row (batch 128, float32) | ms (median) | achieved | ceiling | ratio | BLAS ms "
+        "| row (batch 128, float32) | ms (median) | achieved | ceiling | ratio | products ms "
         "| PyTorch ms |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
