@@ -89,8 +89,13 @@ y = F.batch_norm(y, None, None, training=True)
 y = F.group_norm(F.max_pool2d(y, 2, 1), 2) + F.avg_pool2d(y, 2, 1)
 y = F.layer_norm(F.adaptive_avg_pool2d(y, 1).reshape(2, 2), 2)
 loss = F.cross_entropy(y, tds.Tensor([1, 0]))
+for c, h in ((16, 4), (32, 8)):  # the shifted 3x3 products (and their two weight gradients)
+    z = tds.Tensor(rng.standard_normal((2, c, h, h)), dtype='float64', requires_grad=True)
+    wz = tds.Tensor(rng.standard_normal((c, c, 3, 3)), dtype='float64', requires_grad=True)
+    loss = loss + (F.conv2d(z, wz, padding=1) ** 2).mean()
 loss.backward()
-print(repr(loss.item()), repr(float(np.abs(x.grad.numpy()).sum())))
+print(repr(loss.item()), repr(float(np.abs(x.grad.numpy()).sum())),
+      repr(float(np.abs(z.grad.numpy()).sum())), repr(float(np.abs(wz.grad.numpy()).sum())))
 """
 
 
