@@ -250,6 +250,7 @@ W = np.random.default_rng(0).standard_normal((3, 4))
     ("matmul", lambda x: (x.reshape(1, 4) @ tds.Tensor(W.T, dtype="float64")).tanh()),
     ("var", lambda x: x.var() * x.mean()),
     ("maximum", lambda x: x.maximum(x * x)),
+    ("relu", lambda x: (x - 1.0).relu() ** 2.0 + (1.0 - x).relu() * x),
 ])
 def test_second_derivatives(name, f):
     x = tds.Tensor([0.7, 1.3, 0.4, 2.1], dtype="float64", requires_grad=True)
