@@ -20,6 +20,10 @@ row ki as the same matrix shifted by ki*W columns (one product with K = 3*C whos
 blocks are summed at their offsets; see conv2d_forward). It copies a third of what im2col and
 im2row copy, and needs no channels-last transpose.
 
+Weight gradients with few entries (at most ABT_MAX_OUTPUT: the 16-channel shifted products, the
+3->16 stem, 1x1 convolutions) are summed by a numba kernel, _add_abt, instead of BLAS: with so
+small an output OpenBLAS spends its time packing the long operands.
+
 NOTE: the batch is cut into chunks whose cols take about 4 MB (float32), not one GEMM for the
 whole batch: the whole-batch cols of a 16-channel 32x32 layer at batch 128 is 75 MB, written to
 and read back from main memory, while a chunk stays in cache between im2col and the GEMM, and the
@@ -476,7 +480,8 @@ def _rows(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):
 def _shift3(c, h, kh, kw, sh, sw, ph, pw, dh, dw, groups) -> bool:
     """Whether a convolution of an (N, C, H, W) input runs as three products over column-shifted
     copies (_shift3_cols): 3x3, stride 1, undilated, padding 1, groups 1, from
-    SHIFT3_MIN_CHANNELS channels on, and with ROWS_MIN_CHANNELS or more only when H >= 8.
+    SHIFT3_MIN_CHANNELS channels on, and with ROWS_MIN_CHANNELS or more only when H is at least
+    SHIFT3_MIN_HEIGHT.
 
     NOTE: measured on a 2-core Xeon with AVX-512 (Sapphire Rapids class, float32, median of 7,
     forward + input gradient + weight gradient, ms, shifted vs positions as rows):
@@ -614,8 +619,9 @@ def conv2d_backward_weight(gy, x, sh, sw, ph, pw, dh, dw, groups, kh, kw):
             # NOTE: one product (3C, P) @ (P, 3O) against gy shifted down 0, 1 and 2 grid rows
             # instead of three (3C, P) @ (P, O): a small output makes OpenBLAS spend its time
             # packing the long inputs. Measured (median of 7, batch 128, ms, one vs three):
-            # 32->32 16x16 6.5-6.8 vs 7.1-7.3, 64->64 8x8 5.0-5.4 vs 5.4-5.5; 16->16 32x32
-            # 11.6-12.0 vs 10.2-10.7, so not below STACK3_MIN_CHANNELS
+            # 32->32 16x16 6.5-6.8 vs 7.1-7.3, 64->64 8x8 5.0-5.4 vs 5.4-5.5. Below
+            # STACK3_MIN_CHANNELS the output is small enough for _add_abt: at 16->16 32x32 7.5
+            # against 11.6-12.0 stacked and 10.2-10.7 as three BLAS products
             acc = np.zeros((3 * c, 3 * o), dtype=gy.dtype)
             part = np.empty_like(acc)
             for b0, b1 in _chunks(n, 3 * max(c, o) * sp):
