@@ -103,12 +103,7 @@ def _depthwise_weight_s1(gy, x, ph, pw, dh, dw, kh, kw):
                 for q in range(m):
                     s += gg[q] * src[q]
                 acc[ci, ki, kj] += s
-    gw = np.empty((c, 1, kh, kw), dtype=gy.dtype)
-    for ci in range(c):
-        for ki in range(kh):
-            for kj in range(kw):
-                gw[ci, 0, ki, kj] = acc[ci, ki, kj]
-    return gw
+    return acc.astype(gy.dtype).reshape(c, 1, kh, kw)
 
 
 @njit(cache=True)
@@ -210,10 +205,5 @@ def depthwise_backward_weight(gy, x, sh, sw, ph, pw, dh, dw, kh, kw):
                         for j in range(jhi - jlo):
                             s += g[j] * src[j * sw]
                 acc[ci, ki, kj] += s
-    gw = np.empty((c, 1, kh, kw), dtype=gy.dtype)
-    for ci in range(c):
-        for ki in range(kh):
-            for kj in range(kw):
-                gw[ci, 0, ki, kj] = acc[ci, ki, kj]
-    return gw
+    return acc.astype(gy.dtype).reshape(c, 1, kh, kw)
 
