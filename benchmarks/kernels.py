@@ -20,6 +20,7 @@ that row, and the table prints the load average at the start and the end of the 
 """
 from __future__ import annotations
 
+import argparse
 import datetime
 import importlib.util
 import json
@@ -353,7 +354,12 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    if sys.argv[1:] == ["--torch-only"]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--torch-only", action="store_true",
+                        help="print PyTorch's times as JSON and stop (what main runs for the "
+                             "PyTorch column)")
+    if parser.parse_args().torch_only:
         import torch
         print(json.dumps({"version": torch.__version__, "threads": os.cpu_count() or 1,
                           "ms": torch_times()}))
