@@ -66,6 +66,68 @@ def test_pool_matches_reference(case, kind, seed):
     np.testing.assert_allclose(y.numpy(), ref_pool(x, k, stride or k, pad, kind), atol=1e-12)
 
 
+def pooled_size(size, k, s, p, ceil_mode):
+    """PyTorch's output length: with ceil_mode, rounded up, but the last window must start
+    inside the input or its left padding."""
+    if not ceil_mode:
+        return (size + 2 * p - k) // s + 1
+    out = int(np.ceil((size + 2 * p - k) / s)) + 1
+    return out - 1 if (out - 1) * s >= size + p else out
+
+
+def ref_pool_modes(x, k, s, p, kind, ceil_mode, count_include_pad):
+    """Pooling by loops, window by window, with PyTorch's ceil_mode and count_include_pad: an
+    average divides by the window clipped to the padded input, or to x itself."""
+    h, w = x.shape[2:]
+    oh, ow = pooled_size(h, k[0], s[0], p[0], ceil_mode), pooled_size(w, k[1], s[1], p[1], ceil_mode)
+    out = np.zeros(x.shape[:2] + (oh, ow))
+    for i in range(oh):
+        for j in range(ow):
+            h0, w0 = i * s[0] - p[0], j * s[1] - p[1]
+            win = x[:, :, max(h0, 0):min(h0 + k[0], h), max(w0, 0):min(w0 + k[1], w)]
+            if kind == "max":
+                out[:, :, i, j] = win.max(axis=(2, 3))
+                continue
+            if count_include_pad:
+                size = (min(h0 + k[0], h + p[0]) - h0) * (min(w0 + k[1], w + p[1]) - w0)
+            else:
+                size = win.shape[2] * win.shape[3]
+            out[:, :, i, j] = win.sum(axis=(2, 3)) / size
+    return out
+
+
+@SETTINGS
+@given(pool_case(), st.sampled_from(["max", "avg"]), st.booleans(), st.booleans(),
+       st.integers(0, 2**31))
+def test_pool_ceil_mode_and_count_include_pad(case, kind, ceil_mode, count_pad, seed):
+    shape, k, stride, pad = case
+    assume(k[0] <= shape[2] + 2 * pad[0] and k[1] <= shape[3] + 2 * pad[1])
+    x = np.random.default_rng(seed).standard_normal(shape)
+    if kind == "max":
+        y = F.max_pool2d(t64(x), k, stride, pad, ceil_mode=ceil_mode)
+    else:
+        y = F.avg_pool2d(t64(x), k, stride, pad, ceil_mode=ceil_mode,
+                         count_include_pad=count_pad)
+    want = ref_pool_modes(x, k, stride or k, pad, kind, ceil_mode, count_pad)
+    assert y.shape == want.shape
+    np.testing.assert_allclose(y.numpy(), want, atol=1e-12)
+
+
+def test_ceil_mode_keeps_the_last_partial_window():
+    """A 5x5 input pooled 2x2: 2x2 outputs, 3x3 with ceil_mode; the extra window's average
+    divides by the values it holds (no padding to count)."""
+    x = np.arange(25.0).reshape(1, 1, 5, 5)
+    assert F.max_pool2d(t64(x), 2).shape == (1, 1, 2, 2)
+    y = F.max_pool2d(t64(x), 2, ceil_mode=True)
+    np.testing.assert_array_equal(y.numpy()[0, 0], [[6, 8, 9], [16, 18, 19], [21, 23, 24]])
+    a = F.avg_pool2d(t64(x), 2, ceil_mode=True).numpy()[0, 0]
+    assert a[2, 2] == 24.0 and a[0, 2] == (4 + 9) / 2
+    m = tds.nn.MaxPool2d(3, 2, 1, ceil_mode=True)
+    assert m(t64(np.zeros((1, 1, 6, 6)))).shape == (1, 1, 4, 4) and "ceil_mode=True" in repr(m)
+    a = tds.nn.AvgPool2d(3, 1, 1, count_include_pad=False)
+    np.testing.assert_allclose(a(t64(np.ones((1, 1, 4, 4)))).numpy(), 1.0)
+
+
 @SETTINGS
 @given(st.integers(1, 2), st.integers(1, 9), st.integers(1, 9), st.integers(1, 5),
        st.integers(1, 5), st.integers(0, 2**31))
@@ -86,6 +148,8 @@ def test_global_average_pool_and_none_size():
     lambda a: F.max_pool2d(a, 2),
     lambda a: F.max_pool2d(a, 3, 2, 1),
     lambda a: F.avg_pool2d(a, (3, 2), (1, 2), (1, 1)),
+    lambda a: F.avg_pool2d(a, 3, 2, 1, ceil_mode=True, count_include_pad=False),
+    lambda a: F.max_pool2d(a, 2, ceil_mode=True),
     lambda a: F.adaptive_avg_pool2d(a, (3, 2)),
     lambda a: F.adaptive_avg_pool2d(a, 1),
 ])

@@ -41,11 +41,11 @@ def max_pool2d_backward(gy, argmax, h, w):
     return MetaArray(gy.shape[:2] + (h, w), gy.dtype)
 
 
-def avg_pool2d_forward(x, kh, kw, sh, sw, ph, pw, oh, ow):
+def avg_pool2d_forward(x, kh, kw, sh, sw, ph, pw, oh, ow, count_pad):
     return MetaArray(x.shape[:2] + (oh, ow), x.dtype)
 
 
-def avg_pool2d_backward(gy, kh, kw, sh, sw, ph, pw, h, w):
+def avg_pool2d_backward(gy, kh, kw, sh, sw, ph, pw, h, w, count_pad):
     return MetaArray(gy.shape[:2] + (h, w), gy.dtype)
 
 

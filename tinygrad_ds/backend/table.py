@@ -15,13 +15,17 @@ Convolution (weight (O, C/G, KH, KW), stride sh, sw, padding ph, pw, dilation dh
   conv2d_backward_weight(gy (N,O,OH,OW), x (N,C,H,W), sh, sw, ph, pw, dh, dw, groups, kh, kw)
       -> gw (O, C/G, KH, KW)
 
-Pooling (kernel kh, kw, stride sh, sw, padding ph, pw; padding counts as -inf for max, 0 for avg
-and the average always divides by kh*kw, as PyTorch's count_include_pad=True):
+Pooling (kernel kh, kw, stride sh, sw, padding ph, pw; padding counts as -inf for max, 0 for avg;
+oh, ow may include a last window past the bottom or right edge (ceil_mode); the average divides
+by the window's size within the padded input (count_pad true) or by its values from x (false),
+as PyTorch's count_include_pad):
   max_pool2d_forward(x (N,C,H,W), kh, kw, sh, sw, ph, pw, oh, ow)
       -> (y (N,C,OH,OW), argmax (N,C,OH,OW) int64, flat index into H*W)
   max_pool2d_backward(gy (N,C,OH,OW), argmax (N,C,OH,OW), h, w) -> gx (N, C, H, W)
-  avg_pool2d_forward(x (N,C,H,W), kh, kw, sh, sw, ph, pw, oh, ow) -> y (N, C, OH, OW)
-  avg_pool2d_backward(gy (N,C,OH,OW), kh, kw, sh, sw, ph, pw, h, w) -> gx (N, C, H, W)
+  avg_pool2d_forward(x (N,C,H,W), kh, kw, sh, sw, ph, pw, oh, ow, count_pad)
+      -> y (N, C, OH, OW)
+  avg_pool2d_backward(gy (N,C,OH,OW), kh, kw, sh, sw, ph, pw, h, w, count_pad)
+      -> gx (N, C, H, W)
   adaptive_avg_pool2d_forward(x (N,C,H,W), oh, ow) -> y (N, C, OH, OW)
       (window i spans floor(i*H/OH) .. ceil((i+1)*H/OH), as PyTorch)
   adaptive_avg_pool2d_backward(gy (N,C,OH,OW), h, w) -> gx (N, C, H, W)

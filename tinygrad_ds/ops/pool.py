@@ -1,5 +1,5 @@
-"""max_pool2d, avg_pool2d and adaptive_avg_pool2d on (N, C, H, W), as PyTorch (ceil_mode=False,
-average divides by the whole window, padding included).
+"""max_pool2d, avg_pool2d and adaptive_avg_pool2d on (N, C, H, W), as PyTorch (ceil_mode and
+count_include_pad included).
 
 Each pooling op's backward is an op too (the *Backward classes), so the backward pass is a graph
 of ops; average pooling is linear, so its backward's backward is the forward again.
@@ -44,32 +44,34 @@ class MaxPool2dBackward(Function):
 
 class AvgPool2d(Function):
     @staticmethod
-    def forward(ctx, x, *, kernel, stride, padding, out_hw):
+    def forward(ctx, x, *, kernel, stride, padding, out_hw, count_include_pad=True):
         ctx.in_hw = x.shape[2:]
         return kernels_for(x).avg_pool2d_forward(contiguous(x), *kernel, *stride, *padding,
-                                                 *out_hw)
+                                                 *out_hw, count_include_pad)
 
     @staticmethod
     def backward(ctx, g):
         a = ctx.attrs
         return AvgPool2dBackward.apply(g, kernel=a["kernel"], stride=a["stride"],
-                                       padding=a["padding"], in_hw=ctx.in_hw)
+                                       padding=a["padding"], in_hw=ctx.in_hw,
+                                       count_include_pad=a.get("count_include_pad", True))
 
 
 class AvgPool2dBackward(Function):
     """g (N, C, OH, OW) -> gx (N, C, H, W): each g spread evenly over its window."""
 
     @staticmethod
-    def forward(ctx, g, *, kernel, stride, padding, in_hw):
+    def forward(ctx, g, *, kernel, stride, padding, in_hw, count_include_pad=True):
         return kernels_for(g).avg_pool2d_backward(contiguous(g), *kernel, *stride, *padding,
-                                                  *in_hw)
+                                                  *in_hw, count_include_pad)
 
     @staticmethod
     def backward(ctx, gg):
         a = ctx.attrs
         out_hw = ctx.inputs[0].shape[2:]
         return AvgPool2d.apply(gg, kernel=a["kernel"], stride=a["stride"], padding=a["padding"],
-                               out_hw=out_hw)
+                               out_hw=out_hw,
+                               count_include_pad=a.get("count_include_pad", True))
 
 
 class AdaptiveAvgPool2d(Function):
@@ -94,7 +96,16 @@ class AdaptiveAvgPool2dBackward(Function):
 
 
 # ---- the functions users call -------------------------------------------------------------------
-def _window(op: str, x, kernel_size, stride, padding) -> dict:
+def _pooled_size(size: int, k: int, s: int, p: int, ceil_mode: bool) -> int:
+    """Output length of a pooling axis, as PyTorch: with ceil_mode a last, partial window is
+    kept if it starts inside the input or its left padding."""
+    if not ceil_mode:
+        return out_size(size, k, s, p, 1)
+    out = -(-(size + 2 * p - k) // s) + 1
+    return out - 1 if (out - 1) * s >= size + p else out
+
+
+def _window(op: str, x, kernel_size, stride, padding, ceil_mode=False) -> dict:
     """Checks a pooling window against x and returns the op's attributes."""
     check_4d(op, "input", x, "(N, C, H, W)")
     check_float(op, input=x)
@@ -110,26 +121,32 @@ def _window(op: str, x, kernel_size, stride, padding) -> dict:
                          f"{h + 2 * ph}x{w + 2 * pw} (input {fmt_shape(x.shape)}, padding "
                          f"{(ph, pw)})")
     return dict(kernel=(kh, kw), stride=(sh, sw), padding=(ph, pw),
-                out_hw=(out_size(h, kh, sh, ph, 1), out_size(w, kw, sw, pw, 1)))
+                out_hw=(_pooled_size(h, kh, sh, ph, ceil_mode),
+                        _pooled_size(w, kw, sw, pw, ceil_mode)))
 
 
 def _batched(x):
     return (x.unsqueeze(0), True) if x.ndim == 3 else (x, False)
 
 
-def max_pool2d(x, kernel_size, stride=None, padding=0):
+def max_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False):
     """Max over kh x kw windows. x: (N, C, H, W) or (C, H, W); stride defaults to kernel_size;
-    padding counts as -inf. Returns (N, C, OH, OW), OH = (H + 2 ph - kh) // sh + 1."""
+    padding counts as -inf. Returns (N, C, OH, OW), OH = (H + 2 ph - kh) // sh + 1, or with
+    ceil_mode rounded up (a last, partial window, kept if it starts inside the input or its
+    left padding), as PyTorch."""
     x, unbatched = _batched(x)
-    y = MaxPool2d.apply(x, **_window("max_pool2d", x, kernel_size, stride, padding))
+    y = MaxPool2d.apply(x, **_window("max_pool2d", x, kernel_size, stride, padding, ceil_mode))
     return y.squeeze(0) if unbatched else y
 
 
-def avg_pool2d(x, kernel_size, stride=None, padding=0):
-    """Mean over kh x kw windows (padding counts as zeros and the divisor is always kh*kw, as
-    PyTorch's default count_include_pad=True). x: (N, C, H, W) or (C, H, W)."""
+def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
+    """Mean over kh x kw windows; padding counts as zeros. x: (N, C, H, W) or (C, H, W). The
+    divisor, as PyTorch: with count_include_pad the window's size within the padded input (kh*kw
+    unless a ceil_mode window hangs past it), else the number of x's own values in the window.
+    ceil_mode as max_pool2d."""
     x, unbatched = _batched(x)
-    y = AvgPool2d.apply(x, **_window("avg_pool2d", x, kernel_size, stride, padding))
+    attrs = _window("avg_pool2d", x, kernel_size, stride, padding, ceil_mode)
+    y = AvgPool2d.apply(x, **attrs, count_include_pad=bool(count_include_pad))
     return y.squeeze(0) if unbatched else y
 
 

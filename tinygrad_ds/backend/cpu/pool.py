@@ -15,7 +15,9 @@ def max_pool2d_forward(x, kh, kw, sh, sw, ph, pw, oh, ow):
     n, c, h, w = x.shape
     y = np.empty((n, c, oh, ow), dtype=x.dtype)
     arg = np.empty((n, c, oh, ow), dtype=np.int64)
-    fast = kh == 2 and kw == 2 and sh == 2 and sw == 2 and ph == 0 and pw == 0
+    # (ceil_mode can add a last window that hangs over the bottom or right edge)
+    fast = kh == 2 and kw == 2 and sh == 2 and sw == 2 and ph == 0 and pw == 0 \
+        and 2 * oh <= h and 2 * ow <= w
     for b in range(n):
         for ci in range(c):
             for i in range(oh):
@@ -76,10 +78,18 @@ def _max_pool2d_backward(gy, arg, gx):
 
 
 @njit(cache=True)
-def avg_pool2d_forward(x, kh, kw, sh, sw, ph, pw, oh, ow):
+def _avg_divisor(h0, w0, kh, kw, ph, pw, h, w, count_pad):
+    """How many values the window at (h0, w0) averages, as PyTorch: with count_pad the padding
+    counts but not the part of a ceil_mode window past the padded input; else only x's own."""
+    if count_pad:
+        return (min(h0 + kh, h + ph) - h0) * (min(w0 + kw, w + pw) - w0)
+    return (min(h0 + kh, h) - max(h0, 0)) * (min(w0 + kw, w) - max(w0, 0))
+
+
+@njit(cache=True)
+def avg_pool2d_forward(x, kh, kw, sh, sw, ph, pw, oh, ow, count_pad):
     n, c, h, w = x.shape
     y = np.empty((n, c, oh, ow), dtype=x.dtype)
-    inv = 1.0 / (kh * kw)
     for b in range(n):
         for ci in range(c):
             for i in range(oh):
@@ -90,22 +100,21 @@ def avg_pool2d_forward(x, kh, kw, sh, sw, ph, pw, oh, ow):
                     for ki in range(max(h0, 0), min(h0 + kh, h)):
                         for kj in range(max(w0, 0), min(w0 + kw, w)):
                             acc += x[b, ci, ki, kj]
-                    y[b, ci, i, j] = acc * inv
+                    y[b, ci, i, j] = acc / _avg_divisor(h0, w0, kh, kw, ph, pw, h, w, count_pad)
     return y
 
 
 @njit(cache=True)
-def avg_pool2d_backward(gy, kh, kw, sh, sw, ph, pw, h, w):
+def avg_pool2d_backward(gy, kh, kw, sh, sw, ph, pw, h, w, count_pad):
     n, c, oh, ow = gy.shape
     gx = np.zeros((n, c, h, w), dtype=gy.dtype)
-    inv = 1.0 / (kh * kw)
     for b in range(n):
         for ci in range(c):
             for i in range(oh):
                 h0 = i * sh - ph
                 for j in range(ow):
                     w0 = j * sw - pw
-                    g = gy[b, ci, i, j] * inv
+                    g = gy[b, ci, i, j] / _avg_divisor(h0, w0, kh, kw, ph, pw, h, w, count_pad)
                     for ki in range(max(h0, 0), min(h0 + kh, h)):
                         for kj in range(max(w0, 0), min(w0 + kw, w)):
                             gx[b, ci, ki, kj] += g
