@@ -158,6 +158,25 @@ def test_pool_gradcheck(fn):
     tds.gradcheck(fn, x)
 
 
+@pytest.mark.parametrize("pool", [
+    lambda a: F.max_pool2d(a, 2),
+    lambda a: F.max_pool2d(a, 3, 2, 1, ceil_mode=True),
+    lambda a: F.avg_pool2d(a, 3, 2, 1, ceil_mode=True, count_include_pad=False),
+])
+def test_pool_second_derivatives(pool):
+    """d/dx of <v, d sum(pool(x)^3)/dx>, through create_graph, matches finite differences: the
+    backward ops (max pooling's scatter and its gather) are differentiable in turn."""
+    rng = np.random.default_rng(8)
+    v = t64(rng.standard_normal((2, 2, 5, 6)))
+
+    def first(a):
+        with tds.enable_grad():
+            (g,) = tds.autograd.grad((pool(a) ** 3.0).sum(), a, create_graph=True)
+        return (g * v).sum()
+
+    tds.gradcheck(first, t64(rng.standard_normal((2, 2, 5, 6)), True))
+
+
 def test_max_pool_gradient_goes_to_argmax_and_float32():
     x = tds.Tensor([[[[1.0, 5.0], [3.0, 2.0]]]], requires_grad=True)
     y = F.max_pool2d(x, 2)

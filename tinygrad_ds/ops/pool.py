@@ -2,13 +2,16 @@
 count_include_pad included).
 
 Each pooling op's backward is an op too (the *Backward classes), so the backward pass is a graph
-of ops; average pooling is linear, so its backward's backward is the forward again.
+of ops; average pooling is linear, so its backward's backward is the forward again, and max
+pooling's backward is a scatter to the argmax whose adjoint is a gather from it.
 """
 from __future__ import annotations
 
+import numpy as np
+
 from ..autograd import Function
 from ..backend import kernels_for
-from ..errors import GradError, ShapeError, fmt_shape
+from ..errors import ShapeError, fmt_shape
 from .conv import check_4d, check_float, contiguous, out_size, pair
 
 
@@ -30,7 +33,9 @@ class MaxPool2d(Function):
 
 
 class MaxPool2dBackward(Function):
-    """g (N, C, OH, OW), argmax (N, C, OH, OW) -> gx (N, C, H, W): each g to its window's max."""
+    """g (N, C, OH, OW), argmax (N, C, OH, OW) -> gx (N, C, H, W): each g to its window's max.
+    Linear in g: its gradient is the gather below (and the gather's is this scatter), so max
+    pooling has gradients of every order."""
 
     @staticmethod
     def forward(ctx, g, arg, *, in_hw):
@@ -38,8 +43,26 @@ class MaxPool2dBackward(Function):
 
     @staticmethod
     def backward(ctx, gg):
-        raise GradError("max_pool2d: gradients of its gradient (create_graph=True) are not "
-                        "supported")
+        arg = ctx.inputs[1]
+        return MaxPool2dGather.apply(gg, arg), None
+
+
+class MaxPool2dGather(Function):
+    """gg (N, C, H, W), argmax (N, C, OH, OW) -> (N, C, OH, OW): gg at each window's max (the
+    adjoint of MaxPool2dBackward's scatter)."""
+
+    name = "max_pool2d_gather"
+
+    @staticmethod
+    def forward(ctx, gg, arg):
+        n, c, h, w = gg.shape
+        ctx.in_hw = (h, w)
+        flat = gg.reshape(n, c, h * w)
+        return np.take_along_axis(flat, arg.reshape(n, c, -1), axis=2).reshape(arg.shape)
+
+    @staticmethod
+    def backward(ctx, g):
+        return MaxPool2dBackward.apply(g, ctx.inputs[1], in_hw=ctx.in_hw), None
 
 
 class AvgPool2d(Function):
