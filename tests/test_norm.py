@@ -151,3 +151,43 @@ def test_norm_bad_input(monkeypatch):
         F.group_norm(x, 3)
     with pytest.raises(ShapeError, match=r"group_norm: weight must have shape \(4,\)"):
         F.group_norm(x, 2, tds.ones(2))
+
+
+@pytest.mark.parametrize("name", ["batch train", "batch eval", "layer", "layer all", "group"])
+def test_norm_second_derivatives(name):
+    """d/dx of <v, d sum(norm(x)^3)/dx> through create_graph matches finite differences (the
+    backward is then built from Tensor ops); the first derivative there matches the kernels'."""
+    rng = np.random.default_rng(9)
+    shape = (3, 4, 2, 3) if name != "layer all" else (4, 5)
+    x0, v = rng.standard_normal(shape), t64(rng.standard_normal(shape))
+    w = t64(rng.standard_normal(shape[1]) + 1.0, True)
+    b = t64(rng.standard_normal(shape[1]), True)
+    rm, rv = t64(rng.standard_normal(shape[1])), t64(rng.uniform(0.5, 2.0, shape[1]))
+    lw = t64(rng.standard_normal(shape[-2:]) + 1.0, True)
+    fns = {
+        "batch train": lambda a: F.batch_norm(a, None, None, w, b, training=True),
+        "batch eval": lambda a: F.batch_norm(a, rm, rv, w, b, training=False),
+        "layer": lambda a: F.layer_norm(a, shape[-2:], lw),
+        "layer all": lambda a: F.layer_norm(a, shape),
+        "group": lambda a: F.group_norm(a, 2, w, b),
+    }
+    norm = fns[name]
+
+    def first(a):
+        with tds.enable_grad():
+            (g,) = tds.autograd.grad((norm(a) ** 3.0).sum(), a, create_graph=True)
+        return (g * v).sum()
+
+    tds.gradcheck(first, t64(x0, True))
+    weight = {"layer": lw, "layer all": None}.get(name, w)
+    if weight is not None:
+        weight.grad = None  # gradcheck's backward of `first` reached it too
+    fused, graph = t64(x0, True), t64(x0, True)
+    (norm(fused) ** 3.0).sum().backward()
+    want = [fused.grad] + ([weight.grad] if weight is not None else [])
+    with tds.enable_grad():
+        got = tds.autograd.grad((norm(graph) ** 3.0).sum(),
+                                [graph] + ([weight] if weight is not None else []),
+                                create_graph=True)
+    for a, q in zip(got, want):
+        np.testing.assert_allclose(a.numpy(), q.numpy(), rtol=1e-9, atol=1e-9)

@@ -199,6 +199,27 @@ def test_cross_entropy_known_values():
     assert F.cross_entropy(x[0], tds.Tensor(0)).item() == pytest.approx(2.4076059644, rel=1e-6)
 
 
+@pytest.mark.parametrize("smoothing", [0.0, 0.2])
+def test_cross_entropy_second_derivatives(smoothing):
+    """Through create_graph the fused softmax-cross-entropy's gradient is Tensor ops: it equals
+    the kernel's, and its own gradient matches finite differences."""
+    rng = np.random.default_rng(4)
+    x0, t = rng.standard_normal((4, 5)), tds.Tensor(np.array([0, 4, 2, 2]))
+    v = tds.Tensor(rng.standard_normal((4, 5)), dtype="float64")
+
+    def first(a):
+        with tds.enable_grad():
+            (g,) = tds.autograd.grad(F.cross_entropy(a, t, label_smoothing=smoothing), a,
+                                     create_graph=True)
+        return g
+
+    tds.gradcheck(lambda a: (first(a) * v).sum(), tds.Tensor(x0, "float64", requires_grad=True))
+    fused = tds.Tensor(x0, "float64", requires_grad=True)
+    F.cross_entropy(fused, t, label_smoothing=smoothing).backward()
+    graph = first(tds.Tensor(x0, "float64", requires_grad=True))
+    np.testing.assert_allclose(graph.numpy(), fused.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
 def test_cross_entropy_gradient_is_softmax_minus_onehot():
     x = tds.Tensor(data(3, (4, 5)), requires_grad=True)
     t = np.array([0, 4, 2, 2])

@@ -2,13 +2,17 @@
 
 Fused because the gradient softmax - onehot is both cheaper and more stable than the chain
 log_softmax -> pick -> negate; cross_entropy uses it for (N, C) logits with class-index targets.
-With label smoothing e the loss is lse - (1 - e) x[target] - e mean(x).
+With label smoothing e the loss is lse - (1 - e) x[target] - e mean(x). Under create_graph=True
+the gradient is built from Tensor ops (softmax, a constant one-hot), so it can be differentiated
+again.
 """
 from __future__ import annotations
 
+import numpy as np
+
+from .. import autograd
 from ..autograd import Function
 from ..backend import kernels_for
-from ..errors import GradError
 from .conv import contiguous
 
 
@@ -25,9 +29,14 @@ class SoftmaxCrossEntropy(Function):
     @staticmethod
     def backward(ctx, g):
         logits, target, lse = ctx.saved_tensors
-        gl = SoftmaxCrossEntropyBackward.apply(g, logits, target, lse,
-                                               smoothing=ctx.attrs["smoothing"])
-        return gl, None
+        e = ctx.attrs["smoothing"]
+        if autograd.is_grad_enabled():  # create_graph=True: Tensor ops, differentiable again
+            n, c = logits.shape
+            onehot = np.zeros((n, c), dtype=logits.dtype)
+            onehot[np.arange(n), target.numpy()] = 1 - e
+            target_p = type(logits)._wrap(onehot + logits.dtype.type(e / c))
+            return g.reshape(n, 1) * (logits.softmax(-1) - target_p), None
+        return SoftmaxCrossEntropyBackward.apply(g, logits, target, lse, smoothing=e), None
 
 
 class SoftmaxCrossEntropyBackward(Function):
@@ -39,9 +48,8 @@ class SoftmaxCrossEntropyBackward(Function):
             contiguous(g), contiguous(logits), contiguous(target), lse, smoothing)
 
     @staticmethod
-    def backward(ctx, gg):
-        raise GradError("cross_entropy: gradients of its gradient (create_graph=True) are not "
-                        "supported by the fused kernel")
+    def backward(ctx, gg):  # not reached: under create_graph the backward above is Tensor ops
+        raise NotImplementedError("softmax_cross_entropy_backward is not differentiable")
 
 
 def softmax_cross_entropy(logits, target, label_smoothing: float = 0.0):

@@ -6,11 +6,16 @@ backward of the training-mode ops is the fused formula
     gx = w * invstd * (gy - mean(gy) - xhat * mean(gy * xhat))
 computed by two ops: a reduction (sum gy, sum gy * xhat, which are also the bias and weight
 gradients) and an elementwise pass. Missing weight/bias act as ones/zeros.
+
+Under create_graph=True the backward is built from Tensor ops instead (_tensor_op_grads), the
+statistics recomputed from x, so that gradients of gradients are exact: slower, but every op in
+it has a backward of its own.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from .. import autograd
 from ..autograd import Function
 from ..backend import kernels_for
 from ..errors import GradError, ShapeError, fmt_shape
@@ -22,6 +27,19 @@ def _no_double_backward(name: str):
         raise GradError(f"{name}: gradients of its gradient (create_graph=True) are not "
                         "supported")
     return staticmethod(backward)
+
+
+def _normalized(x, axes: tuple, eps: float):
+    """(xhat, invstd) of x over axes, in Tensor ops (so differentiable twice)."""
+    xc = x - x.mean(axis=axes, keepdims=True)
+    invstd = ((xc * xc).mean(axis=axes, keepdims=True) + eps) ** -0.5
+    return xc * invstd, invstd
+
+
+def _input_grad(h, xhat, invstd, axes: tuple):
+    """gx for y = xhat * w + b given h = dL/dxhat = g * w: the fused formula in Tensor ops."""
+    return invstd * (h - h.mean(axis=axes, keepdims=True)
+                     - xhat * (h * xhat).mean(axis=axes, keepdims=True))
 
 
 def _ones_zeros(x, c: int, weight, bias):
@@ -43,7 +61,7 @@ class BatchNorm(Function):
     name = "batch_norm"
 
     @staticmethod
-    def forward(ctx, x, weight, bias, mean, invstd, *, training):
+    def forward(ctx, x, weight, bias, mean, invstd, *, training, eps=1e-5):
         ctx.save_for_backward(x, weight, mean, invstd)
         x3 = contiguous(x).reshape(x.shape[0], x.shape[1], -1)
         return kernels_for(x).batch_norm_apply(x3, mean, invstd, weight, bias).reshape(x.shape)
@@ -52,6 +70,18 @@ class BatchNorm(Function):
     def backward(ctx, g):
         x, weight, mean, invstd = ctx.saved_tensors
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
+        if autograd.is_grad_enabled():  # create_graph=True: Tensor ops, differentiable again
+            shape = (1, -1) + (1,) * (x.ndim - 2)  # a (C,) vector against x
+            axes = (0,) + tuple(range(2, x.ndim))  # every axis but the channels'
+            h = g * weight.reshape(shape)
+            if ctx.attrs["training"]:
+                xhat, invstd_t = _normalized(x, axes, ctx.attrs.get("eps", 1e-5))
+                gx = _input_grad(h, xhat, invstd_t, axes)
+            else:  # the running statistics are constants
+                xhat = (x - mean.reshape(shape)) * invstd.reshape(shape)
+                gx = h * invstd.reshape(shape)
+            return (gx if need_x else None, (g * xhat).sum(axis=axes) if need_w else None,
+                    g.sum(axis=axes) if need_b else None, None, None)
         sums = BatchNormBackwardReduce.apply(g, x, mean, invstd)
         if not need_x:
             gx = None
@@ -131,7 +161,7 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training: b
     from ..tensor import Tensor
 
     return BatchNorm.apply(x, w, b, Tensor._wrap(mean), Tensor._wrap(invstd),
-                           training=bool(training))
+                           training=bool(training), eps=float(eps))
 
 
 # ---- layer norm ---------------------------------------------------------------------------------
@@ -153,6 +183,13 @@ class LayerNorm(Function):
     def backward(ctx, g):
         x, weight, mean, invstd = ctx.saved_tensors
         need_x, need_w, need_b = ctx.needs_input_grad
+        if autograd.is_grad_enabled():  # create_graph=True: Tensor ops, differentiable again
+            nd = ctx.attrs["ndim"]
+            axes, lead = tuple(range(x.ndim - nd, x.ndim)), tuple(range(x.ndim - nd))
+            xhat, invstd_t = _normalized(x, axes, ctx.attrs["eps"])
+            return (_input_grad(g * weight, xhat, invstd_t, axes) if need_x else None,
+                    (g * xhat).sum(axis=lead) if need_w else None,
+                    g.sum(axis=lead) if need_b else None)
         gx = LayerNormBackwardInput.apply(g, x, mean, invstd, weight) if need_x else None
         gw = gb = None
         if need_w or need_b:
@@ -227,6 +264,16 @@ class GroupNorm(Function):
         x, weight, mean, invstd = ctx.saved_tensors
         need_x, need_w, need_b = ctx.needs_input_grad
         groups = ctx.attrs["groups"]
+        if autograd.is_grad_enabled():  # create_graph=True: Tensor ops, differentiable again
+            n = x.shape[0]
+            shape = (1, -1) + (1,) * (x.ndim - 2)
+            axes = (0,) + tuple(range(2, x.ndim))
+            xhat_g, invstd_t = _normalized(x.reshape(n, groups, -1), (2,), ctx.attrs["eps"])
+            h = (g * weight.reshape(shape)).reshape(n, groups, -1)
+            gx = _input_grad(h, xhat_g, invstd_t, (2,)).reshape(x.shape) if need_x else None
+            xhat = xhat_g.reshape(x.shape)
+            return (gx, (g * xhat).sum(axis=axes) if need_w else None,
+                    g.sum(axis=axes) if need_b else None)
         gx = GroupNormBackwardInput.apply(g, x, mean, invstd, weight, groups=groups) \
             if need_x else None
         gw = gb = None
