@@ -194,3 +194,60 @@ def test_l2_penalty_with_sgd_equals_weight_decay():
         set_grad(q, *(2 * q.data))
         decayed.step()
     np.testing.assert_allclose(p.data, q.data)
+
+
+@pytest.mark.parametrize("make", [
+    lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-3),
+    lambda ps: optim.Adam(ps, lr=0.01, amsgrad=True),
+])
+def test_state_dict_resumes_training_exactly(make):
+    """Three steps, save model, optimizer and schedule, three more steps; a fresh model and
+    optimizer loaded from the saved states take the same three steps to the same weights."""
+    rng = np.random.default_rng(0)
+    xs = [tds.Tensor(rng.standard_normal((8, 3))) for _ in range(6)]
+
+    def train(model, opt, sched, batches):
+        for x in batches:
+            opt.zero_grad()
+            (model(x) ** 2).mean().backward()
+            opt.step()
+            sched.step()
+
+    tds.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    opt = make(model.parameters())
+    sched = optim.StepLR(opt, step_size=2, gamma=0.5)
+    train(model, opt, sched, xs[:3])
+    saved = (model.state_dict(), opt.state_dict(), sched.state_dict())
+    train(model, opt, sched, xs[3:])
+
+    tds.manual_seed(1)  # other initial weights: everything must come from the saved states
+    again = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    again.load_state_dict(saved[0])
+    opt2 = make(again.parameters())
+    sched2 = optim.StepLR(opt2, step_size=2, gamma=0.5)
+    opt2.load_state_dict(saved[1])
+    sched2.load_state_dict(saved[2])
+    assert opt2.lr == opt.param_groups[0]["initial_lr"] * 0.5  # epoch 3 of step_size 2
+    train(again, opt2, sched2, xs[3:])
+    for a, b in zip(model.parameters(), again.parameters()):
+        np.testing.assert_array_equal(a.data, b.data)
+    assert opt2.lr == opt.lr
+
+
+def test_load_state_dict_mismatch_changes_nothing():
+    model = nn.Linear(3, 2)
+    opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    (model(tds.ones(1, 3)).sum()).backward()
+    opt.step()
+    sd = opt.state_dict()
+    other = optim.SGD(nn.Linear(3, 5).parameters(), lr=0.5, momentum=0.9)
+    with pytest.raises(TdsError, match=r"buffer 'momentum_buffer' of parameter 0 has shape "
+                                       r"\(2, 3\), the parameter \(5, 3\)"):
+        other.load_state_dict(sd)
+    assert other.lr == 0.5 and other.state == {}
+    with pytest.raises(TdsError, match="1 param group"):
+        optim.SGD([{"params": [model.weight]}, {"params": [model.bias]}],
+                  lr=0.1).load_state_dict(sd)
+    with pytest.raises(TdsError, match="expected a dict with 'state'"):
+        opt.load_state_dict({"weights": 1})

@@ -69,6 +69,53 @@ class Optimizer:
     def step(self) -> None:
         raise NotImplementedError
 
+    def state_dict(self) -> dict[str, Any]:
+        """A copy of the optimizer's state, as PyTorch lays it out: {'state': {index: buffers},
+        'param_groups': [options with 'params' as indices]}, parameters numbered in group
+        order. Save it with the model's state_dict to resume training."""
+        index = {id(p): i for i, p in enumerate(p for g in self.param_groups
+                                                 for p in g["params"])}
+        state = {index[k]: {name: (v.copy() if isinstance(v, np.ndarray) else v)
+                            for name, v in buffers.items()}
+                 for k, buffers in self.state.items() if k in index}
+        groups = [{**{k: v for k, v in g.items() if k != "params"},
+                   "params": [index[id(p)] for p in g["params"]]} for g in self.param_groups]
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore what state_dict() returned, for an optimizer over the same parameters in the
+        same order: group options and per-parameter buffers (copied). Checked first, whole: a
+        mismatch raises and changes nothing."""
+        name = type(self).__name__
+        groups = state_dict.get("param_groups") if isinstance(state_dict, dict) else None
+        if not isinstance(groups, list) or "state" not in state_dict:
+            raise TdsError(f"{name}.load_state_dict: expected a dict with 'state' and "
+                           "'param_groups', as state_dict() returns")
+        if len(groups) != len(self.param_groups):
+            raise TdsError(f"{name}.load_state_dict: the saved state has {len(groups)} param "
+                           f"group(s), this optimizer {len(self.param_groups)}")
+        params = [p for g in self.param_groups for p in g["params"]]
+        for k, (saved, mine) in enumerate(zip(groups, self.param_groups)):
+            if len(saved["params"]) != len(mine["params"]):
+                raise TdsError(f"{name}.load_state_dict: param group {k} has "
+                               f"{len(saved['params'])} parameters in the saved state, "
+                               f"{len(mine['params'])} here")
+        state = {}
+        for i, buffers in state_dict["state"].items():
+            if not 0 <= int(i) < len(params):
+                raise TdsError(f"{name}.load_state_dict: state for parameter {i}, but there "
+                               f"are {len(params)}")
+            p = params[int(i)]
+            for key, v in buffers.items():
+                if isinstance(v, np.ndarray) and v.shape != p.data.shape:
+                    raise TdsError(f"{name}.load_state_dict: buffer '{key}' of parameter {i} "
+                                   f"has shape {v.shape}, the parameter {p.data.shape}")
+            state[id(p)] = {key: (v.astype(p.data.dtype) if isinstance(v, np.ndarray) else v)
+                            for key, v in buffers.items()}
+        for saved, mine in zip(groups, self.param_groups):
+            mine.update({k: v for k, v in saved.items() if k != "params"})
+        self.state = state
+
     @property
     def lr(self) -> float:
         """The learning rate of the first group (most models have one group)."""

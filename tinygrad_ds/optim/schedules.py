@@ -40,6 +40,14 @@ class LRScheduler:
     def get_last_lr(self) -> list[float]:
         return [g["lr"] for g in self.optimizer.param_groups]
 
+    def state_dict(self) -> dict:
+        """The schedule's position (its other settings come from its constructor)."""
+        return {"last_epoch": self.last_epoch}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.last_epoch = int(state_dict["last_epoch"])
+        self._apply()
+
 
 class StepLR(LRScheduler):
     """lr = initial_lr * gamma ** (t // step_size)."""
