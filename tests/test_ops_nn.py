@@ -10,6 +10,7 @@ from hypothesis.extra.numpy import array_shapes, mutually_broadcastable_shapes
 
 import tinygrad_ds as tds
 import tinygrad_ds.functional as F
+from tinygrad_ds.errors import ShapeError
 
 SEEDS = st.integers(0, 2**16)
 SHAPES = array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=4)
@@ -218,6 +219,75 @@ def test_cross_entropy_second_derivatives(smoothing):
     F.cross_entropy(fused, t, label_smoothing=smoothing).backward()
     graph = first(tds.Tensor(x0, "float64", requires_grad=True))
     np.testing.assert_allclose(graph.numpy(), fused.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_weighted_losses_known_values():
+    # numbers PyTorch 2.13 gives for the same calls
+    x = tds.Tensor([[1.0, 2.0, 3.0], [0.5, -1.0, 2.0]], dtype="float64")
+    t, w = tds.Tensor([0, 2]), [0.2, 1.0, 3.0]
+    assert F.cross_entropy(x, t, weight=w).item() == pytest.approx(0.37670475244522095)
+    assert F.cross_entropy(x, t, weight=w, label_smoothing=0.1).item() == \
+        pytest.approx(0.41638273000717163)
+    y = tds.Tensor([[0.0, 1.0, 1.0], [1.0, 0.0, 0.5]], dtype="float64")
+    assert F.binary_cross_entropy_with_logits(x, y, pos_weight=[1.0, 2.0, 0.5]).item() == \
+        pytest.approx(0.5789909958839417)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("smoothing", [0.0, 0.25])
+def test_weighted_cross_entropy_and_nll(reduction, smoothing):
+    """Class weights: -w[t] logp[n, t] (plus the smoothing term -e/C sum_c w[c] logp[n, c]), an
+    ignored target adds 0, and the mean divides by the counted targets' total weight."""
+    rng = np.random.default_rng(6)
+    x, w = rng.standard_normal((5, 4, 2)), rng.uniform(0.2, 2.0, 4)
+    t = rng.integers(0, 4, (5, 2))
+    t[1, 0] = -100
+    logp = x - np.log(np.exp(x).sum(axis=1, keepdims=True))
+    valid = t != -100
+    tw = np.where(valid, w[np.where(valid, t, 0)], 0.0)
+    picked = np.take_along_axis(logp, np.where(valid, t, 0)[:, None], axis=1)[:, 0]
+    ref = -tw * picked * (1 - smoothing) \
+        - smoothing / 4 * (w[None, :, None] * logp).sum(axis=1) * valid
+    ref = {"mean": ref.sum() / tw.sum(), "sum": ref.sum(), "none": ref}[reduction]
+    xt = tds.Tensor(x, dtype="float64", requires_grad=True)
+    got = F.cross_entropy(xt, tds.Tensor(t), weight=tds.Tensor(w, dtype="float64"),
+                          reduction=reduction, label_smoothing=smoothing)
+    np.testing.assert_allclose(got.numpy(), ref, rtol=1e-12)
+    if smoothing == 0:
+        nll = F.nll_loss(tds.Tensor(logp, dtype="float64"), tds.Tensor(t), weight=w,
+                         reduction=reduction)
+        np.testing.assert_allclose(nll.numpy(), ref, rtol=1e-12)
+    tds.gradcheck(lambda a: F.cross_entropy(a, tds.Tensor(t), weight=w, reduction=reduction,
+                                            label_smoothing=smoothing), xt)
+
+
+def test_weighted_soft_targets_and_bce():
+    rng = np.random.default_rng(7)
+    x, w = rng.standard_normal((3, 4)), rng.uniform(0.2, 2.0, 4)
+    p = rng.dirichlet(np.ones(4), size=3)
+    logp = x - np.log(np.exp(x).sum(axis=1, keepdims=True))
+    got = F.cross_entropy(tds.Tensor(x, dtype="float64"), tds.Tensor(p, dtype="float64"),
+                          weight=w)
+    assert got.item() == pytest.approx(-(w * p * logp).sum() / 3, rel=1e-12)  # mean over N
+    y, bw, pw = rng.uniform(0, 1, (3, 4)), rng.uniform(0, 2, (3, 1)), rng.uniform(0.2, 3, 4)
+    sig = 1 / (1 + np.exp(-x))
+    ref = -bw * (pw * y * np.log(sig) + (1 - y) * np.log(1 - sig))
+    xt = tds.Tensor(x, dtype="float64", requires_grad=True)
+    got = F.binary_cross_entropy_with_logits(xt, tds.Tensor(y, dtype="float64"), weight=bw,
+                                             reduction="none", pos_weight=pw)
+    np.testing.assert_allclose(got.numpy(), ref, rtol=1e-12)
+    tds.gradcheck(lambda a: F.binary_cross_entropy_with_logits(
+        a, tds.Tensor(y, dtype="float64"), weight=bw, pos_weight=pw), xt)
+
+
+def test_loss_weights_bad_shapes():
+    x = tds.randn(2, 3)
+    with pytest.raises(ShapeError, match=r"cross_entropy: weight must have shape \(3,\) \(one "
+                                         r"per class of input \(2, 3\)\), got \(4,\)"):
+        F.cross_entropy(x, tds.Tensor([0, 1]), weight=[1.0] * 4)
+    with pytest.raises(ShapeError, match=r"pos_weight \(2,\) must broadcast to the input's "
+                                         r"shape \(2, 3\)"):
+        F.binary_cross_entropy_with_logits(x, tds.zeros(2, 3), pos_weight=[1.0, 2.0])
 
 
 def test_cross_entropy_gradient_is_softmax_minus_onehot():

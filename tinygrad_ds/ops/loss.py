@@ -1,6 +1,8 @@
 """Losses, derived from primitive ops: mse, binary cross-entropy with logits, nll, cross-entropy.
 
-`reduction` is 'mean' (default), 'sum' or 'none', as in PyTorch.
+`reduction` is 'mean' (default), 'sum' or 'none', as in PyTorch. Class weights (`weight`) and
+BCE's `pos_weight` are constants (no gradient flows to them), with PyTorch's semantics: a
+weighted mean over class-index targets divides by the targets' total weight.
 """
 from __future__ import annotations
 
@@ -26,6 +28,30 @@ def _same_shape(op: str, a, b) -> None:
                          "have the same shape")
 
 
+def _constant(op: str, name: str, value, input, shape=None):
+    """weight-like argument -> a constant Tensor of input's dtype, checked against `shape` (or
+    to broadcast to input's shape); None stays None."""
+    if value is None:
+        return None
+    from ..tensor import Tensor
+
+    a = np.asarray(value.data if isinstance(value, Tensor) else value)
+    if a.dtype.kind not in "fiub":
+        raise DTypeError(f"{op}: {name} must be numbers, got {a.dtype}")
+    if shape is not None and a.shape != shape:
+        raise ShapeError(f"{op}: {name} must have shape {fmt_shape(shape)} (one per class of "
+                         f"input {fmt_shape(input.shape)}), got {fmt_shape(a.shape)}")
+    if shape is None:
+        try:
+            ok = np.broadcast_shapes(a.shape, input.shape) == tuple(input.shape)
+        except ValueError:
+            ok = False
+        if not ok:
+            raise ShapeError(f"{op}: {name} {fmt_shape(a.shape)} must broadcast to the input's "
+                             f"shape {fmt_shape(input.shape)}")
+    return Tensor._wrap(a.astype(input.dtype))
+
+
 def mse_loss(input, target, reduction: str = "mean"):
     """Mean squared error; input and target: same shape."""
     _same_shape("mse_loss", input, target)
@@ -33,12 +59,23 @@ def mse_loss(input, target, reduction: str = "mean"):
     return _reduce("mse_loss", d * d, reduction)
 
 
-def binary_cross_entropy_with_logits(input, target, reduction: str = "mean"):
-    """-[y log sigmoid(x) + (1 - y) log(1 - sigmoid(x))], written as
-    max(x, 0) - x y + log(1 + exp(-|x|)) so that it never overflows."""
-    _same_shape("binary_cross_entropy_with_logits", input, target)
-    loss = input.relu() - input * target + ((-input.abs()).exp() + 1.0).log()
-    return _reduce("binary_cross_entropy_with_logits", loss, reduction)
+def binary_cross_entropy_with_logits(input, target, weight=None, reduction: str = "mean",
+                                     pos_weight=None):
+    """-w [p y log sigmoid(x) + (1 - y) log(1 - sigmoid(x))], written as
+    w [(1 - y) x + (1 + (p - 1) y) (max(-x, 0) + log(1 + exp(-|x|)))] so that it never
+    overflows. weight w: broadcast to the input (default 1); pos_weight p: the positives' weight
+    per class, broadcast along the last axis (default 1), as PyTorch."""
+    op = "binary_cross_entropy_with_logits"
+    _same_shape(op, input, target)
+    w, pw = _constant(op, "weight", weight, input), _constant(op, "pos_weight", pos_weight, input)
+    softplus_neg = (-input).relu() + ((-input.abs()).exp() + 1.0).log()  # -log sigmoid(x)
+    if pw is None:
+        loss = input.relu() - input * target + ((-input.abs()).exp() + 1.0).log()
+    else:
+        loss = (1.0 - target) * input + ((pw - 1.0) * target + 1.0) * softplus_neg
+    if w is not None:
+        loss = loss * w
+    return _reduce(op, loss, reduction)
 
 
 def _class_index_target(op: str, input, target, ignore_index: int) -> None:
@@ -57,31 +94,39 @@ def _class_index_target(op: str, input, target, ignore_index: int) -> None:
                          f"(input {fmt_shape(input.shape)})")
 
 
-def _pick(logp, target, valid: np.ndarray):
-    """logp[n, target[n], ...] for every n (and spatial position) where `valid`, else 0:
-    (N, C, ...) -> (N, ...)."""
+def _pick(logp, target, scale: np.ndarray):
+    """logp[n, target[n], ...] * scale[n, ...] for every n (and spatial position): (N, C, ...)
+    -> (N, ...). scale is 0 where the target is ignored."""
     from ..tensor import Tensor
 
     onehot = np.zeros(logp.shape, dtype=logp.dtype)
-    index = np.expand_dims(np.where(valid, target.data, 0), 1)
-    np.put_along_axis(onehot, index, np.expand_dims(valid, 1).astype(logp.dtype), axis=1)
+    index = np.expand_dims(np.where(scale != 0, target.data, 0), 1)
+    np.put_along_axis(onehot, index, np.expand_dims(scale, 1).astype(logp.dtype), axis=1)
     return (logp * Tensor._wrap(onehot)).sum(axis=1)
 
 
-def _class_loss(op: str, logp, target, reduction: str, ignore_index: int, label_smoothing: float):
-    """-logp[n, target[n]] (smoothed), with ignored targets giving 0 and left out of the mean."""
+def _class_loss(op: str, logp, target, reduction: str, ignore_index: int, label_smoothing: float,
+                weight=None):
+    """-weight[t] logp[n, t] with t = target[n] (smoothed), ignored targets giving 0; the mean
+    divides by the total weight of the targets counted (their number without weights)."""
     from ..tensor import Tensor
 
     _class_index_target(op, logp, target, ignore_index)
     valid = target.data != ignore_index
-    loss = -_pick(logp, target, valid)
+    w = _constant(op, "weight", weight, logp, (logp.shape[1],))
+    scale = valid.astype(logp.dtype)
+    if w is not None:
+        scale = scale * w.data[np.where(valid, target.data, 0)]
+    loss = -_pick(logp, target, scale)
     if label_smoothing:
-        smooth = -logp.mean(axis=1)
+        # PyTorch: (1 - e) nll + e / C * sum_c (-w[c] logp[n, c]), both over the same total
+        wide = logp if w is None else logp * w.reshape((1, -1) + (1,) * (logp.ndim - 2))
+        smooth = -wide.mean(axis=1)
         if not valid.all():
             smooth = smooth * Tensor._wrap(valid.astype(logp.dtype))
         loss = loss * (1 - label_smoothing) + smooth * label_smoothing
-    if reduction == "mean" and not valid.all():
-        return loss.sum() / float(valid.sum())  # 0 / 0 = nan when every target is ignored
+    if reduction == "mean" and (w is not None or not valid.all()):
+        return loss.sum() / float(scale.sum())  # 0 / 0 = nan when every target is ignored
     return _reduce(op, loss, reduction)
 
 
@@ -92,20 +137,23 @@ def _unbatched(input, target, class_indices: bool):
     return input, target, False
 
 
-def nll_loss(input, target, reduction: str = "mean", ignore_index: int = -100):
+def nll_loss(input, target, weight=None, reduction: str = "mean", ignore_index: int = -100):
     """input: (N, C) or (N, C, d1, ...) log-probabilities; target: (N,) or (N, d1, ...) class
-    indices. Targets equal to `ignore_index` add 0 and do not count in the mean."""
+    indices; weight: (C,) class weights or None. Targets equal to `ignore_index` add 0 and do
+    not count in the mean, which divides by the counted targets' total weight."""
     input, target, single = _unbatched(input, target, True)
-    loss = _class_loss("nll_loss", input, target, reduction, ignore_index, 0.0)
+    loss = _class_loss("nll_loss", input, target, reduction, ignore_index, 0.0, weight)
     return loss.reshape(()) if single and reduction == "none" else loss
 
 
-def cross_entropy(input, target, reduction: str = "mean", label_smoothing: float = 0.0,
-                  ignore_index: int = -100):
+def cross_entropy(input, target, weight=None, reduction: str = "mean",
+                  label_smoothing: float = 0.0, ignore_index: int = -100):
     """input: (N, C) logits (or (N, C, d1, ...), or one sample (C,)); target: class indices
     (N, ...) or class probabilities of the input's shape (soft targets, as MixUp and CutMix make).
     With label smoothing e the target becomes (1 - e) * target + e / C (PyTorch's definition).
-    Class-index targets equal to `ignore_index` add 0 and do not count in the mean."""
+    Class-index targets equal to `ignore_index` add 0 and do not count in the mean. weight: (C,)
+    class weights; with class indices the mean divides by the targets' total weight, with soft
+    targets by N (both as PyTorch)."""
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
     soft = target.dtype.kind == "f"
@@ -113,7 +161,8 @@ def cross_entropy(input, target, reduction: str = "mean", label_smoothing: float
     if input.ndim < 2:
         raise ShapeError(f"cross_entropy: input must be (N, C) logits, got "
                          f"{fmt_shape(input.shape)}")
-    if not soft and input.ndim == 2 and target.ndim == 1 and input.dtype.kind == "f":
+    if not soft and input.ndim == 2 and target.ndim == 1 and input.dtype.kind == "f" \
+            and weight is None:
         _class_index_target("cross_entropy", input, target, ignore_index)
         if not (target.data == ignore_index).any():  # the fused kernel: (N, C), all counted
             from .fused_loss import softmax_cross_entropy
@@ -127,7 +176,11 @@ def cross_entropy(input, target, reduction: str = "mean", label_smoothing: float
         c = input.shape[1]
         if label_smoothing:
             target = target * (1 - label_smoothing) + label_smoothing / c
+        w = _constant("cross_entropy", "weight", weight, input, (c,))
+        if w is not None:
+            target = target * w.reshape((1, -1) + (1,) * (input.ndim - 2))
         loss = _reduce("cross_entropy", -(logp * target).sum(axis=1), reduction)
     else:
-        loss = _class_loss("cross_entropy", logp, target, reduction, ignore_index, label_smoothing)
+        loss = _class_loss("cross_entropy", logp, target, reduction, ignore_index, label_smoothing,
+                           weight)
     return loss.reshape(()) if single and reduction == "none" else loss
