@@ -13,6 +13,7 @@ import numpy as np
 from .. import autograd
 from ..autograd import Function
 from ..backend import kernels_for
+from ..errors import GradError
 from .conv import contiguous
 
 
@@ -49,7 +50,8 @@ class SoftmaxCrossEntropyBackward(Function):
 
     @staticmethod
     def backward(ctx, gg):  # not reached: under create_graph the backward above is Tensor ops
-        raise NotImplementedError("softmax_cross_entropy_backward is not differentiable")
+        raise GradError("internal: the fused cross-entropy backward was recorded on the tape; "
+                        "under create_graph=True it should be Tensor ops")
 
 
 def softmax_cross_entropy(logits, target, label_smoothing: float = 0.0):

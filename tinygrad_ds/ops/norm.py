@@ -23,9 +23,11 @@ from .conv import check_float, contiguous
 
 
 def _no_double_backward(name: str):
+    """The fused backward ops are applied only outside create_graph (where nothing records
+    them), so this never runs; it says so if it ever does."""
     def backward(ctx, gg):
-        raise GradError(f"{name}: gradients of its gradient (create_graph=True) are not "
-                        "supported")
+        raise GradError(f"internal: {name}'s fused backward kernels were recorded on the tape; "
+                        "under create_graph=True its backward should be Tensor ops")
     return staticmethod(backward)
 
 
