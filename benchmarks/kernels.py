@@ -122,10 +122,10 @@ def torch_times() -> dict[str, float]:
     torch.set_num_threads(os.cpu_count() or 1)
     out = {}
 
-    def median_ms(fn):  # oneDNN builds its kernels over the first calls: more warm-up
+    def warm_median(fn):  # oneDNN builds its kernels over the first calls: more warm-up
         for _ in range(3):
             fn()
-        return globals()["median_ms"](fn, 2 * REPEATS)
+        return median_ms(fn, 2 * REPEATS)
     for label, c, o, h, s, g in CONV_SHAPES:
         oh = (h + 2 - 3) // s + 1
         x = torch.randn(N, c, h, h, requires_grad=True)
@@ -139,7 +139,7 @@ def torch_times() -> dict[str, float]:
         def fwd_bwd():
             x.grad = w.grad = None
             tf.conv2d(x, w, None, s, 1, 1, g).backward(gy)
-        out[f"{label} fwd"], out[f"{label} fwd+bwd"] = median_ms(fwd), median_ms(fwd_bwd)
+        out[f"{label} fwd"], out[f"{label} fwd+bwd"] = warm_median(fwd), warm_median(fwd_bwd)
     a = torch.randn(N, 16, 32, 32, requires_grad=True)
     cases = [
         ("max pool 2x2", lambda: tf.max_pool2d(a, 2)),
@@ -155,7 +155,7 @@ def torch_times() -> dict[str, float]:
         def run(fn=fn, gy=gy):
             a.grad = None
             fn().backward(gy)
-        out[f"{label} fwd+bwd"] = median_ms(run)
+        out[f"{label} fwd+bwd"] = warm_median(run)
     return out
 
 

@@ -12,9 +12,8 @@ def _check4(name: str, x: Tensor) -> None:
         raise ShapeError(f"{name}: expected input (N, C, H, W), got {fmt_shape(x.shape)}")
 
 
-class MaxPool2d(Module):
-    """Maximum over kernel_size windows; stride defaults to kernel_size.
-    (N, C, H, W) -> (N, C, (H + 2 padding - k) // stride + 1, ...), rounded up with ceil_mode."""
+class _Pool2d(Module):
+    """What max and average pooling layers share: the window and ceil_mode."""
 
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False):
         super().__init__()
@@ -23,26 +22,27 @@ class MaxPool2d(Module):
         self.padding = padding
         self.ceil_mode = ceil_mode
 
-    def forward(self, x: Tensor) -> Tensor:
-        _check4("MaxPool2d", x)
-        return F.max_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode)
-
     def extra_repr(self) -> str:
         return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
                 + (", ceil_mode=True" if self.ceil_mode else ""))
 
 
-class AvgPool2d(Module):
+class MaxPool2d(_Pool2d):
+    """Maximum over kernel_size windows; stride defaults to kernel_size.
+    (N, C, H, W) -> (N, C, (H + 2 padding - k) // stride + 1, ...), rounded up with ceil_mode."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        _check4("MaxPool2d", x)
+        return F.max_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode)
+
+
+class AvgPool2d(_Pool2d):
     """Mean over kernel_size windows; stride defaults to kernel_size. Padding zeros count in the
     mean unless count_include_pad=False; ceil_mode as MaxPool2d (both as PyTorch)."""
 
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False,
                  count_include_pad=True):
-        super().__init__()
-        self.kernel_size = kernel_size
-        self.stride = kernel_size if stride is None else stride
-        self.padding = padding
-        self.ceil_mode = ceil_mode
+        super().__init__(kernel_size, stride, padding, ceil_mode)
         self.count_include_pad = count_include_pad
 
     def forward(self, x: Tensor) -> Tensor:
@@ -51,9 +51,8 @@ class AvgPool2d(Module):
                             self.count_include_pad)
 
     def extra_repr(self) -> str:
-        return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
-                + (", ceil_mode=True" if self.ceil_mode else "")
-                + ("" if self.count_include_pad else ", count_include_pad=False"))
+        return super().extra_repr() + ("" if self.count_include_pad else
+                                       ", count_include_pad=False")
 
 
 class AdaptiveAvgPool2d(Module):

@@ -68,11 +68,11 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction: str 
     op = "binary_cross_entropy_with_logits"
     _same_shape(op, input, target)
     w, pw = _constant(op, "weight", weight, input), _constant(op, "pos_weight", pos_weight, input)
-    softplus_neg = (-input).relu() + ((-input.abs()).exp() + 1.0).log()  # -log sigmoid(x)
+    log1p_exp = ((-input.abs()).exp() + 1.0).log()  # log(1 + exp(-|x|))
     if pw is None:
-        loss = input.relu() - input * target + ((-input.abs()).exp() + 1.0).log()
-    else:
-        loss = (1.0 - target) * input + ((pw - 1.0) * target + 1.0) * softplus_neg
+        loss = input.relu() - input * target + log1p_exp
+    else:  # (-input).relu() + log1p_exp is -log sigmoid(x)
+        loss = (1.0 - target) * input + ((pw - 1.0) * target + 1.0) * ((-input).relu() + log1p_exp)
     if w is not None:
         loss = loss * w
     return _reduce(op, loss, reduction)

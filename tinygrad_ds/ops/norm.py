@@ -7,8 +7,8 @@ backward of the training-mode ops is the fused formula
 computed by two ops: a reduction (sum gy, sum gy * xhat, which are also the bias and weight
 gradients) and an elementwise pass. Missing weight/bias act as ones/zeros.
 
-Under create_graph=True the backward is built from Tensor ops instead (_tensor_op_grads), the
-statistics recomputed from x, so that gradients of gradients are exact: slower, but every op in
+Under create_graph=True the backward is built from Tensor ops instead (_normalized,
+_input_grad), the statistics recomputed from x, so that gradients of gradients are exact: slower, but every op in
 it has a backward of its own.
 """
 from __future__ import annotations
