@@ -92,7 +92,7 @@ def test_bad_input_shape_is_refused(text):
 
 
 def test_input_shape_spellings():
-    from viz.report import parse_shape
+    from tinygrad_ds.app.viz_report import parse_shape
     assert parse_shape("1,3,32,32") == parse_shape("1x3x32x32") == (1, 3, 32, 32)
     assert parse_shape("(1, 3, 32, 32)") == (1, 3, 32, 32) and parse_shape("(10,)") == (10,)
 

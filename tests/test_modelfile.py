@@ -6,7 +6,7 @@ import pytest
 
 import tinygrad_ds as tds
 from tinygrad_ds.errors import ShapeError, TdsError
-from tinygrad_ds.modelfile import (ModelFileError, load_model_file, load_model_spec,
+from tinygrad_ds.app.modelfile import (ModelFileError, load_model_file, load_model_spec,
                                    run_example)
 
 HEADER = """\

@@ -55,7 +55,7 @@ def train_cmd(model_file, data_spec, epochs, batch_size, optimizer, lr, weight_d
       tds train lenet.py --data mnist:~/data/mnist --optimizer adamw --lr 2e-3
     """
     from .errors import TdsError
-    from .train import train_model_file
+    from .app.train_run import train_model_file
 
     try:
         result = train_model_file(
@@ -99,7 +99,7 @@ def viz_cmd(model_file, output, fmt, level, depth, backward, grads, params, inpu
       tds viz examples/plain.py --grads               # colour by gradient norm
       tds viz examples/lenet.py --level op --backward
     """
-    from viz.report import parse_shape, viz_model_file
+    from .app.viz_report import parse_shape, viz_model_file
 
     try:
         shape = parse_shape(input_shape) if input_shape is not None else None
@@ -130,7 +130,7 @@ def summary_cmd(model_file, input_shape, debug) -> None:
       tds summary examples/vgg.py
       tds summary examples/lenet.py --input-shape 8,1,28,28
     """
-    from viz.report import parse_shape, summary_of_file
+    from .app.viz_report import parse_shape, summary_of_file
 
     try:
         shape = parse_shape(input_shape) if input_shape is not None else None
@@ -186,8 +186,8 @@ def paths_cmd(model_file, blocks, limit, length, through, highlight, out_dir, fm
       tds paths examples/resnet.py --grad --grad-samples 5
       tds paths examples/resnet.py --lesion runs/r20/best.npz --data builtin
     """
-    from viz.paths_report import paths_report
-    from viz.report import parse_shape
+    from .app.paths_report import paths_report
+    from .app.viz_report import parse_shape
 
     try:
         shape = parse_shape(input_shape) if input_shape is not None else None

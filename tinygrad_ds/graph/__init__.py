@@ -9,6 +9,6 @@ the graph compiler replays.
 """
 from .ir import Call, Graph, Node
 from .summary import Summary, multiply_adds
-from .trace import trace, trace_file
+from .trace import trace
 
-__all__ = ["trace", "trace_file", "Graph", "Node", "Call", "Summary", "multiply_adds"]
+__all__ = ["trace", "Graph", "Node", "Call", "Summary", "multiply_adds"]

@@ -19,8 +19,7 @@ from typing import Any
 import numpy as np
 
 from .. import autograd, random
-from ..errors import ShapeError, TdsError, fmt_shape
-from ..modelfile import ModelFileError, error_in_file, load_model_spec
+from ..errors import TdsError
 from ..meta import MetaArray
 from ..tensor import Tensor
 from .ir import Call, Graph, Node
@@ -309,52 +308,3 @@ def trace(model, example, mode: str = "eval") -> Graph:
     graph._outputs = outs  # noqa: SLF001 - keeps the output tensors (and their tape) alive
     _mark_residual_generic(graph)
     return graph
-
-
-def trace_file(path: str, input_shape: tuple[int, ...] | None = None,
-               mode: str = "eval") -> Graph:
-    """Load a model file (see tinygrad_ds.modelfile) and trace its model on its input shape
-    (or `input_shape`). Every error, a shape mismatch deep in the model included, comes back as
-    one ModelFileError naming the file, the line and, for shape errors, the module path and
-    both shapes."""
-    spec = load_model_spec(path, input_shape=input_shape)
-    if spec.input_shape is None:
-        raise ModelFileError(
-            f"{path}: defines neither `input_shape` nor `example_input`; add a line such as "
-            "`input_shape = (1, 3, 32, 32)` (one batch, batch first), or pass --input-shape")
-    example = spec.input_shape
-    if spec.example_input is not None and tuple(spec.example_input.shape) == spec.input_shape:
-        example = spec.example_input  # keeps its dtype (integer token ids, float64)
-    try:
-        return trace(spec.model, example, mode=mode)
-    except Exception as e:  # noqa: BLE001 - one message naming file, line and module
-        raise _file_error(spec, e) from None
-
-
-def _file_error(spec, e: Exception) -> ModelFileError:
-    """'model.py:3: shape error in module classifier.1 (Linear): <the op's message, with both
-    shapes> (input (1, 3, 32, 32))'. The line is the innermost frame in the file, else the line
-    that defines the model."""
-    from ..modelfile import _def_line, _module_path
-
-    err = error_in_file(spec.path, e, model=spec.model)
-    text = str(err)
-    head = text.split(": ", 1)[0]
-    if head == spec.path:  # no frame in the file: point at the line that made the model
-        with open(spec.path, encoding="utf-8") as f:
-            source = f.read()
-        name = "model" if "model" in spec.namespace else "build_model"
-        head = f"{spec.path}:{_def_line(source, name)}"
-    scope = _module_path(e, spec.model)
-    where = ""
-    if scope:
-        mods = dict(spec.model.named_modules())
-        kind = type(mods[scope]).__name__ if scope in mods else ""
-        where = f" in module {scope}" + (f" ({kind})" if kind else "")
-    what = "shape error" if isinstance(e, ShapeError) else type(e).__name__
-    msg = (f"{head}: {what}{where}: {e} (tracing the model on an input of shape "
-           f"{fmt_shape(spec.input_shape)})")
-    return FileShapeError(msg) if isinstance(e, ShapeError) else ModelFileError(msg)
-
-class FileShapeError(ModelFileError, ShapeError):
-    """A shape mismatch found while tracing a model file's model."""

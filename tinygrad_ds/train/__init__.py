@@ -1,5 +1,5 @@
-"""Training: fit(), evaluate(), History, EarlyStopping, ModelCheckpoint, predict_mc_dropout,
-and train_model_file (what `tds train MODEL_FILE` runs).
+"""Training: fit(), evaluate(), History, EarlyStopping, ModelCheckpoint, predict_mc_dropout.
+(What `tds train MODEL_FILE` runs, reading a model file, is tinygrad_ds.app.train_run.)
 
     from tinygrad_ds.train import fit, EarlyStopping
     history = fit(model, train_loader, val_loader, optimizer, epochs=20,
@@ -9,8 +9,6 @@ from .callbacks import Callback, EarlyStopping, ModelCheckpoint
 from .history import History
 from .loop import NonFiniteLossError, ProgressBar, Trainer, evaluate, fit
 from .mc_dropout import predict_mc_dropout
-from .run import TrainResult, train_model_file
 
 __all__ = ["fit", "evaluate", "History", "Callback", "EarlyStopping", "ModelCheckpoint",
-           "NonFiniteLossError", "ProgressBar", "Trainer", "predict_mc_dropout",
-           "train_model_file", "TrainResult"]
+           "NonFiniteLossError", "ProgressBar", "Trainer", "predict_mc_dropout"]

@@ -1,6 +1,6 @@
 """What `tds paths` does, as one function that works from Python too.
 
-    from viz.paths_report import paths_report
+    from tinygrad_ds.app.paths_report import paths_report
     r = paths_report("examples/resnet.py", out_dir="figs")   # or paths_report(blocks=4)
     print(r.text)       # count, length table, the first paths; r.written: the files
 """
@@ -12,13 +12,13 @@ from math import comb
 
 import numpy as np
 
-from tinygrad_ds.errors import TdsError
-from tinygrad_ds.graph import trace_file
+from viz.paths import PathGraph, length_table
+from viz.render import write
+from viz.unravel import MAX_PATHS, draw_unraveled, plot_lengths
 
-from .paths import PathGraph, length_table
-from .render import write
-from .report import paths_line
-from .unravel import MAX_PATHS, draw_unraveled, plot_lengths
+from ..errors import TdsError
+from .tracefile import trace_file
+from .viz_report import paths_line
 
 MAX_CHAIN = 100_000
 

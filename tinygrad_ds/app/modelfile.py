@@ -23,7 +23,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import ShapeError, TdsError, fmt_shape
+from ..errors import ShapeError, TdsError, fmt_shape
 
 
 class ModelFileError(TdsError):

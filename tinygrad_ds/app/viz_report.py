@@ -4,13 +4,14 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from tinygrad_ds import manual_seed
-from tinygrad_ds.graph import Graph, trace_file
+from viz.draw import draw
+from viz.grads import gradient_norms
+from viz.paths import count_paths
+from viz.render import FORMATS, Written, write
 
-from .draw import draw
-from .grads import gradient_norms
-from .paths import count_paths
-from .render import FORMATS, Written, write
+from ..graph import Graph
+from ..random import manual_seed
+from .tracefile import trace_file
 
 
 @dataclass

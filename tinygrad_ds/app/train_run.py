@@ -13,11 +13,9 @@ from typing import TextIO
 from .. import data as D
 from .. import optim
 from ..errors import TdsError, fmt_shape
-from ..modelfile import ModelFileError, load_model_spec, run_example
 from ..random import manual_seed
-from .callbacks import EarlyStopping
-from .history import History
-from .loop import fit
+from ..train import EarlyStopping, History, fit
+from .modelfile import ModelFileError, load_model_spec, run_example
 
 AUGMENTATIONS = ("none", "basic", "cutout", "randaugment", "mixup", "cutmix")
 OPTIMIZERS = ("sgd", "adam", "adamw")
