@@ -60,8 +60,8 @@ def load_model_file(path: str, input_shape: tuple[int, ...] | None = None
 def load_model_spec(path: str, input_shape: tuple[int, ...] | None = None) -> ModelSpec:
     """Like load_model_file, but returns everything the file defined (a ModelSpec) and leaves
     input_shape None when neither the file nor the caller gives one."""
-    from .nn.module import Module
-    from .tensor import Tensor
+    from ..nn.module import Module
+    from ..tensor import Tensor
 
     path = os.fspath(path)
     if os.path.isdir(path):
@@ -208,7 +208,7 @@ def error_in_file(path: str, exc: BaseException, where: str = "",
 
 def _module_path(exc: BaseException, model: Any) -> str | None:
     """The dotted path (layer2.0.conv1) of the innermost Module whose forward was running."""
-    from .nn.module import Module
+    from ..nn.module import Module
 
     names = {id(m): name for name, m in model.named_modules()}
     found = None
@@ -226,7 +226,7 @@ def run_example(path: str, model: Any, input_shape: tuple[int, ...]):
     """Run `model` once on zeros of `input_shape` without recording the tape, turning any
     error into a ModelFileError that names the file, the line and the module (shape errors say
     both shapes, as the op's own message does). Returns the output Tensor."""
-    from . import autograd, factory
+    from .. import autograd, factory
 
     x = factory.zeros(*input_shape)
     try:

@@ -121,7 +121,7 @@ def paths_report(model_file: str | None = None, blocks: int | None = None, limit
             written.append(p)
 
     if decompose is not None:
-        from .decomposition import gradient_expansion
+        from viz.decomposition import gradient_expansion
 
         d = gradient_expansion(T, decompose)
         text = _wrap_sum(d.text(), 100)
@@ -130,7 +130,7 @@ def paths_report(model_file: str | None = None, blocks: int | None = None, limit
     if grad:
         from tinygrad_ds.tensor import Tensor
 
-        from .path_grad import gradient_by_length
+        from viz.path_grad import gradient_by_length
 
         x = Tensor(np.random.default_rng(seed).standard_normal(graph.nodes[graph.inputs[0]].shape)
                    .astype(np.float32))
@@ -155,7 +155,7 @@ def paths_report(model_file: str | None = None, blocks: int | None = None, limit
 def _lesion(model, checkpoint: str, data: str, val_size: int, seed: int, input_shape) -> str:
     from tinygrad_ds import data as D
 
-    from .lesion import lesion_study
+    from viz.lesion import lesion_study
 
     if not os.path.exists(checkpoint):
         raise TdsError(f"--lesion {checkpoint}: no such checkpoint (an .npz that tds train "
