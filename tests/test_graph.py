@@ -8,7 +8,7 @@ import tinygrad_ds as tds
 from tinygrad_ds import nn
 from tinygrad_ds.app.tracefile import trace_file
 from tinygrad_ds.graph import multiply_adds
-from tinygrad_ds.meta import MetaValueError
+from tinygrad_ds.backend.meta import MetaValueError
 from tinygrad_ds.nn import models
 from viz.paths import count_paths
 

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import functools
 import itertools
+import re
 import weakref
 from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
+from .backend import backend_name
 from .errors import GradError, ShapeError, fmt_shape
 
 if TYPE_CHECKING:
@@ -30,6 +32,20 @@ op_hooks: list[Callable[[Context, Tensor], None]] = []
 # The modules whose forward is running, outermost first: nn.Module.__call__ pushes and pops, so
 # an op hook can tell which module (layer2.0.conv1) produced each op.
 module_stack: list = []
+# False while a function is traced: writes into parameters, buffers and optimizer state
+# (ops.state.Assign) are recorded but not carried out, so that tracing changes nothing.
+writes_enabled = True
+# Called as hook(tensor, name, source) when code reads persistent state that is not a module's
+# parameter or buffer (an optimizer's buffers, its hyperparameters, the random generator):
+# `source()` gives the Tensor to read when a traced graph runs again.
+state_hooks: list[Callable[[Tensor, str, Callable], None]] = []
+
+
+def announce_state(t: Tensor, name: str, source: Callable) -> Tensor:
+    """Tell a tracer (if one is listening) that `t` is persistent state called `name`."""
+    for hook in state_hooks:
+        hook(t, name, source)
+    return t
 
 
 def is_grad_enabled() -> bool:
@@ -104,7 +120,7 @@ class Context:
         out = self.output() if self.output is not None else None
         result = []
         for v in self.saved:
-            if isinstance(v, np.ndarray):
+            if backend_name(v) is not None:
                 for t in self.inputs:
                     if t.data is v:
                         v = t
@@ -140,12 +156,12 @@ class Function:
     """
 
     differentiable = True
-    name = "function"
+    name: str | None = None  # the op's name, snake_case: MaxPool2dBackward -> max_pool2d_backward
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         if "name" not in cls.__dict__:
-            cls.name = cls.__name__.lower()
+            cls.name = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", cls.__name__).lower()
 
     @staticmethod
     def forward(ctx: Context, *arrays, **attrs):
@@ -206,7 +222,7 @@ def backward(root: Tensor, grad: Tensor | None = None, retain_graph: bool | None
         if node.retain is not None and node.retain() is not None:
             _accumulate(node.retain(), g, create_graph, stored)
 
-    _walk(root, grad, create_graph if retain_graph is None else retain_graph, create_graph,
+    walk(root, grad, create_graph if retain_graph is None else retain_graph, create_graph,
           lambda t, g: _accumulate(t, g, create_graph, stored), on_output)
 
 
@@ -233,7 +249,7 @@ def grad(outputs: Tensor, inputs, grad_outputs: Tensor | None = None,
         if out is not None:
             collect(out, g)
 
-    _walk(outputs, g0, create_graph if retain_graph is None else retain_graph, create_graph,
+    walk(outputs, g0, create_graph if retain_graph is None else retain_graph, create_graph,
           collect, on_output)
     for i, (t, g) in enumerate(zip(inputs, found)):
         if g is None and not allow_unused:
@@ -257,7 +273,7 @@ def _root_grad(what: str, root: Tensor, grad) -> Tensor:
                 f"{what} without a gradient needs a scalar output, got shape "
                 f"{fmt_shape(root.shape)}: pass a gradient of that shape, or reduce first (.sum())"
             )
-        return _Tensor._wrap(np.ones(root.shape, dtype=root.dtype))
+        return root.ones_like()
     grad = grad if isinstance(grad, _Tensor) else _Tensor(grad, dtype=root.dtype)
     if grad.shape != root.shape:
         raise ShapeError(
@@ -267,10 +283,11 @@ def _root_grad(what: str, root: Tensor, grad) -> Tensor:
     return grad
 
 
-def _walk(root: Tensor, grad: Tensor, retain_graph: bool, create_graph: bool,
-          on_leaf: Callable, on_output: Callable) -> None:
+def walk(root: Tensor, grad: Tensor, retain_graph: bool, create_graph: bool,
+          on_leaf: Callable, on_output: Callable, on_input_grad: Callable | None = None) -> None:
     """The backward pass: calls on_output(node, g) with the full gradient of each node's output
-    and on_leaf(t, g) with each gradient reaching leaf t (several calls add up)."""
+    and on_leaf(t, g) with each gradient reaching leaf t (several calls add up); when given,
+    on_input_grad(node, i, g) with the gradient node's backward gives its input i."""
     if root._node is None:
         on_leaf(root, grad)
         return
@@ -298,7 +315,7 @@ def _walk(root: Tensor, grad: Tensor, retain_graph: bool, create_graph: bool,
                 raise freed_error(node.op.name)
             on_output(node, g)
             in_grads = _as_grad_tuple(node, node.op.backward(node, g))
-            for t, ig in zip(node.inputs, in_grads):
+            for k, (t, ig) in enumerate(zip(node.inputs, in_grads)):
                 if ig is None or not t.requires_grad:
                     continue
                 if ig.shape != t.shape:
@@ -308,6 +325,8 @@ def _walk(root: Tensor, grad: Tensor, retain_graph: bool, create_graph: bool,
                     )
                 if ig.dtype != t.dtype:
                     ig = ig.astype(t.dtype)
+                if on_input_grad is not None:
+                    on_input_grad(node, k, ig)
                 if t._node is None:
                     on_leaf(t, ig)
                 else:
@@ -325,11 +344,9 @@ def _accumulate(t: Tensor, g: Tensor, create_graph: bool, stored: set[int]) -> N
         t.grad = t.grad + (g if create_graph else g.detach())
         return
     if not create_graph:
-        data = g.data
-        if isinstance(data, np.ndarray) and (
-            not data.flags.owndata or not data.flags.writeable or id(data) in stored
-        ):
-            data = data.copy()
-        stored.add(id(data))
-        g = _Tensor._wrap(data)
+        flags = getattr(g.data, "flags", None)
+        if flags is None or not flags.owndata or not flags.writeable or id(g.data) in stored:
+            g = g.clone()
+        stored.add(id(g.data))
+        g = g.detach()
     t.grad = g

@@ -14,3 +14,12 @@ def manual_seed(seed: int) -> None:
 
 def generator() -> np.random.Generator:
     return _rng
+
+
+def generator_tensor():
+    """The generator as an op input (random masks take it explicitly), announced to a tracer as
+    the state 'rng', so that a traced graph draws from the generator current when it runs."""
+    from .autograd import announce_state
+    from .tensor import Tensor
+
+    return announce_state(Tensor._wrap(_rng), "rng", generator_tensor)

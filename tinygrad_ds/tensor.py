@@ -147,6 +147,8 @@ class Tensor:
         return bool(self.data)
 
     def __repr__(self) -> str:
+        if not isinstance(self.data, np.ndarray):  # shape-only (tracing) or on a device
+            return f"tensor(<{type(self.data).__name__} {fmt_shape(self.shape)} {self.dtype}>)"
         body = np.array2string(self.data, separator=", ", precision=4, prefix="tensor(")
         extra = []
         if self.dtype != dtypes.float32:
@@ -193,6 +195,14 @@ class Tensor:
     def detach(self) -> Tensor:
         """The same data, cut from the tape (shares memory, as in PyTorch)."""
         return Tensor._wrap(self.data)
+
+    def clone(self) -> Tensor:
+        """A copy in memory of its own; gradients flow through it."""
+        return V.Copy.apply(self)
+
+    def ones_like(self) -> Tensor:
+        """Ones of this tensor's shape and dtype (no gradient)."""
+        return E.FullLike.apply(self, value=1)
 
     def retain_grad(self) -> Tensor:
         """Keep .grad on this non-leaf tensor after backward (leaves always keep theirs)."""
@@ -266,8 +276,8 @@ class Tensor:
     def gt(self, x): return self > x
     def le(self, x): return self <= x
     def ge(self, x): return self >= x
-    def any(self) -> bool: return bool(self.data.any())
-    def all(self) -> bool: return bool(self.data.all())
+    def any(self) -> bool: return bool(R.any(self).data)
+    def all(self) -> bool: return bool(R.all(self).data)
 
     # ---- unary --------------------------------------------------------------------------------
     def exp(self): return E.Exp.apply(self)

@@ -1,10 +1,11 @@
 """Kernel backends behind one table of names (`table.KERNELS`), picked by the array's type.
 
-    kernels = kernels_for(x)          # x: the array an op is about to work on
+    kernels = kernels_for(x, w)       # the arrays an op is about to work on
     y = kernels.conv2d_forward(x, w, None, 1, 1, 1, 1, 1, 1, 1, oh, ow)
 
-A numpy ndarray goes to the 'cpu' backend (numpy + numba). Any other array type is looked up by
-type (`register_backend(name, module, array_type)`), or by the name in its `backend` attribute.
+A numpy ndarray goes to the 'cpu' backend (numpy + numba); a MetaArray (its `backend` attribute
+says 'meta') to the shape rules. Any other array type is looked up by type
+(`register_backend(name, module, array_type)`), or by the name in its `backend` attribute.
 Backends are registered by module path and imported on first use: numba is imported only when a
 cpu kernel is first needed, never by `import tinygrad_ds`.
 """
@@ -19,15 +20,18 @@ from ..errors import TdsError
 from .table import KERNELS, missing
 
 # name -> module, or the dotted path of a module not imported yet
-_backends: dict[str, ModuleType | str] = {"cpu": "tinygrad_ds.backend.cpu"}
+_backends: dict[str, ModuleType | str] = {"cpu": "tinygrad_ds.backend.cpu",
+                                          "meta": "tinygrad_ds.backend.meta"}
 # array type -> backend name
-_by_type: dict[type, str] = {np.ndarray: "cpu"}
+_by_type: dict[type, str] = {np.ndarray: "cpu", np.random.Generator: "cpu"}
+_modules: dict[str, ModuleType] = {}  # names imported already
 
 
 def register_backend(name: str, module: ModuleType | str, array_type: type | None = None) -> None:
     """Make `module` (or a dotted path, imported on first use) the backend called `name`, and,
     when given, the one for arrays of `array_type` (and its subclasses)."""
     _backends[name] = module
+    _modules.pop(name, None)
     if array_type is not None:
         _by_type[array_type] = name
 
@@ -39,24 +43,55 @@ def registered() -> list[str]:
 
 def get(name: str) -> ModuleType:
     """The backend module called `name`, imported now if it was registered by path."""
+    mod = _modules.get(name)
+    if mod is not None:
+        return mod
     try:
         mod = _backends[name]
     except KeyError:
         raise TdsError(f"no kernel backend called {name!r}; registered: {registered()}") from None
     if isinstance(mod, str):
         mod = _backends[name] = importlib.import_module(mod)
+    _modules[name] = mod
     return mod
 
 
-def kernels_for(array) -> ModuleType:
-    """The backend whose kernels work on `array`: by its type, else by its `backend` attribute."""
-    for cls in type(array).__mro__:
-        if cls in _by_type:
-            return get(_by_type[cls])
+def backend_name(array) -> str | None:
+    """The backend an array belongs to (by its type, else its `backend` attribute), or None for
+    things that are not arrays (None, Python numbers)."""
+    cls = type(array)
+    name = _by_type.get(cls)
+    if name is not None:
+        return name
+    for base in cls.__mro__[1:]:
+        if base in _by_type:
+            return _by_type[base]
     hint = getattr(array, "backend", None)
-    if isinstance(hint, str):
-        return get(hint)
-    raise TdsError(f"no kernel backend for arrays of type {type(array).__name__}")
+    return hint if isinstance(hint, str) else None
 
 
-__all__ = ["KERNELS", "missing", "register_backend", "registered", "get", "kernels_for"]
+def constant_kernels(array) -> ModuleType:
+    """The backend to make a constant on for use beside `array`: its own, except that constants
+    made while tracing (beside shape-only arrays) are real cpu arrays, so the graph can hold them."""
+    name = backend_name(array)
+    return get("cpu" if name in (None, "meta") else name)
+
+
+def kernels_for(*arrays) -> ModuleType:
+    """The backend whose kernels work on `arrays`: 'meta' as soon as one of them is shape-only
+    (tracing), else the first array's. Entries that are not arrays (None) are skipped."""
+    found = None
+    for a in arrays:
+        name = backend_name(a)
+        if name == "meta":
+            return get("meta")
+        if found is None:
+            found = name
+    if found is None:
+        raise TdsError(f"no kernel backend for arrays of type "
+                       f"{', '.join(type(a).__name__ for a in arrays)}")
+    return get(found)
+
+
+__all__ = ["KERNELS", "missing", "register_backend", "registered", "get", "kernels_for",
+           "backend_name", "constant_kernels"]

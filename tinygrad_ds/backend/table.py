@@ -1,11 +1,56 @@
 """The table of kernel names: every backend (cpu, meta, cuda) exports exactly these functions.
 
-Ops validate their arguments and compute output shapes in Python, then call one of these names on
-the backend that `tinygrad_ds.backend.kernels_for(array)` picks. A kernel takes arrays and plain
-ints/floats and returns arrays; it never sees a Tensor and never raises on user input (the op has
-already checked it). Shapes below use N batch, C input channels, O output channels, H, W input
-size, OH, OW output size, G groups, L = H * W. Arrays are C-contiguous; float32 or float64, and
-outputs take the dtype of the first float input. Index arrays are int64.
+Ops validate their arguments in Python, then call one of these names on the backend that
+`tinygrad_ds.backend.kernels_for(*arrays)` picks. A kernel takes arrays and plain Python values
+and returns arrays; it never sees a Tensor and never raises on user input (the op has checked it).
+The 'meta' backend implements each name as a shape and dtype rule (tracing); the 'cpu' backend
+computes (numpy, or numba where that measures faster).
+
+Conventions. Arrays: float32 or float64 data, int64 indices, bool masks. `axes` is a sorted tuple
+of non-negative axes; `shape` a tuple of ints. Unless said otherwise a result is a new array the
+caller may keep; "view" results may share memory with an input and must not be written.
+
+Elementwise (numpy broadcasting; a binary op's operands have one dtype, the op casts first):
+  neg exp log sqrt abs sign relu sigmoid tanh erf (x) -> same shape and dtype
+  leaky_relu(x, slope)
+  add sub mul div pow maximum minimum (a, b) -> broadcast shape, a's dtype
+  less less_equal equal not_equal (a, b) -> bool
+  where(cond bool, a, b) -> broadcast shape, a's dtype
+  cast(x, dtype) -> x in dtype (x itself when it has it)
+
+Reductions over `axes` (keepdims keeps them as size 1):
+  sum(x, axes, keepdims)        float sums keep the dtype; int and bool sums give int64
+  mean(x, axes, keepdims)       divides by the count of the reduced elements at run time
+  max min (x, axes, keepdims)
+  argmax(x, axis or None, keepdims) -> int64 (None: index into the flattened array)
+  any all (x) -> 0-d bool
+
+Movement:
+  reshape(x, shape) -> view when possible
+  permute(x, axes) -> view
+  expand(x, shape) -> broadcast view
+  contiguous(x) -> x, or a C-contiguous copy
+  copy(x) -> a C-contiguous copy, always
+  getitem(x, index) -> numpy indexing (ints, slices, None, Ellipsis, int64 and bool arrays)
+  index_add(g, shape, index) -> zeros(shape) with g added at index (repeated indices add)
+  pad(x, pad_width ((before, after) per axis), value)
+  concat(xs (a tuple of arrays), axis)
+  gather(x, index int64, axis) -> x's values at index along axis (numpy's take_along_axis)
+  scatter_add(g, index int64, axis, size) -> zeros with g added at index along axis, that axis
+      of length size (the adjoint of gather)
+
+Products and softmax:
+  matmul(a (..., n, k), b (..., k, m)) -> (..., n, m), batch axes broadcast
+  softmax log_softmax (x, axis); logsumexp(x, axes, keepdims)   (stable: the max is subtracted)
+
+Creation, state and randomness:
+  full(shape, value, dtype)
+  copy_into(dst, src) -> dst, written in place with src (broadcast to dst's shape): the one
+      kernel that writes an existing array (parameters, buffers, optimizer state)
+  bernoulli_mask(gen, like, shape, p) -> like's dtype, 1/(1-p) with probability 1-p else 0 (all
+      0 for p = 1), drawn from gen (the backend's generator; cpu: numpy's Generator)
+  index_errors(t int64, low, high, ignore) -> int64 (2,): [how many entries of t are outside
+      [low, high) and differ from ignore, the first such entry (0 if none)]
 
 Convolution (weight (O, C/G, KH, KW), stride sh, sw, padding ph, pw, dilation dh, dw):
   conv2d_forward(x (N,C,H,W), w, b (O,) or None, sh, sw, ph, pw, dh, dw, groups, oh, ow)
@@ -31,7 +76,7 @@ as PyTorch's count_include_pad):
   adaptive_avg_pool2d_backward(gy (N,C,OH,OW), h, w) -> gx (N, C, H, W)
 
 Normalization (x viewed as (N, C, L): L = 1 for (N, C) input; statistics accumulate in float64):
-  batch_norm_stats(x (N,C,L)) -> (mean (C,), var (C,))        var biased (divides by N*L)
+  batch_norm_stats(x (N,C,L)) -> stats (2, C): [mean, biased var (divides by N*L)]
   batch_norm_apply(x (N,C,L), mean (C,), invstd (C,), weight (C,), bias (C,)) -> y (N, C, L)
       y = (x - mean) * invstd * weight + bias
   batch_norm_backward_reduce(gy (N,C,L), x (N,C,L), mean (C,), invstd (C,))
@@ -62,7 +107,23 @@ Fused softmax cross-entropy (class-index targets, label smoothing e):
 """
 from __future__ import annotations
 
+UNARY: tuple[str, ...] = ("neg", "exp", "log", "sqrt", "abs", "sign", "relu", "sigmoid", "tanh",
+                          "erf")
+BINARY: tuple[str, ...] = ("add", "sub", "mul", "div", "pow", "maximum", "minimum")
+COMPARE: tuple[str, ...] = ("less", "less_equal", "equal", "not_equal")
+
 KERNELS: tuple[str, ...] = (
+    # elementwise
+    *UNARY, "leaky_relu", *BINARY, *COMPARE, "where", "cast",
+    # reductions
+    "sum", "mean", "max", "min", "argmax", "any", "all",
+    # movement
+    "reshape", "permute", "expand", "contiguous", "copy", "getitem", "index_add", "pad",
+    "concat", "gather", "scatter_add",
+    # products and softmax
+    "matmul", "softmax", "log_softmax", "logsumexp",
+    # creation, state, randomness, checks
+    "full", "copy_into", "bernoulli_mask", "index_errors",
     # convolution
     "conv2d_forward",
     "conv2d_backward_input",

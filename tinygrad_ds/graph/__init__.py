@@ -6,9 +6,14 @@ the graph compiler replays.
     print(graph.summary())                     # module, type, output shape, params, mult-adds
     graph.run(x)                               # the same ops on real data: equals model(x)
     graph.backward()                           # the backward pass, as a Graph of its own
+    step_graph = tds.trace(step, x0, y0)       # a whole training step, replayed by .run(x, y)
+    graph.check()                              # a well-formed program (order, shapes, dtypes)
 """
+from .check import GraphError
 from .ir import Call, Graph, Node
+from .run import GraphRunError
 from .summary import Summary, multiply_adds
-from .trace import trace
+from .trace import TraceLimitError, trace
 
-__all__ = ["trace", "Graph", "Node", "Call", "Summary", "multiply_adds"]
+__all__ = ["trace", "Graph", "Node", "Call", "Summary", "multiply_adds", "GraphError",
+           "GraphRunError", "TraceLimitError"]

@@ -13,7 +13,7 @@ from .ir import Graph, Node
 
 def _group_of(graph: Graph, n: Node, depth: int | None) -> int | None:
     """The call a node collapses into, or None when it stays a node of its own."""
-    if n.kind != "op" or not n.scope:
+    if n.kind not in ("op", "aux") or not n.scope:  # an aux value goes with its op
         return None
     if depth is None:
         leaf = n.scope[-1]

@@ -1,33 +1,46 @@
-"""The Graph IR: what `trace` records, what the visualizer draws and the compiler replays.
+"""The Graph IR: a closed program that `trace` records, the visualizer draws and `run` replays.
 
 A Graph is a list of `Node`s in execution order (so the list is a topological order). A node is
 one op (its `Function` class, attributes, input node ids, output shape and dtype, and the module
-call that ran it) or a value that no op made: the model's inputs, parameters, buffers and
-constants. `calls` describes the module calls (`layer2.0.conv1`, a Conv2d, called inside
-`layer2.0`), so the graph can be looked at any depth of the module tree (`module_graph`).
+call that ran it), a second output of an op that its backward reads ('aux'), or a value that no
+op made: the inputs, and the named state read when the graph runs (parameters, buffers, an
+optimizer's buffers and learning rate, the random generator), and constants. Writes into state
+are op nodes ('assign'); the gradients a traced step leaves in `.grad` are `effects`. `calls`
+describes the module calls (`layer2.0.conv1`, a Conv2d, called inside `layer2.0`), so the graph
+can be looked at any depth of the module tree (`module_graph`).
+
+This module holds the data; running (`run.py`), checking (`check.py`), summaries, collapsing,
+path analysis and export live beside it and read it.
 """
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from ..errors import TdsError, fmt_shape
 
-# NOTE: the library does not import viz (viz imports the library). Jupyter display goes through
-# this drawer, named by module path and imported on first display, as kernel backends are.
-DRAWER = "viz.draw:draw_svg"
+# Jupyter display: the library does not import viz (viz imports the library), so viz registers
+# its drawer here (register_display) when it is imported.
+_display: list[Callable[[Graph], str]] = []
+
+
+def register_display(draw_svg: Callable[[Graph], str]) -> None:
+    """Make `draw_svg(graph) -> SVG text` what a Graph shows in Jupyter."""
+    _display[:] = [draw_svg]
 
 
 @dataclass
 class Node:
     """One value of the graph.
 
-    kind: 'input' | 'param' | 'buffer' | 'const' | 'op' | 'module' (a collapsed module call) |
-    'ref' (backward graph: a value of the forward graph; `ref` is its forward node id) |
-    'opaque' (a value made outside any op: it cannot be replayed).
+    kind: 'input' | 'param' | 'buffer' | 'state' (optimizer state, hyperparameters, the random
+    generator) | 'const' | 'op' | 'aux' (value `attrs['index']` an op saved for its backward:
+    inputs = (that op,)) | 'module' (a collapsed module call) | 'ref' (backward graph: a value of
+    the forward graph; `ref` is its forward node id) | 'opaque' (a value made outside any op: it
+    cannot be replayed).
     """
 
     id: int
@@ -41,7 +54,8 @@ class Node:
     module: str = ""             # dotted path of the innermost module call ('' = top level)
     scope: tuple[int, ...] = ()  # call ids, outermost first (Graph.calls)
     name: str = ""               # params/buffers: state_dict key; inputs: 'input'
-    value: Any = None            # const: the array; param/buffer: the Tensor itself
+    value: Any = None            # const: the array; param/buffer/state: the Tensor traced
+    source: Any = None           # param/buffer/state: () -> the Tensor to read when it runs
     params: tuple[int, ...] = ()  # the param/buffer node ids among the inputs (or inside a module)
     residual: dict | None = None  # residual add: {'skip': node id, 'branch': node id, 'block': path}
     ref: int | None = None       # backward graph: the forward node this value (or grad) is of
@@ -68,14 +82,19 @@ class Graph:
     """A traced computation. `nodes` in execution order; `inputs`, `outputs` are node ids."""
 
     def __init__(self, nodes: list[Node], inputs: list[int], outputs: list[int],
-                 calls: dict[int, Call], *, kind: str = "forward", mode: str = "eval",
-                 model: Any = None, forward: Graph | None = None):
+                 calls: dict[int, Call], *, kind: str = "forward", mode: str | None = "eval",
+                 model: Any = None, forward: Graph | None = None,
+                 effects: list[tuple] | None = None):
         self.nodes = nodes
         self.inputs = inputs
         self.outputs = outputs
         self.calls = calls
-        self.kind = kind            # 'forward', 'backward', or 'module' (module_graph's result)
-        self.mode = mode            # 'eval' or 'train': the mode the model was traced in
+        # 'forward' (a model's), 'program' (any traced function: a training step), 'backward',
+        # or 'module' (module_graph's result)
+        self.kind = kind
+        self.mode = mode            # 'eval' or 'train': the mode a model was traced in
+        # ('grad', param node id, value node id): the gradient the traced call left in .grad
+        self.effects = list(effects or ())
         self.model = model
         self.forward = forward      # backward graphs: the forward graph they differentiate
         self._tape: dict[int, Any] = {}      # op node id -> autograd Context (for backward())
@@ -152,41 +171,23 @@ class Graph:
 
     # ---- running again -----------------------------------------------------------------------------
     def run(self, *inputs, return_all: bool = False):
-        """Execute the recorded ops on real arrays, calling the same op classes with the same
-        attributes: `graph.run(x)` equals `model(x)`. Parameters and buffers are read from the
-        model as they are now. return_all: also return {node id: Tensor} of every value."""
-        from ..tensor import Tensor
+        """Execute the recorded ops on real arrays, with the same effects as the traced call:
+        `graph.run(x)` equals `model(x)`, and a traced training step's `graph.run(x, y)`
+        returns the loss and updates the parameters, the optimizer's state and the batch-norm
+        statistics in place. State is read as it is now. Inputs may have another batch size
+        when no op fixed it. return_all: also return {node id: Tensor} of every value."""
+        from .run import run_graph
 
-        if self.kind != "forward":
-            raise TdsError("run(): only a forward graph can run on its own (a backward graph "
-                           "reads forward values)")
-        if len(inputs) != len(self.inputs):
-            raise TdsError(f"run(): the graph takes {len(self.inputs)} input(s), got {len(inputs)}")
-        vals: dict[int, Any] = {}
-        for nid, x in zip(self.inputs, inputs):
-            t = x if isinstance(x, Tensor) else Tensor(x)
-            want = self.nodes[nid].shape
-            if tuple(t.shape) != tuple(want):
-                raise TdsError(f"run(): input of shape {fmt_shape(t.shape)}, the graph was traced "
-                               f"for {fmt_shape(want)}")
-            vals[nid] = t
-        for n in self.nodes:
-            if n.id in vals:
-                continue
-            if n.kind in ("param", "buffer"):
-                vals[n.id] = n.value
-            elif n.kind == "const":
-                vals[n.id] = Tensor._wrap(n.value)
-            elif n.kind == "op":
-                vals[n.id] = n.fn.apply(*(vals[i] for i in n.inputs), **n.attrs)
-            elif n.kind == "input":
-                raise TdsError(f"run(): no value for input node {n.id}")
-            else:
-                raise TdsError(f"run(): node {n.id} ({n.kind}, {fmt_shape(n.shape)}) was made "
-                               "outside tinygrad_ds ops while tracing, so it cannot be replayed")
-        outs = tuple(vals[i] for i in self.outputs)
-        out = outs[0] if len(outs) == 1 else outs
-        return (out, vals) if return_all else out
+        return run_graph(self, inputs, return_all)
+
+    def check(self) -> Graph:
+        """Verify the graph: topological order, every input defined, and each op's output shape
+        and dtype what its shape rule gives for its inputs. Raises GraphError listing what is
+        wrong; returns the graph."""
+        from .check import check_graph
+
+        check_graph(self)
+        return self
 
     # ---- export ------------------------------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -206,13 +207,11 @@ class Graph:
     # ---- Jupyter -------------------------------------------------------------------------------------
     def _repr_mimebundle_(self, include=None, exclude=None):
         bundle = {"text/plain": repr(self)}
-        try:
-            import importlib
-
-            mod, fn = DRAWER.split(":")
-            bundle["image/svg+xml"] = getattr(importlib.import_module(mod), fn)(self)
-        except Exception:  # noqa: BLE001 - no viz or no dot: the text form still displays
-            pass
+        if _display:
+            try:
+                bundle["image/svg+xml"] = _display[0](self)
+            except Exception:  # noqa: BLE001 - no dot: the text form still displays
+                pass
         return bundle
 
 

@@ -1,28 +1,43 @@
-"""trace(): run a model's ordinary forward on shape-only tensors and record every op as a Graph.
+"""trace(): run a model, or any function of tensors, on shape-only tensors and record every op.
 
-    graph = tds.trace(model, (1, 3, 32, 32))   # or an example Tensor
-    print(graph.summary())
+    graph = tds.trace(model, (1, 3, 32, 32))     # a model's forward, in eval mode
+    graph = tds.trace(step, x0, y0)              # a whole training step: forward, loss,
+                                                 # backward, optimizer update
+    graph.run(x, y)                              # the same effects as step(x, y)
 
-The input is a Tensor holding a MetaArray (shape and dtype, no data), so every op runs its usual
-forward code and its kernels on the 'meta' backend: no number is computed. An `autograd.op_hooks`
-hook records each op; the module calls come from `autograd.module_stack`, which the tracer
-replaces for the duration by a stack that also numbers the calls.
+The example inputs become Tensors holding MetaArrays (shape and dtype, no data), so every op runs
+its usual forward code with its kernels on the 'meta' backend: no number is computed. An
+`autograd.op_hooks` hook records each op, `autograd.state_hooks` the persistent state code reads
+(an optimizer's buffers and learning rate, the random generator), and the module calls come from
+`autograd.module_stack`, which the tracer replaces for the duration by a stack that also numbers
+the calls.
 
-Tracing never changes the model: it runs in eval mode unless mode='train' is asked for, and puts
-back the training flags, the buffers (BatchNorm running statistics), the parameters' .grad and the
-random generator's state afterwards.
+Tracing changes nothing: writes into parameters, buffers and optimizer state are recorded but not
+carried out (`autograd.writes_enabled`), and the training flags, the gradients, and the random
+generator's state are put back afterwards.
 """
 from __future__ import annotations
 
-from typing import Any
+import inspect
+import os
+import sys
+from typing import Any, Callable
 
 import numpy as np
 
 from .. import autograd, random
+from ..backend.meta import MetaArray, MetaValueError
 from ..errors import TdsError
-from ..meta import MetaArray
 from ..tensor import Tensor
 from .ir import Call, Graph, Node
+from .residual import _mark_residual_generic, _mark_residual_module
+
+DEFAULT_MAX_OPS = 1_000_000
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class TraceLimitError(TdsError):
+    """Tracing recorded more ops than its limit (a forward that never ends)."""
 
 
 class _CallStack(list):
@@ -44,14 +59,15 @@ class _CallStack(list):
 
 
 class Recorder:
-    """Turns op-hook calls into Nodes. Shared by forward tracing and backward derivation."""
+    """Turns op-hook and state-hook calls into Nodes. Shared by tracing and backward derivation."""
 
-    def __init__(self, model=None):
+    def __init__(self, model=None, max_ops: int = DEFAULT_MAX_OPS):
         self.nodes: list[Node] = []
         self.calls: dict[int, Call] = {}
         self.by_tensor: dict[int, int] = {}
         self.by_data: dict[int, int] = {}
-        self.keep: list = []  # keeps every traced tensor alive, so that ids are not reused
+        self.by_state: dict[str, int] = {}
+        self.keep: list = []  # keeps every traced tensor and array alive, so ids are not reused
         self.tape: dict[int, Any] = {}
         self.tensors: dict[int, Any] = {}
         self.call_modules: dict[int, Any] = {}
@@ -59,15 +75,32 @@ class Recorder:
         self.param_names: dict[int, str] = {}
         self.buffer_names: dict[int, str] = {}
         self.stack: _CallStack | None = None
+        self.max_ops = max_ops
+        self.n_ops = 0
         self._anon = 0
+        self._roots = 0
+        self.grads_seen: dict[int, tuple] = {}  # id(param) -> (param, its .grad when first seen)
         if model is not None and hasattr(model, "named_modules"):
-            self.module_names = {id(m): name for name, m in model.named_modules()}
-            self.param_names = {id(p): name for name, p in model.named_parameters()}
-            self.buffer_names = {id(b): name for name, b in model.named_buffers()}
+            self._name_module(model, "")
+
+    def _name_module(self, module, prefix: str) -> None:
+        self.module_names.update({id(m): prefix + name if name else prefix.rstrip(".")
+                                  for name, m in module.named_modules()})
+        for name, p in module.named_parameters():
+            self.param_names.setdefault(id(p), prefix + name)
+        for name, b in module.named_buffers():
+            self.buffer_names.setdefault(id(b), prefix + name)
 
     # ---- module calls --------------------------------------------------------------------------
     def new_call(self, module, parent: int | None) -> int:
         cid = len(self.calls)
+        if parent is None and id(module) not in self.module_names and \
+                hasattr(module, "named_modules"):
+            # a model called by a traced function: its parameters get state_dict names, the
+            # second model's prefixed with its type
+            self._roots += 1
+            self._name_module(module, "" if self._roots == 1 and not self.param_names
+                              else f"{type(module).__name__.lower()}{self._roots}.")
         path = self.module_names.get(id(module))
         if path is None:
             self._anon += 1
@@ -84,6 +117,14 @@ class Recorder:
         if self.stack is None:
             return ()
         return tuple(i for i in self.stack.ids if i is not None)
+
+    def where(self) -> str:
+        """The module running now ('layer2.0.conv1 (Conv2d)'), or 'the top level'."""
+        scope = self.scope()
+        if not scope:
+            return "the top level"
+        call = self.calls[scope[-1]]
+        return f"module {call.path} ({call.type})"
 
     # ---- values ----------------------------------------------------------------------------------
     def add(self, node: Node, tensor=None) -> int:
@@ -102,7 +143,7 @@ class Recorder:
         return nid
 
     def value(self, t) -> int:
-        """The node id of Tensor t, making a param/buffer/const/opaque node the first time."""
+        """The node id of Tensor t, making a param/buffer/const node the first time."""
         nid = self.lookup(t)
         if nid is not None:
             return nid
@@ -111,20 +152,45 @@ class Recorder:
     def new_value(self, t) -> int:
         nid = len(self.nodes)
         data = t.data
-        if id(t) in self.param_names or _is_parameter(t):
+        shape, dtype = tuple(data.shape), data.dtype
+        if id(t) in self.param_names or getattr(type(t), "is_parameter", False):
             name = self.param_names.get(id(t), f"param{nid}")
-            node = Node(nid, "param", "param", tuple(data.shape), data.dtype, name=name, value=t)
+            self.grads_seen.setdefault(id(t), (t, t.grad))
+            node = Node(nid, "param", "param", shape, dtype, name=name, value=t,
+                        source=_fixed(t))
         elif id(t) in self.buffer_names:
-            node = Node(nid, "buffer", "buffer", tuple(data.shape), data.dtype,
-                        name=self.buffer_names[id(t)], value=t)
+            node = Node(nid, "buffer", "buffer", shape, dtype, name=self.buffer_names[id(t)],
+                        value=t, source=_fixed(t))
         elif isinstance(data, MetaArray):
-            node = Node(nid, "opaque", "opaque", tuple(data.shape), data.dtype)
+            # a shape-only value no op made: its data cannot exist when the graph runs
+            node = Node(nid, "opaque", "opaque", shape, dtype)
         else:
-            node = Node(nid, "const", "const", tuple(np.shape(data)), np.asarray(data).dtype,
-                        value=data)
+            node = Node(nid, "const", "const", shape, dtype, value=data)
         return self.add(node, t)
 
+    def state(self, t, name: str, source: Callable) -> None:
+        """State hook: `t` is persistent state `name` (optimizer buffer, learning rate, rng)."""
+        if id(t) in self.by_tensor:
+            return
+        nid = self.by_state.get(name)
+        if nid is not None:  # read again (a new Tensor object for the same state)
+            self.by_tensor[id(t)] = nid
+            self.keep.append(t)
+            return
+        data = t.data
+        shape, dtype = (tuple(data.shape), data.dtype) if hasattr(data, "dtype") else \
+            ((), np.dtype(object))
+        nid = self.add(Node(len(self.nodes), "state", "state", shape, dtype, name=name, value=t,
+                            source=source), t)
+        self.by_state[name] = nid
+
     def op(self, ctx, out, **extra) -> int:
+        self.n_ops += 1
+        if self.n_ops > self.max_ops:
+            raise TraceLimitError(
+                f"trace: stopped after {self.max_ops:,} ops, in {self.where()}: does the forward "
+                "ever end? (a loop that runs until a value converges cannot be traced by shape; "
+                "raise the limit with max_ops= if the model is really that large)")
         inputs = tuple(self.value(t) for t in ctx.inputs)
         scope = extra.pop("scope", None)
         if scope is None:
@@ -138,16 +204,32 @@ class Recorder:
                     attrs=dict(ctx.attrs), fn=ctx.op, module=module, scope=scope, params=params,
                     **extra)
         self.tape[nid] = ctx
-        return self.add(node, out)
+        self.add(node, out)
+        if node.op == "assign":  # later reads of the target see the value written
+            dst = ctx.inputs[0]
+            self.by_tensor[id(dst)] = nid
+        # values the op saved for its backward that are neither an input nor its output are
+        # outputs of the op too: 'aux' nodes, so that the backward graph can name them
+        ins = {id(t.data) for t in ctx.inputs}
+        for k, v in enumerate(ctx.saved):
+            if hasattr(v, "dtype") and hasattr(v, "shape") and id(v) not in ins \
+                    and v is not out.data and id(v) not in self.by_data:
+                aid = len(self.nodes)
+                self.nodes.append(Node(aid, "aux", f"{node.op}.saved{k}", tuple(v.shape), v.dtype,
+                                       inputs=(nid,), attrs={"index": k}, module=module,
+                                       scope=scope, **{key: val for key, val in extra.items()
+                                                       if key == "ref"}))
+                self.by_data[id(v)] = aid
+                self.keep.append(v)
+        return nid
 
 
-def _is_parameter(t) -> bool:
-    from ..nn.module import Parameter
+def _fixed(t) -> Callable:
+    """The source of a parameter or buffer: the Tensor itself (its .data is read at run time)."""
+    return lambda: t
 
-    return isinstance(t, Parameter)
 
-
-class _ForwardTracer(Recorder):
+class _Tracer(Recorder):
     def hook(self, ctx, out) -> None:
         nid = self.op(ctx, out)
         node = self.nodes[nid]
@@ -155,73 +237,22 @@ class _ForwardTracer(Recorder):
             _mark_residual_module(self, node)
 
 
-def _mark_residual_module(rec: Recorder, node: Node) -> None:
-    """The add in the forward of an nn.Residual (y = f(x) + shortcut(x)): the input made inside
-    f is the residual branch, the other one the skip."""
-    cid = node.scope[-1]
-    module = rec.call_modules[cid]
-    f = getattr(module, "f", None)
-    if type(module).__name__ != "Residual" or f is None or not hasattr(module, "shortcut"):
-        return
-    a, b = node.inputs
-    in_f = [_inside(rec, rec.nodes[i], cid, f) for i in (a, b)]
-    if in_f[0] == in_f[1]:
-        return
-    branch, skip = (a, b) if in_f[0] else (b, a)
-    node.residual = {"skip": skip, "branch": branch, "block": rec.calls[cid].path}
-
-
-def _inside(rec: Recorder, n: Node, cid: int, child) -> bool:
-    """Was n made inside a call of `child` made by call cid?"""
-    if cid not in n.scope:
-        return False
-    k = n.scope.index(cid)
-    return k + 1 < len(n.scope) and rec.call_modules[n.scope[k + 1]] is child
-
-
-def _mark_residual_generic(graph: Graph) -> None:
-    """Residual adds written by hand (`out = self.bn2(...) + x` in a block's forward): an add,
-    in a block's own scope, of two same-shape values where one was made by a sub-module of
-    the block and the other outside the block or by another sub-module. The skip is the input
-    fewer ops away from the graph's input."""
-    depth: dict[int, int] = {}
-    for n in graph.nodes:
-        depth[n.id] = 1 + max((depth[i] for i in n.inputs), default=-1) if n.kind == "op" else 0
-    for n in graph.nodes:
-        if n.kind != "op" or n.op != "add" or n.residual or len(n.inputs) != 2 or not n.scope:
-            continue
-        cid = n.scope[-1]
-        a, b = (graph.nodes[i] for i in n.inputs)
-        if a.kind != "op" or b.kind != "op" or not (a.shape == b.shape == n.shape):
-            continue
-        where = []
-        for x in (a, b):
-            if cid not in x.scope:
-                where.append("outside")
-            else:
-                k = x.scope.index(cid)
-                where.append(x.scope[k + 1] if k + 1 < len(x.scope) else "own")
-        if "own" in where or where[0] == where[1] or where.count("outside") == 2:
-            continue
-        if "outside" in where:
-            skip = (a, b)[where.index("outside")]
+def _example_inputs(examples: tuple) -> list:
+    """trace's example arguments -> list of (shape, dtype): a shape (1, 3, 32, 32), a Tensor or
+    array, or a list of those."""
+    out = []
+    for example in examples:
+        if isinstance(example, (tuple, list)) and example and all(
+                isinstance(s, (int, np.integer)) and not isinstance(s, bool) for s in example):
+            out.append((tuple(int(s) for s in example), np.dtype(np.float32)))
+        elif isinstance(example, (Tensor, np.ndarray, MetaArray)):
+            out.append((tuple(example.shape), np.dtype(example.dtype)))
+        elif isinstance(example, (tuple, list)) and example:
+            out.extend(_example_inputs(tuple(example)))
         else:
-            skip = a if depth[a.id] < depth[b.id] else b
-        branch = b if skip is a else a
-        n.residual = {"skip": skip.id, "branch": branch.id, "block": graph.calls[cid].path}
-
-
-def _example_inputs(example) -> list:
-    """A shape (1, 3, 32, 32), a Tensor or array, or a list of those -> list of (shape, dtype)."""
-    if isinstance(example, (tuple, list)) and example and all(
-            isinstance(s, (int, np.integer)) and not isinstance(s, bool) for s in example):
-        return [(tuple(int(s) for s in example), np.dtype(np.float32))]
-    if isinstance(example, (Tensor, np.ndarray)):
-        return [(tuple(example.shape), example.dtype)]
-    if isinstance(example, (tuple, list)) and example:
-        return [spec for e in example for spec in _example_inputs(e)]
-    raise TdsError(f"trace: the example input must be a shape such as (1, 3, 32, 32), a Tensor, "
-                   f"or a list of those; got {example!r}")
+            raise TdsError(f"trace: an example input must be a shape such as (1, 3, 32, 32), a "
+                           f"Tensor, or a list of those; got {example!r}")
+    return out
 
 
 def _flat_outputs(out) -> list:
@@ -234,76 +265,136 @@ def _flat_outputs(out) -> list:
     return []
 
 
-class _Preserved:
-    """Snapshot of everything a forward may change in a model, put back on exit."""
+def _owners(fn) -> list:
+    """The models and optimizers a traced function can reach: itself, what it is bound to, its
+    closure variables and the globals it names. Their gradients are put back after tracing."""
+    found, seen = [], set()
 
-    def __init__(self, model, mode: str):
-        self.model, self.mode = model, mode
+    def visit(v):
+        if id(v) in seen:
+            return
+        seen.add(id(v))
+        if hasattr(v, "named_parameters") or hasattr(v, "param_groups"):
+            found.append(v)
+
+    visit(fn)
+    visit(getattr(fn, "__self__", None))
+    target = getattr(fn, "__func__", fn)
+    if inspect.isfunction(target):
+        try:
+            cv = inspect.getclosurevars(target)
+        except (TypeError, ValueError):
+            cv = None
+        if cv is not None:
+            for v in list(cv.nonlocals.values()) + list(cv.globals.values()):
+                visit(v)
+    return found
+
+
+class _Preserved:
+    """Snapshot of what a traced call may change, put back on exit: the generator's state, the
+    models' training flags and every gradient it can reach."""
+
+    def __init__(self, fn, mode: str | None, recorder: Recorder):
+        self.fn, self.mode, self.recorder = fn, mode, recorder
 
     def __enter__(self):
-        m = self.model
-        self.rng = random.generator().bit_generator.state
-        self.flags = [(mod, mod.training) for mod in m.modules()] if hasattr(m, "modules") else []
-        self.buffers = []
-        self.grads = []
-        if hasattr(m, "named_buffers"):
-            for _, b in m.named_buffers():
-                self.buffers.append((b, b.data, np.array(b.data, copy=True)))
-            for p in m.parameters():
-                self.grads.append((p, p.grad))
-            m.train(self.mode == "train")
+        self.rng = random.generator()
+        self.rng_state = self.rng.bit_generator.state
+        self.flags, self.grads = [], []
+        for owner in _owners(self.fn):
+            if hasattr(owner, "modules"):
+                self.flags += [(m, m.training) for m in owner.modules()]
+                self.grads += [(p, p.grad) for p in owner.parameters()]
+            if hasattr(owner, "param_groups"):
+                self.grads += [(p, p.grad) for g in owner.param_groups for p in g["params"]]
+        if self.mode is not None and hasattr(self.fn, "train"):
+            self.fn.train(self.mode == "train")
+        self.writes = autograd.writes_enabled
+        autograd.writes_enabled = False
         return self
 
     def __exit__(self, *exc):
-        random.generator().bit_generator.state = self.rng
+        autograd.writes_enabled = self.writes
+        random._rng = self.rng
+        self.rng.bit_generator.state = self.rng_state
         for mod, flag in self.flags:
             object.__setattr__(mod, "training", flag)
-        for b, arr, saved in self.buffers:
-            if arr.flags.writeable:
-                np.copyto(arr, saved)
-            b.data = arr
-        for p, g in self.grads:
+        for p, g in list(self.recorder.grads_seen.values()) + self.grads[::-1]:
             p.grad = g
 
 
-def trace(model, example, mode: str = "eval") -> Graph:
-    """Record the ops of `model(example)` without computing anything.
+def _user_line(tb) -> str | None:
+    """'model.py:12' for the innermost frame of a traceback outside tinygrad_ds (and numpy)."""
+    found = None
+    while tb is not None:
+        path = os.path.abspath(tb.tb_frame.f_code.co_filename)
+        if not path.startswith(_PACKAGE) and os.sep + "numpy" + os.sep not in path:
+            found = f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}"
+        tb = tb.tb_next
+    return found
 
-    model: an nn.Module or any function of Tensors. example: an input shape such as
-    (1, 3, 32, 32) (float32), an example Tensor (its shape and dtype are used, not its values),
-    or a list of those for several inputs. mode: 'eval' (default) or 'train', the mode the model
-    runs in while traced (it matters for dropout and batch norm); the model's own flags are
-    restored afterwards.
+
+def trace(fn, *examples, mode: str | None = None, max_ops: int = DEFAULT_MAX_OPS) -> Graph:
+    """Record the ops of `fn(*examples)` without computing anything, as a Graph.
+
+    fn: an nn.Module (its forward is traced, in eval mode unless mode='train'), or any function
+    of Tensors (a training step: forward, loss, backward and optimizer update; modules run in
+    the mode they are in). examples: one per input of fn, each an input shape such as
+    (1, 3, 32, 32) (float32) or an example Tensor (its shape and dtype are used, not its
+    values); a list of those also stands for several inputs. max_ops: tracing stops with an
+    error naming the module it was in after this many ops (a forward that never ends).
     """
-    if mode not in ("eval", "train"):
+    is_model = hasattr(fn, "named_modules")
+    if mode is None and is_model:
+        mode = "eval"
+    if mode not in (None, "eval", "train"):
         raise TdsError(f"trace: mode must be 'eval' or 'train', got {mode!r}")
-    rec = _ForwardTracer(model)
+    rec = _Tracer(fn if is_model else None, max_ops=max_ops)
     inputs = []
-    for k, (shape, dtype) in enumerate(_example_inputs(example)):
+    for k, (shape, dtype) in enumerate(_example_inputs(examples)):
         t = Tensor._wrap(MetaArray(shape, dtype))
-        if dtype.kind == "f":
+        if is_model and dtype.kind == "f":
             t.requires_grad = True  # so that the tape is kept, and backward() reaches the input
-        name = "input" if k == 0 else f"input{k}"
         inputs.append(t)
-        rec.add(Node(len(rec.nodes), "input", "input", shape, dtype, name=name), t)
+        rec.add(Node(len(rec.nodes), "input", "input", shape, dtype,
+                     name="input" if k == 0 else f"input{k}"), t)
+    if not inputs:
+        raise TdsError("trace: give an example input (a shape such as (1, 3, 32, 32), or a "
+                       "Tensor) for each argument of the function")
 
     saved_stack = autograd.module_stack
     rec.stack = _CallStack(rec, list(saved_stack))
     autograd.module_stack = rec.stack
     autograd.op_hooks.append(rec.hook)
+    autograd.state_hooks.append(rec.state)
     try:
-        with _Preserved(model, mode), autograd.enable_grad():
-            out = model(*inputs)
+        with _Preserved(fn, mode, rec) as kept, autograd.enable_grad():
+            out = fn(*inputs)
+            grads = {pid: p.grad for pid, (p, _) in rec.grads_seen.items()}
+    except MetaValueError as e:
+        line = _user_line(sys.exc_info()[2])
+        where = f"{line}: " if line else ""
+        raise MetaValueError(f"{where}in {rec.where()}: {e}") from None
     finally:
         autograd.op_hooks.remove(rec.hook)
+        autograd.state_hooks.remove(rec.state)
         autograd.module_stack = saved_stack
+    del kept
     outs = _flat_outputs(out)
     if not outs:
-        raise TdsError(f"trace: the model returned {type(out).__name__}, not a Tensor (or a "
+        raise TdsError(f"trace: the function returned {type(out).__name__}, not a Tensor (or a "
                        "tuple, list or dict of Tensors)")
+    effects = []
+    for n in rec.nodes:  # the gradients the call left in .grad: set again when the graph runs
+        if n.kind == "param" and id(n.value) in grads:
+            g = grads[id(n.value)]
+            gid = rec.lookup(g) if g is not None else None
+            if gid is not None and rec.nodes[gid].kind in ("op", "aux"):
+                effects.append(("grad", n.id, gid))
     graph = Graph(rec.nodes, [n.id for n in rec.nodes if n.kind == "input"],
-                  [rec.value(t) for t in outs], rec.calls, mode=mode,
-                  model=model if hasattr(model, "named_modules") else None)
+                  [rec.value(t) for t in outs], rec.calls, kind="forward" if is_model else
+                  "program", mode=mode, model=fn if is_model else None, effects=effects)
     graph._tape, graph._tensors = rec.tape, rec.tensors
     graph._outputs = outs  # noqa: SLF001 - keeps the output tensors (and their tape) alive
     _mark_residual_generic(graph)

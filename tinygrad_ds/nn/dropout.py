@@ -5,10 +5,8 @@ rescaling: in eval mode each layer is the identity (DropConnect: a plain Linear)
 `tinygrad_ds.random.generator()` (seeded by `tds.manual_seed`)."""
 from __future__ import annotations
 
-import numpy as np
-
 from ..errors import ShapeError, TdsError, fmt_shape
-from ..random import generator
+from ..ops.state import bernoulli_mask
 from ..tensor import Tensor
 from .linear import Linear
 from .module import Module
@@ -20,12 +18,10 @@ def _check_p(name: str, p: float) -> float:
     return float(p)
 
 
-def dropout_mask(shape: tuple, p: float, dtype) -> Tensor:
-    """1/(1-p) with probability 1-p, else 0 (all zeros for p=1): a constant, no gradient."""
-    if p >= 1.0:
-        return Tensor._wrap(np.zeros(shape, dtype))
-    keep = generator().random(shape) >= p
-    return Tensor._wrap((keep / (1.0 - p)).astype(dtype))
+def dropout_mask(like: Tensor, shape: tuple, p: float) -> Tensor:
+    """1/(1-p) with probability 1-p, else 0 (all zeros for p=1), in like's dtype: a random op
+    (no gradient) that draws from the generator `tds.manual_seed` seeds."""
+    return bernoulli_mask(like, shape, p)
 
 
 class Dropout(Module):
@@ -38,7 +34,7 @@ class Dropout(Module):
     def forward(self, x: Tensor) -> Tensor:
         if not self.training or self.p == 0.0:
             return x
-        return x * dropout_mask(x.shape, self.p, x.dtype)
+        return x * dropout_mask(x, x.shape, self.p)
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
@@ -53,7 +49,7 @@ class Dropout2d(Dropout):
                              f"{fmt_shape(x.shape)}")
         if not self.training or self.p == 0.0:
             return x
-        return x * dropout_mask(x.shape[:-2] + (1, 1), self.p, x.dtype)
+        return x * dropout_mask(x, x.shape[:-2] + (1, 1), self.p)
 
 
 class DropConnect(Linear):
@@ -69,7 +65,7 @@ class DropConnect(Linear):
     def forward(self, x: Tensor) -> Tensor:
         w = self.weight
         if self.training and self.p > 0.0:
-            w = w * dropout_mask(w.shape, self.p, w.dtype)
+            w = w * dropout_mask(w, w.shape, self.p)
         return self._linear(x, w)
 
     def extra_repr(self) -> str:

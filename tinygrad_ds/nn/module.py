@@ -22,6 +22,7 @@ class Parameter(Tensor):
     """A Tensor that a Module owns and trains: always a leaf that requires grad."""
 
     __slots__ = ()
+    is_parameter = True  # what the tracer asks (graph/ sits below nn/ and does not import it)
 
     def __init__(self, data, dtype=None, requires_grad: bool = True):
         super().__init__(data, dtype=dtype)

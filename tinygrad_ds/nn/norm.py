@@ -10,6 +10,8 @@ import numpy as np
 
 from .. import dtypes
 from .. import functional as F
+from ..autograd import no_grad
+from ..ops.state import assign
 from ..errors import ShapeError, TdsError, fmt_shape
 from ..tensor import Tensor
 from .module import Module, Parameter
@@ -53,9 +55,11 @@ class _BatchNorm(Module):
                              f"{fmt_shape(x.shape)}")
         momentum = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats:
-            self.num_batches_tracked.data = self.num_batches_tracked.data + 1
-            if self.momentum is None:  # cumulative moving average
-                momentum = 1.0 / float(self.num_batches_tracked.data)
+            nbt = self.num_batches_tracked
+            with no_grad():
+                assign(nbt, nbt + 1)
+                if self.momentum is None:  # cumulative moving average, read when it runs
+                    momentum = 1.0 / nbt.astype(x.dtype)
         use_batch_stats = self.training or not self.track_running_stats
         if use_batch_stats:
             n = x.size // x.shape[1]

@@ -52,9 +52,13 @@ def out_size(size: int, k: int, s: int, p: int, d: int) -> int:
 
 def contiguous(a):
     """The array itself when it is already C-contiguous (kernels compile once per layout)."""
-    if isinstance(a, np.ndarray) and not a.flags.c_contiguous:
-        return np.ascontiguousarray(a)
-    return a
+    return kernels_for(a).contiguous(a)
+
+
+def as_shape(a, shape: tuple):
+    """The array, made C-contiguous, viewed in `shape` (a kernel's layout, such as (N, C, L))."""
+    k = kernels_for(a)
+    return k.reshape(k.contiguous(a), shape)
 
 
 def _geometry(attrs) -> tuple:

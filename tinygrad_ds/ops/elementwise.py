@@ -10,12 +10,13 @@ import math
 import numpy as np
 
 from ..autograd import Function
+from ..backend import constant_kernels, kernels_for
 from ..errors import ShapeError, fmt_shape
 
 
 def scalar_like(t, value):
-    """A 0-d constant Tensor of t's dtype (broadcasts against anything)."""
-    return type(t)._wrap(np.array(value, dtype=t.dtype))
+    """A 0-d constant Tensor of t's dtype on t's backend (broadcasts against anything)."""
+    return type(t)._wrap(constant_kernels(t.data).full((), value, t.dtype))
 
 
 def broadcast_shape(op: str, *shapes) -> tuple:
@@ -53,6 +54,8 @@ class Binary(Function):
     an integer or boolean operand take the other's floating dtype (int64 * float32 -> float32,
     as in PyTorch; numpy would give float64)."""
 
+    name = None  # a base, not an op
+
     @classmethod
     def apply(cls, a, b, **attrs):
         if a.shape != b.shape and not _broadcastable(a.shape, b.shape):
@@ -65,12 +68,16 @@ class Binary(Function):
                 a = a.astype(db)
         return super().apply(a, b, **attrs)
 
+    @classmethod
+    def forward(cls, ctx, a, b):
+        return getattr(kernels_for(a, b), cls.name)(a, b)
+
 
 class Add(Binary):
-    @staticmethod
-    def forward(ctx, a, b):
+    @classmethod
+    def forward(cls, ctx, a, b):
         ctx.shapes = (a.shape, b.shape)
-        return np.add(a, b)
+        return kernels_for(a, b).add(a, b)
 
     @staticmethod
     def backward(ctx, g):
@@ -80,10 +87,10 @@ class Add(Binary):
 
 
 class Mul(Binary):
-    @staticmethod
-    def forward(ctx, a, b):
+    @classmethod
+    def forward(cls, ctx, a, b):
         ctx.save_for_backward(a, b)
-        return np.multiply(a, b)
+        return kernels_for(a, b).mul(a, b)
 
     @staticmethod
     def backward(ctx, g):
@@ -94,10 +101,10 @@ class Mul(Binary):
 
 
 class Div(Binary):
-    @staticmethod
-    def forward(ctx, a, b):
+    @classmethod
+    def forward(cls, ctx, a, b):
         ctx.save_for_backward(a, b)
-        return np.divide(a, b)
+        return kernels_for(a, b).div(a, b)
 
     @staticmethod
     def backward(ctx, g):
@@ -108,16 +115,19 @@ class Div(Binary):
 
 
 class Pow(Binary):
-    @staticmethod
-    def forward(ctx, a, b):
-        out = np.power(a, b)
+    @classmethod
+    def forward(cls, ctx, a, b):
+        out = kernels_for(a, b).pow(a, b)
         ctx.save_for_backward(a, b, out)
         return out
 
     @staticmethod
     def backward(ctx, g):
         a, b, out = ctx.saved_tensors
-        ga = unbroadcast(g * b * a ** (b - 1), a.shape) if a.requires_grad else None
+        ga = None
+        if a.requires_grad:  # b a^(b-1), taken as 0 where b = 0 (x ** 0 is constant)
+            ga = unbroadcast(Where.apply(b != 0, g * b * a ** (b - 1), scalar_like(g, 0)),
+                             a.shape)
         gb = None
         if b.requires_grad:  # d(a^b)/db = a^b log a, taken as 0 where a^b = 0
             safe_log = Where.apply(a > 0, a, scalar_like(a, 1)).log()
@@ -128,10 +138,10 @@ class Pow(Binary):
 class Maximum(Binary):
     """Where the inputs tie, the gradient is split evenly between them (as in PyTorch)."""
 
-    @staticmethod
-    def forward(ctx, a, b):
+    @classmethod
+    def forward(cls, ctx, a, b):
         ctx.save_for_backward(a, b)
-        return np.maximum(a, b)
+        return kernels_for(a, b).maximum(a, b)
 
     @staticmethod
     def backward(ctx, g):
@@ -140,10 +150,10 @@ class Maximum(Binary):
 
 
 class Minimum(Binary):
-    @staticmethod
-    def forward(ctx, a, b):
+    @classmethod
+    def forward(cls, ctx, a, b):
         ctx.save_for_backward(a, b)
-        return np.minimum(a, b)
+        return kernels_for(a, b).minimum(a, b)
 
     @staticmethod
     def backward(ctx, g):
@@ -158,39 +168,21 @@ def _split_grad(ctx, g, wa):
             unbroadcast(g * (1.0 - wa), b.shape) if need_b else None)
 
 
-# ---- comparisons: boolean results, no gradient ---------------------------------------------
+# ---- comparisons: boolean results, no gradient; the forward is Binary's (the table's name) ----
 class Less(Binary):
     differentiable = False
-
-    @staticmethod
-    def forward(ctx, a, b):
-        return np.less(a, b)
 
 
 class LessEqual(Binary):
     differentiable = False
-    name = "less_equal"
-
-    @staticmethod
-    def forward(ctx, a, b):
-        return np.less_equal(a, b)
 
 
 class Equal(Binary):
     differentiable = False
 
-    @staticmethod
-    def forward(ctx, a, b):
-        return np.equal(a, b)
-
 
 class NotEqual(Binary):
     differentiable = False
-    name = "not_equal"
-
-    @staticmethod
-    def forward(ctx, a, b):
-        return np.not_equal(a, b)
 
 
 class Where(Function):
@@ -199,14 +191,15 @@ class Where(Function):
     @classmethod
     def apply(cls, cond, a, b):
         broadcast_shape(cls.name, cond.shape, a.shape, b.shape)
+        if cond.dtype.kind != "b":
+            cond = cond != scalar_like(cond, 0)
         return super().apply(cond, a, b)
 
     @staticmethod
     def forward(ctx, cond, a, b):
-        cond = cond.astype(bool, copy=False)
         ctx.save_for_backward(cond)
         ctx.shapes = (a.shape, b.shape)
-        return np.where(cond, a, b)
+        return kernels_for(cond, a, b).where(cond, a, b)
 
     @staticmethod
     def backward(ctx, g):
@@ -222,79 +215,108 @@ class Cast(Function):
     @staticmethod
     def forward(ctx, x, dtype):
         ctx.in_dtype = x.dtype
-        return x.astype(dtype)
+        return kernels_for(x).cast(x, dtype)
 
     @staticmethod
     def backward(ctx, g):
         return g.astype(ctx.in_dtype)
 
 
-# ---- unary ----------------------------------------------------------------------------------
-class Neg(Function):
-    @staticmethod
-    def forward(ctx, x):
-        return np.negative(x)
+class FullLike(Function):
+    """x -> `value` in x's shape and dtype (x's values are not read; no gradient)."""
 
+    differentiable = False
+
+    @staticmethod
+    def forward(ctx, x, value):
+        return kernels_for(x).full(x.shape, value, x.dtype)
+
+
+# ---- unary ----------------------------------------------------------------------------------
+class Unary(Function):
+    """Base of unary ops: the forward is the table's kernel of the op's name."""
+
+    name = None  # a base, not an op
+
+    @classmethod
+    def forward(cls, ctx, x):
+        return getattr(kernels_for(x), cls.name)(x)
+
+
+class FloatUnary(Unary):
+    """A unary op of real analysis (exp, log, sigmoid, ...): integer and boolean input is made
+    float32 first, as in PyTorch."""
+
+    name = None
+
+    @classmethod
+    def apply(cls, x, **attrs):
+        if x.dtype.kind != "f":
+            x = x.astype(np.float32)
+        return super().apply(x, **attrs)
+
+
+class SavesOutput(FloatUnary):
+    """A unary op whose backward reads its own output (exp, sqrt, sigmoid, tanh)."""
+
+    name = None
+
+    @classmethod
+    def forward(cls, ctx, x):
+        out = getattr(kernels_for(x), cls.name)(x)
+        ctx.save_for_backward(out)
+        return out
+
+
+class SavesInput(FloatUnary):
+    """A unary op whose backward reads its input (log, erf)."""
+
+    name = None
+
+    @classmethod
+    def forward(cls, ctx, x):
+        ctx.save_for_backward(x)
+        return getattr(kernels_for(x), cls.name)(x)
+
+
+class Neg(Unary):
     @staticmethod
     def backward(ctx, g):
         return -g
 
 
-class Exp(Function):
-    @staticmethod
-    def forward(ctx, x):
-        out = np.exp(x)
-        ctx.save_for_backward(out)
-        return out
-
+class Exp(SavesOutput):
     @staticmethod
     def backward(ctx, g):
         (out,) = ctx.saved_tensors
         return g * out
 
 
-class Log(Function):
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.log(x)
-
+class Log(SavesInput):
     @staticmethod
     def backward(ctx, g):
         (x,) = ctx.saved_tensors
         return g / x
 
 
-class Sqrt(Function):
-    @staticmethod
-    def forward(ctx, x):
-        with np.errstate(invalid="ignore"):
-            out = np.sqrt(x)
-        ctx.save_for_backward(out)
-        return out
-
+class Sqrt(SavesOutput):
     @staticmethod
     def backward(ctx, g):
         (out,) = ctx.saved_tensors
         return g / (out * 2.0)
 
 
-class Sign(Function):
+class Sign(Unary):
     differentiable = False
 
-    @staticmethod
-    def forward(ctx, x):
-        return np.sign(x)
 
-
-class Abs(Function):
+class Abs(Unary):
     """d|x|/dx = sign(x), 0 at 0 (as in PyTorch)."""
 
-    @staticmethod
-    def forward(ctx, x):
+    @classmethod
+    def forward(cls, ctx, x):
         ctx.save_for_backward(x)
-        return np.abs(x)
+        return kernels_for(x).abs(x)
 
     @staticmethod
     def backward(ctx, g):
@@ -302,10 +324,10 @@ class Abs(Function):
         return g * x.sign()
 
 
-class Relu(Function):
-    @staticmethod
-    def forward(ctx, x):
-        out = np.maximum(x, 0)
+class Relu(Unary):
+    @classmethod
+    def forward(cls, ctx, x):
+        out = kernels_for(x).relu(x)
         ctx.save_for_backward(out)
         return out
 
@@ -315,11 +337,11 @@ class Relu(Function):
         return g * (out > 0).astype(g.dtype)
 
 
-class LeakyRelu(Function):
-    @staticmethod
-    def forward(ctx, x, negative_slope):
+class LeakyRelu(FloatUnary):
+    @classmethod
+    def forward(cls, ctx, x, negative_slope):
         ctx.save_for_backward(x)
-        return np.where(x > 0, x, x * x.dtype.type(negative_slope))
+        return kernels_for(x).leaky_relu(x, negative_slope)
 
     @staticmethod
     def backward(ctx, g):
@@ -327,45 +349,22 @@ class LeakyRelu(Function):
         return Where.apply(x > 0, g, g * ctx.attrs["negative_slope"])
 
 
-class Sigmoid(Function):
-    @staticmethod
-    def forward(ctx, x):
-        # exp of a non-positive number only: no overflow for large |x|
-        e = np.exp(-np.abs(x))
-        out = np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
-        ctx.save_for_backward(out)
-        return out
-
+class Sigmoid(SavesOutput):
     @staticmethod
     def backward(ctx, g):
         (out,) = ctx.saved_tensors
         return g * out * (1.0 - out)
 
 
-class Tanh(Function):
-    @staticmethod
-    def forward(ctx, x):
-        out = np.tanh(x)
-        ctx.save_for_backward(out)
-        return out
-
+class Tanh(SavesOutput):
     @staticmethod
     def backward(ctx, g):
         (out,) = ctx.saved_tensors
         return g * (1.0 - out * out)
 
 
-_erf = np.frompyfunc(math.erf, 1, 1)
-
-
-class Erf(Function):
+class Erf(SavesInput):
     """The error function; d erf(x)/dx = 2/sqrt(pi) exp(-x^2)."""
-
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        # NOTE: 1-D in and out, since the object ufunc gives a Python float for a 0-d input
-        return _erf(x.reshape(-1)).astype(x.dtype).reshape(x.shape)
 
     @staticmethod
     def backward(ctx, g):

@@ -8,13 +8,12 @@ again.
 """
 from __future__ import annotations
 
-import numpy as np
-
 from .. import autograd
 from ..autograd import Function
 from ..backend import kernels_for
 from ..errors import GradError
 from .conv import contiguous
+from .movement import ScatterAdd
 
 
 class SoftmaxCrossEntropy(Function):
@@ -33,10 +32,9 @@ class SoftmaxCrossEntropy(Function):
         e = ctx.attrs["smoothing"]
         if autograd.is_grad_enabled():  # create_graph=True: Tensor ops, differentiable again
             n, c = logits.shape
-            onehot = np.zeros((n, c), dtype=logits.dtype)
-            onehot[np.arange(n), target.numpy()] = 1 - e
-            target_p = type(logits)._wrap(onehot + logits.dtype.type(e / c))
-            return g.reshape(n, 1) * (logits.softmax(-1) - target_p), None
+            ones = (1.0 - e) * g.reshape(n, 1).ones_like()
+            onehot = ScatterAdd.apply(ones, target.reshape(n, 1), axis=1, size=c)
+            return g.reshape(n, 1) * (logits.softmax(-1) - (onehot + e / c)), None
         return SoftmaxCrossEntropyBackward.apply(g, logits, target, lse, smoothing=e), None
 
 

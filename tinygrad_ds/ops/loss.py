@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..autograd import Function
+from ..backend import kernels_for
 from ..errors import DTypeError, ShapeError, fmt_shape
+from .movement import gather
 from .softmax import log_softmax
 
 
@@ -78,6 +81,21 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction: str 
     return _reduce(op, loss, reduction)
 
 
+class CheckClassIndex(Function):
+    """Targets against [0, classes) (ignore_index allowed), as an op: a replayed graph checks
+    its targets too. Returns [bad count, first bad value]; raises when a count is real and > 0."""
+
+    differentiable = False
+
+    @staticmethod
+    def forward(ctx, target, classes, ignore_index, op, input_shape):
+        errors = kernels_for(target).index_errors(target, 0, classes, ignore_index)
+        if isinstance(errors, np.ndarray) and errors[0]:
+            raise ShapeError(f"{op}: target class {errors[1]} is out of range for {classes} "
+                             f"classes (input {fmt_shape(input_shape)})")
+        return errors
+
+
 def _class_index_target(op: str, input, target, ignore_index: int) -> None:
     if target.dtype.kind not in "iu":
         raise DTypeError(f"{op}: class-index targets must be integers, got {target.dtype}")
@@ -85,48 +103,44 @@ def _class_index_target(op: str, input, target, ignore_index: int) -> None:
         raise ShapeError(f"{op}: input {fmt_shape(input.shape)} (N, C, ...) needs a target of "
                          f"shape {fmt_shape(input.shape[:1] + input.shape[2:])}, got "
                          f"{fmt_shape(target.shape)}")
-    c = input.shape[1]
-    t = target.data
-    bad = (t < 0) | (t >= c)
-    bad &= t != ignore_index
-    if bad.any():
-        raise ShapeError(f"{op}: target class {t[bad].flat[0]} is out of range for {c} classes "
-                         f"(input {fmt_shape(input.shape)})")
+    CheckClassIndex.apply(target, classes=input.shape[1], ignore_index=int(ignore_index), op=op,
+                          input_shape=tuple(input.shape))
 
 
-def _pick(logp, target, scale: np.ndarray):
-    """logp[n, target[n], ...] * scale[n, ...] for every n (and spatial position): (N, C, ...)
-    -> (N, ...). scale is 0 where the target is ignored."""
-    from ..tensor import Tensor
+def _valid(target, ignore_index: int, dtype):
+    """(target with ignored entries set to class 0, 1.0 where counted else 0.0 in dtype)."""
+    from ..functional import where
 
-    onehot = np.zeros(logp.shape, dtype=logp.dtype)
-    index = np.expand_dims(np.where(scale != 0, target.data, 0), 1)
-    np.put_along_axis(onehot, index, np.expand_dims(scale, 1).astype(logp.dtype), axis=1)
-    return (logp * Tensor._wrap(onehot)).sum(axis=1)
+    valid = target != ignore_index
+    return where(valid, target, 0), valid.astype(dtype)
+
+
+def _along_classes(v, like):
+    """A (C,) tensor laid along axis 1 of `like` (N, C, ...) and expanded to its shape."""
+    return v.reshape((1, -1) + (1,) * (like.ndim - 2)).expand(like.shape)
+
+
+def _pick(x, index):
+    """x[n, index[n], ...] for every n (and spatial position): (N, C, ...) -> (N, ...)."""
+    return gather(x, index.unsqueeze(1), 1).squeeze(1)
 
 
 def _class_loss(op: str, logp, target, reduction: str, ignore_index: int, label_smoothing: float,
                 weight=None):
     """-weight[t] logp[n, t] with t = target[n] (smoothed), ignored targets giving 0; the mean
     divides by the total weight of the targets counted (their number without weights)."""
-    from ..tensor import Tensor
-
     _class_index_target(op, logp, target, ignore_index)
-    valid = target.data != ignore_index
     w = _constant(op, "weight", weight, logp, (logp.shape[1],))
-    scale = valid.astype(logp.dtype)
-    if w is not None:
-        scale = scale * w.data[np.where(valid, target.data, 0)]
-    loss = -_pick(logp, target, scale)
+    safe, counted = _valid(target, ignore_index, logp.dtype)
+    scale = counted if w is None else counted * _pick(_along_classes(w, logp), safe)
+    loss = -_pick(logp, safe) * scale
     if label_smoothing:
         # PyTorch: (1 - e) nll + e / C * sum_c (-w[c] logp[n, c]), both over the same total
-        wide = logp if w is None else logp * w.reshape((1, -1) + (1,) * (logp.ndim - 2))
-        smooth = -wide.mean(axis=1)
-        if not valid.all():
-            smooth = smooth * Tensor._wrap(valid.astype(logp.dtype))
+        wide = logp if w is None else logp * _along_classes(w, logp)
+        smooth = -wide.mean(axis=1) * counted
         loss = loss * (1 - label_smoothing) + smooth * label_smoothing
-    if reduction == "mean" and (w is not None or not valid.all()):
-        return loss.sum() / float(scale.sum())  # 0 / 0 = nan when every target is ignored
+    if reduction == "mean":
+        return loss.sum() / scale.sum()  # 0 / 0 = nan when every target is ignored
     return _reduce(op, loss, reduction)
 
 
@@ -162,14 +176,15 @@ def cross_entropy(input, target, weight=None, reduction: str = "mean",
         raise ShapeError(f"cross_entropy: input must be (N, C) logits, got "
                          f"{fmt_shape(input.shape)}")
     if not soft and input.ndim == 2 and target.ndim == 1 and input.dtype.kind == "f" \
-            and weight is None:
-        _class_index_target("cross_entropy", input, target, ignore_index)
-        if not (target.data == ignore_index).any():  # the fused kernel: (N, C), all counted
-            from .fused_loss import softmax_cross_entropy
+            and weight is None:  # the fused kernel: (N, C) logits
+        from .fused_loss import softmax_cross_entropy
 
-            loss = _reduce("cross_entropy", softmax_cross_entropy(input, target, label_smoothing),
-                           reduction)
-            return loss.reshape(()) if single and reduction == "none" else loss
+        _class_index_target("cross_entropy", input, target, ignore_index)
+        safe, counted = _valid(target, ignore_index, input.dtype)
+        loss = softmax_cross_entropy(input, safe, label_smoothing) * counted
+        loss = loss.sum() / counted.sum() if reduction == "mean" else \
+            _reduce("cross_entropy", loss, reduction)
+        return loss.reshape(()) if single and reduction == "none" else loss
     logp = log_softmax(input, axis=1)
     if soft:
         _same_shape("cross_entropy (soft targets)", input, target)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..autograd import Function
+from ..backend import kernels_for
 from ..errors import ShapeError, fmt_shape
 from .elementwise import unbroadcast
 
@@ -11,10 +12,12 @@ from .elementwise import unbroadcast
 class MatMul(Function):
     """(..., n, k) @ (..., k, m) -> (..., n, m); batch axes broadcast."""
 
+    name = "matmul"
+
     @staticmethod
     def forward(ctx, a, b):
         ctx.save_for_backward(a, b)
-        return np.matmul(a, b)
+        return kernels_for(a, b).matmul(a, b)
 
     @staticmethod
     def backward(ctx, g):

@@ -4,6 +4,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..autograd import Function
+from ..backend import kernels_for
+from ..backend.meta import index_shape
 from ..errors import ShapeError, fmt_shape
 
 
@@ -11,7 +13,7 @@ class Reshape(Function):
     @staticmethod
     def forward(ctx, x, shape):
         ctx.in_shape = x.shape
-        return x.reshape(shape)
+        return kernels_for(x).reshape(x, shape)
 
     @staticmethod
     def backward(ctx, g):
@@ -21,11 +23,12 @@ class Reshape(Function):
 class Permute(Function):
     @staticmethod
     def forward(ctx, x, axes):
-        return np.transpose(x, axes)
+        return kernels_for(x).permute(x, axes)
 
     @staticmethod
     def backward(ctx, g):
-        return g.permute(*np.argsort(ctx.attrs["axes"]).tolist())
+        axes = ctx.attrs["axes"]
+        return g.permute(*sorted(range(len(axes)), key=axes.__getitem__))
 
 
 class Expand(Function):
@@ -34,7 +37,7 @@ class Expand(Function):
     @staticmethod
     def forward(ctx, x, shape):
         ctx.in_shape = x.shape
-        return np.broadcast_to(x, shape)
+        return kernels_for(x).expand(x, shape)
 
     @staticmethod
     def backward(ctx, g):
@@ -43,11 +46,25 @@ class Expand(Function):
         return unbroadcast(g, ctx.in_shape)
 
 
+class Copy(Function):
+    """A copy in memory of its own (clone): the identity for gradients."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return kernels_for(x).copy(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g
+
+
 class GetItem(Function):
+    name = "getitem"
+
     @staticmethod
     def forward(ctx, x, index):
         ctx.in_shape = x.shape
-        return x[index]
+        return kernels_for(x).getitem(x, index)
 
     @staticmethod
     def backward(ctx, g):
@@ -59,29 +76,44 @@ class IndexAdd(Function):
 
     @staticmethod
     def forward(ctx, g, shape, index):
-        out = np.zeros_like(g, shape=shape)  # (a *_like call, so that shape-only arrays trace)
-        if _is_basic(index):  # slices and ints pick each element at most once
-            out[index] = g
-        else:
-            np.add.at(out, index, g)
-        return out
+        return kernels_for(g).index_add(g, shape, index)
 
     @staticmethod
     def backward(ctx, gg):
         return gg[ctx.attrs["index"]]
 
 
-def _is_basic(index) -> bool:
-    """True for numpy basic indexing (ints, slices, None, Ellipsis): no element repeats."""
-    items = index if isinstance(index, tuple) else (index,)
-    return all(i is None or i is Ellipsis or isinstance(i, (int, np.integer, slice)) for i in items)
+class Gather(Function):
+    """x's values at `index` (int64, x's rank) along `axis`: numpy's take_along_axis."""
+
+    @staticmethod
+    def forward(ctx, x, index, axis):
+        ctx.size = x.shape[axis]
+        return kernels_for(x, index).gather(x, index, axis)
+
+    @staticmethod
+    def backward(ctx, g):
+        index = ctx.inputs[1]
+        return ScatterAdd.apply(g, index, axis=ctx.attrs["axis"], size=ctx.size), None
+
+
+class ScatterAdd(Function):
+    """zeros with g added at `index` along `axis` (of length `size`): gather's adjoint."""
+
+    @staticmethod
+    def forward(ctx, g, index, axis, size):
+        return kernels_for(g, index).scatter_add(g, index, axis, size)
+
+    @staticmethod
+    def backward(ctx, gg):
+        return Gather.apply(gg, ctx.inputs[1], axis=ctx.attrs["axis"]), None
 
 
 class Concat(Function):
     @staticmethod
     def forward(ctx, *xs, axis):
         ctx.sizes = [x.shape[axis] for x in xs]
-        return np.concatenate(xs, axis=axis)
+        return kernels_for(*xs).concat(xs, axis)
 
     @staticmethod
     def backward(ctx, g):
@@ -98,7 +130,7 @@ class Pad(Function):
 
     @staticmethod
     def forward(ctx, x, pad_width, value):
-        return np.pad(x, pad_width, constant_values=value)
+        return kernels_for(x).pad(x, pad_width, value)
 
     @staticmethod
     def backward(ctx, g):
@@ -197,7 +229,7 @@ def getitem(x, index):
     """Basic and advanced numpy indexing: ints, slices, None, Ellipsis, integer/boolean arrays."""
     index = _index_arg(index)
     try:
-        np.empty(x.shape, dtype=np.bool_)[index]  # validate cheaply, before recording anything
+        index_shape(x.shape, index)  # validate cheaply, before recording anything
     except IndexError as e:
         raise ShapeError(f"getitem: index {index!r} does not fit shape {fmt_shape(x.shape)}: {e}") \
             from None
@@ -269,3 +301,12 @@ def split(x, split_size_or_sections, axis: int = 0):
 def chunk(x, chunks: int, axis: int = 0):
     n = x.shape[_axis("chunk", axis, x.ndim)]
     return split(x, max(1, -(-n // chunks)), axis)
+
+
+def gather(x, index, axis: int):
+    """x's values at `index` along `axis` (torch.gather): index is an int64 Tensor of x's rank."""
+    ax = _axis("gather", axis, x.ndim)
+    if index.dtype.kind not in "iu" or index.ndim != x.ndim:
+        raise ShapeError(f"gather: index must be an integer tensor with the {x.ndim} dims of "
+                         f"{fmt_shape(x.shape)}, got {index.dtype} {fmt_shape(index.shape)}")
+    return Gather.apply(x, index.astype(np.int64), axis=ax)

@@ -17,9 +17,10 @@ import numpy as np
 
 from .. import autograd
 from ..autograd import Function
-from ..backend import kernels_for
+from ..backend import constant_kernels, kernels_for
 from ..errors import GradError, ShapeError, fmt_shape
-from .conv import check_float, contiguous
+from .conv import as_shape, check_float, contiguous
+from .state import assign
 
 
 def _no_double_backward(name: str):
@@ -45,11 +46,12 @@ def _input_grad(h, xhat, invstd, axes: tuple):
 
 
 def _ones_zeros(x, c: int, weight, bias):
-    """weight and bias Tensors, ones and zeros (not requiring grad) where None."""
+    """weight and bias Tensors, ones and zeros (constants) where None."""
     from ..tensor import Tensor
 
-    w = weight if weight is not None else Tensor._wrap(np.ones(c, dtype=x.dtype))
-    b = bias if bias is not None else Tensor._wrap(np.zeros(c, dtype=x.dtype))
+    k = constant_kernels(x.data)
+    w = weight if weight is not None else Tensor._wrap(k.full((c,), 1, x.dtype))
+    b = bias if bias is not None else Tensor._wrap(k.full((c,), 0, x.dtype))
     return w, b
 
 
@@ -65,8 +67,8 @@ class BatchNorm(Function):
     @staticmethod
     def forward(ctx, x, weight, bias, mean, invstd, *, training, eps=1e-5):
         ctx.save_for_backward(x, weight, mean, invstd)
-        x3 = contiguous(x).reshape(x.shape[0], x.shape[1], -1)
-        return kernels_for(x).batch_norm_apply(x3, mean, invstd, weight, bias).reshape(x.shape)
+        x3 = as_shape(x, (x.shape[0], x.shape[1], -1))
+        return as_shape(kernels_for(x).batch_norm_apply(x3, mean, invstd, weight, bias), x.shape)
 
     @staticmethod
     def backward(ctx, g):
@@ -95,6 +97,24 @@ class BatchNorm(Function):
         return gx, sums[1] if need_w else None, sums[0] if need_b else None, None, None
 
 
+class BatchNormStats(Function):
+    """x (N, C, ...) -> (3, C): [mean, biased var, unbiased var] per channel over N and the
+    spatial axes. No gradient flows through it: batch_norm's backward accounts for the batch
+    statistics (the fused formula). The unbiased variance (for the running statistic) divides by
+    M - 1 with M counted when the op runs, so a graph keeps it right at another batch size."""
+
+    differentiable = False
+
+    @staticmethod
+    def forward(ctx, x):
+        n, c = x.shape[:2]
+        k = kernels_for(x)
+        stats = k.batch_norm_stats(k.reshape(contiguous(x), (n, c, -1)))
+        m = x.size // c
+        unbiased = k.mul(k.getitem(stats, slice(1, 2)), k.full((), m / (m - 1), stats.dtype))
+        return k.concat((stats, unbiased), 0)
+
+
 class BatchNormBackwardReduce(Function):
     """g, x (N, C, ...), mean, invstd (C,) -> (2, C): [sum g, sum g * xhat] per channel."""
 
@@ -102,7 +122,7 @@ class BatchNormBackwardReduce(Function):
     def forward(ctx, g, x, mean, invstd):
         n, c = x.shape[:2]
         return kernels_for(x).batch_norm_backward_reduce(
-            contiguous(g).reshape(n, c, -1), contiguous(x).reshape(n, c, -1), mean, invstd)
+            as_shape(g, (n, c, -1)), as_shape(x, (n, c, -1)), mean, invstd)
 
     backward = _no_double_backward("batch_norm")
 
@@ -115,7 +135,7 @@ class BatchNormBackwardInput(Function):
         # (N, C, ...) as it is: the kernel returns gx in x's shape, in memory of its own
         gx = kernels_for(x).batch_norm_backward_input(contiguous(g), contiguous(x), mean, invstd,
                                                       weight, sums)
-        return gx if gx.shape == x.shape else gx.reshape(x.shape)
+        return gx if gx.shape == x.shape else as_shape(gx, x.shape)
 
     backward = _no_double_backward("batch_norm")
 
@@ -141,29 +161,25 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training: b
             raise ShapeError(f"{op}: {name} must have shape ({c},) for input "
                              f"{fmt_shape(x.shape)} with {c} channels, got {fmt_shape(t.shape)}")
     w, b = _ones_zeros(x, c, weight, bias)
-    if training:
-        if m <= 1:
-            raise ShapeError(f"{op}: training mode needs more than one value per channel to "
-                             f"take a batch variance, got input {fmt_shape(x.shape)}")
-        mean, var = kernels_for(x.data).batch_norm_stats(contiguous(x.data).reshape(n, c, -1))
-        if running_mean is not None and isinstance(mean, np.ndarray):
-            rm = running_mean.data
-            rm *= 1 - momentum
-            rm += momentum * mean.astype(rm.dtype)
-        if running_var is not None and isinstance(var, np.ndarray):
-            rv = running_var.data
-            rv *= 1 - momentum
-            rv += momentum * (var * (m / (m - 1))).astype(rv.dtype)
-    else:
-        if running_mean is None or running_var is None:
-            raise ValueError(f"{op}: eval mode (training=False) needs running_mean and "
-                             "running_var")
-        mean, var = running_mean.data.astype(x.dtype), running_var.data.astype(x.dtype)
-    invstd = (1.0 / np.sqrt(var + eps)).astype(x.dtype)
-    from ..tensor import Tensor
-
-    return BatchNorm.apply(x, w, b, Tensor._wrap(mean), Tensor._wrap(invstd),
-                           training=bool(training), eps=float(eps))
+    with autograd.no_grad():  # the statistics are constants to the tape (see BatchNormStats)
+        if training:
+            if m <= 1:
+                raise ShapeError(f"{op}: training mode needs more than one value per channel "
+                                 f"to take a batch variance, got input {fmt_shape(x.shape)}")
+            stats = BatchNormStats.apply(x)
+            mean, var = stats[0], stats[1]
+            # running <- (1 - momentum) running + momentum batch (a Tensor momentum is allowed)
+            for running, batch in ((running_mean, mean), (running_var, stats[2])):
+                if running is not None:
+                    assign(running, running * (1.0 - momentum) + batch.astype(running.dtype)
+                           * momentum)
+        else:
+            if running_mean is None or running_var is None:
+                raise ValueError(f"{op}: eval mode (training=False) needs running_mean and "
+                                 "running_var")
+            mean, var = running_mean.astype(x.dtype), running_var.astype(x.dtype)
+        invstd = 1.0 / (var + eps).sqrt()
+    return BatchNorm.apply(x, w, b, mean, invstd, training=bool(training), eps=float(eps))
 
 
 # ---- layer norm ---------------------------------------------------------------------------------
@@ -177,9 +193,9 @@ class LayerNorm(Function):
     def forward(ctx, x, weight, bias, *, ndim, eps):
         d = int(np.prod(x.shape[x.ndim - ndim:]))
         y, mean, invstd = kernels_for(x).layer_norm_forward(
-            contiguous(x).reshape(-1, d), weight.reshape(d), bias.reshape(d), eps)
+            as_shape(x, (-1, d)), as_shape(weight, (d,)), as_shape(bias, (d,)), eps)
         ctx.save_for_backward(x, weight, mean, invstd)
-        return y.reshape(x.shape)
+        return as_shape(y, x.shape)
 
     @staticmethod
     def backward(ctx, g):
@@ -206,7 +222,7 @@ class LayerNormBackwardInput(Function):
     def forward(ctx, g, x, mean, invstd, weight):
         gx = kernels_for(x).layer_norm_backward_input(contiguous(g), contiguous(x), mean, invstd,
                                                       contiguous(weight))
-        return gx if gx.shape == x.shape else gx.reshape(x.shape)
+        return gx if gx.shape == x.shape else as_shape(gx, x.shape)
 
     backward = _no_double_backward("layer_norm")
 
@@ -218,7 +234,7 @@ class LayerNormBackwardAffine(Function):
     def forward(ctx, g, x, mean, invstd):
         d = x.size // mean.size
         return kernels_for(x).layer_norm_backward_affine(
-            contiguous(g).reshape(-1, d), contiguous(x).reshape(-1, d), mean, invstd)
+            as_shape(g, (-1, d)), as_shape(x, (-1, d)), mean, invstd)
 
     backward = _no_double_backward("layer_norm")
 
@@ -257,9 +273,9 @@ class GroupNorm(Function):
     def forward(ctx, x, weight, bias, *, groups, eps):
         n, c = x.shape[:2]
         y, mean, invstd = kernels_for(x).group_norm_forward(
-            contiguous(x).reshape(n, c, -1), weight, bias, groups, eps)
+            as_shape(x, (n, c, -1)), weight, bias, groups, eps)
         ctx.save_for_backward(x, weight, mean, invstd)
-        return y.reshape(x.shape)
+        return as_shape(y, x.shape)
 
     @staticmethod
     def backward(ctx, g):
@@ -290,7 +306,7 @@ class GroupNormBackwardInput(Function):
     def forward(ctx, g, x, mean, invstd, weight, *, groups):
         gx = kernels_for(x).group_norm_backward_input(contiguous(g), contiguous(x), mean, invstd,
                                                       weight, groups)
-        return gx if gx.shape == x.shape else gx.reshape(x.shape)
+        return gx if gx.shape == x.shape else as_shape(gx, x.shape)
 
     backward = _no_double_backward("group_norm")
 
@@ -302,7 +318,7 @@ class GroupNormBackwardAffine(Function):
     def forward(ctx, g, x, mean, invstd, *, groups):
         n, c = x.shape[:2]
         return kernels_for(x).group_norm_backward_affine(
-            contiguous(g).reshape(n, c, -1), contiguous(x).reshape(n, c, -1), mean, invstd,
+            as_shape(g, (n, c, -1)), as_shape(x, (n, c, -1)), mean, invstd,
             groups)
 
     backward = _no_double_backward("group_norm")

@@ -57,8 +57,10 @@ class MaxPool2dGather(Function):
     def forward(ctx, gg, arg):
         n, c, h, w = gg.shape
         ctx.in_hw = (h, w)
-        flat = gg.reshape(n, c, h * w)
-        return np.take_along_axis(flat, arg.reshape(n, c, -1), axis=2).reshape(arg.shape)
+        k = kernels_for(gg, arg)
+        flat = k.reshape(contiguous(gg), (n, c, h * w))
+        index = k.reshape(contiguous(arg), (n, c, arg.shape[2] * arg.shape[3]))
+        return k.reshape(k.gather(flat, index, 2), arg.shape)
 
     @staticmethod
     def backward(ctx, g):

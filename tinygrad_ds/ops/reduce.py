@@ -1,11 +1,14 @@
 """Reductions over any axes, with keepdims: sum and max are primitives; mean, min, var derive."""
 from __future__ import annotations
 
-# NOTE: this module defines sum, max and min as ops; the builtins are not used here.
+import builtins
+
+# NOTE: this module defines sum, max, min, any and all as ops; the builtins are not used here.
 
 import numpy as np
 
 from ..autograd import Function
+from ..backend import kernels_for
 from ..errors import ShapeError, fmt_shape
 
 
@@ -33,9 +36,7 @@ class Sum(Function):
     @staticmethod
     def forward(ctx, x, axis, keepdims):
         ctx.in_shape = x.shape
-        # NOTE: float sums keep their dtype; integer and bool sums give int64, as in numpy
-        dtype = x.dtype if x.dtype.kind == "f" else None
-        return np.sum(x, axis=axis, keepdims=keepdims, dtype=dtype)
+        return kernels_for(x).sum(x, axis, keepdims)
 
     @staticmethod
     def backward(ctx, g):
@@ -45,15 +46,50 @@ class Sum(Function):
         return g.expand(ctx.in_shape)
 
 
+class Mean(Function):
+    """The count divided by is the reduced axes' size when the op runs, so that a graph traced
+    at one batch size averages correctly at another."""
+
+    @staticmethod
+    def forward(ctx, x, axis, keepdims):
+        ctx.in_shape = x.shape
+        return kernels_for(x).mean(x, axis, keepdims)
+
+    @staticmethod
+    def backward(ctx, g):
+        return MeanBackward.apply(g, axis=ctx.attrs["axis"], keepdims=ctx.attrs["keepdims"],
+                                  shape=ctx.in_shape)
+
+
+class MeanBackward(Function):
+    """g -> g spread evenly over the reduced axes of an input of `shape` (mean's adjoint)."""
+
+    @staticmethod
+    def forward(ctx, g, axis, keepdims, shape):
+        k = kernels_for(g)
+        if not keepdims:
+            g = k.reshape(g, kept_shape(shape, axis))
+        n = 1
+        for a in axis:
+            n *= shape[a]
+        return k.mul(k.expand(g, shape), k.full((), 1.0 / n, g.dtype))
+
+    @staticmethod
+    def backward(ctx, gg):
+        a = ctx.attrs
+        return Mean.apply(gg, axis=a["axis"], keepdims=a["keepdims"])
+
+
 class Max(Function):
     """The gradient goes to the maximal elements, split evenly where several tie (as in
     PyTorch's amax)."""
 
     @staticmethod
     def forward(ctx, x, axis, keepdims):
-        out = np.max(x, axis=axis, keepdims=True)
+        k = kernels_for(x)
+        out = k.max(x, axis, True)
         ctx.save_for_backward(x, out)
-        return out if keepdims else np.squeeze(out, axis=axis)
+        return out if keepdims else k.reshape(out, _dropped(out.shape, axis))
 
     @staticmethod
     def backward(ctx, g):
@@ -65,19 +101,39 @@ class Max(Function):
         return mask * (g / mask.sum(axis=axes, keepdims=True))
 
 
+def _dropped(shape: tuple, axes: tuple) -> tuple:
+    return tuple(s for i, s in enumerate(shape) if i not in axes)
+
+
 class ArgMax(Function):
     differentiable = False
+    name = "argmax"
 
     @staticmethod
     def forward(ctx, x, axis, keepdims):
-        if axis is None:
-            out = np.argmax(x)
-            return np.array(out).reshape((1,) * x.ndim) if keepdims else np.array(out)
-        return np.argmax(x, axis=axis, keepdims=keepdims)
+        return kernels_for(x).argmax(x, axis, keepdims)
+
+
+class Any(Function):
+    """True if any element is non-zero: a 0-d bool (no gradient)."""
+
+    differentiable = False
+
+    @staticmethod
+    def forward(ctx, x):
+        return kernels_for(x).any(x)
+
+
+class All(Function):
+    differentiable = False
+
+    @staticmethod
+    def forward(ctx, x):
+        return kernels_for(x).all(x)
 
 
 def _check_nonempty(op: str, x, axes) -> None:
-    if any(x.shape[a] == 0 for a in axes):
+    if builtins.any(x.shape[a] == 0 for a in axes):
         raise ShapeError(f"{op}: cannot reduce over an empty axis of shape {fmt_shape(x.shape)}")
 
 
@@ -89,8 +145,9 @@ def sum(x, axis=None, keepdims: bool = False):
 def mean(x, axis=None, keepdims: bool = False):
     axes = normalize_axes("mean", axis, x.ndim)
     _check_nonempty("mean", x, axes)
-    n = int(np.prod([x.shape[a] for a in axes]))
-    return sum(x, axes, keepdims) * (1.0 / n)
+    if x.dtype.kind != "f":
+        x = x.astype(np.float32)
+    return Mean.apply(x, axis=axes, keepdims=bool(keepdims))
 
 
 def max(x, axis=None, keepdims: bool = False):
@@ -110,6 +167,14 @@ def var(x, axis=None, keepdims: bool = False, correction: int = 1):
     n = int(np.prod([x.shape[a] for a in axes]))
     d = x - mean(x, axes, keepdims=True)
     return sum(d * d, axes, keepdims) * (1.0 / (n - correction) if n > correction else np.nan)
+
+
+def any(x):  # noqa: A001 - the op's name
+    return Any.apply(x)
+
+
+def all(x):  # noqa: A001
+    return All.apply(x)
 
 
 def argmax(x, axis=None, keepdims: bool = False):

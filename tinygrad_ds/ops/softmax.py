@@ -2,33 +2,18 @@
 max is subtracted before exp, so large logits never overflow)."""
 from __future__ import annotations
 
-import numpy as np
-
 from ..autograd import Function
+from ..backend import kernels_for
 from ..errors import ShapeError, fmt_shape
 from .reduce import kept_shape, normalize_axes
 
 
-def _shift(x, axis):
-    """x - max(x) (0 where the max is not finite) and the log of the sum of its exp. Working
-    with the shifted logits keeps float32 accurate: x - (max + log s) would round at max's scale."""
-    m = np.max(x, axis=axis, keepdims=True)
-    m = np.where(np.isfinite(m), m, 0)
-    shifted = x - m
-    return m, shifted, np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
-
-
-def _lse(x, axis):
-    m, _, log_s = _shift(x, axis)
-    return m + log_s
-
-
 class LogSumExp(Function):
+    name = "logsumexp"
+
     @staticmethod
     def forward(ctx, x, axis, keepdims):
-        out = _lse(x, axis)
-        if not keepdims:
-            out = np.squeeze(out, axis)
+        out = kernels_for(x).logsumexp(x, axis, keepdims)
         ctx.save_for_backward(x, out)  # the output itself, so create_graph links through it
         return out
 
@@ -44,8 +29,7 @@ class LogSumExp(Function):
 class LogSoftmax(Function):
     @staticmethod
     def forward(ctx, x, axis):
-        _, shifted, log_s = _shift(x, axis)
-        out = shifted - log_s
+        out = kernels_for(x).log_softmax(x, axis)
         ctx.save_for_backward(out)
         return out
 
@@ -58,9 +42,7 @@ class LogSoftmax(Function):
 class Softmax(Function):
     @staticmethod
     def forward(ctx, x, axis):
-        _, shifted, _ = _shift(x, axis)
-        e = np.exp(shifted)
-        out = e / np.sum(e, axis=axis, keepdims=True)
+        out = kernels_for(x).softmax(x, axis)
         ctx.save_for_backward(out)
         return out
 

@@ -2,12 +2,13 @@
 gradient), with PyTorch's update rules and defaults."""
 from __future__ import annotations
 
-import math
 from typing import Iterable
 
 import numpy as np
 
+from ..autograd import no_grad
 from ..errors import TdsError
+from ..ops.state import assign
 from .optimizer import Optimizer
 
 
@@ -35,33 +36,33 @@ class Adam(Optimizer):
                                       weight_decay=weight_decay, amsgrad=amsgrad))
 
     def step(self) -> None:
-        for group in self.param_groups:
-            lr, (b1, b2), eps = group["lr"], group["betas"], group["eps"]
-            wd, amsgrad = group["weight_decay"], group["amsgrad"]
-            for p, g, state in self._with_grads(group):
-                if not state:
-                    state["step"] = 0
-                    state["exp_avg"] = np.zeros_like(p.data)
-                    state["exp_avg_sq"] = np.zeros_like(p.data)
+        with no_grad():
+            for k, group in enumerate(self.param_groups):
+                (b1, b2), eps = group["betas"], group["eps"]
+                wd, amsgrad = group["weight_decay"], group["amsgrad"]
+                for p, g in self._with_grads(group):
+                    dt = p.dtype
+                    step = self.slot(p, "step", shape=(), dtype=np.float64)
+                    t = step + 1.0
+                    assign(step, t)
+                    lr = self.hyper(k, "lr", np.float64)
+                    w = p
+                    if wd:
+                        if self.decoupled:  # AdamW: decay the weight itself, not the gradient
+                            w = p * (1.0 - lr * wd).astype(dt)
+                        else:
+                            g = g + p * wd
+                    m, v = self.slot(p, "exp_avg"), self.slot(p, "exp_avg_sq")
+                    m_new = m * b1 + g * (1 - b1)
+                    v_new = v * b2 + g * g * (1 - b2)
+                    assign(m, m_new)
+                    assign(v, v_new)
                     if amsgrad:
-                        state["max_exp_avg_sq"] = np.zeros_like(p.data)
-                state["step"] += 1
-                t = state["step"]
-                if wd:
-                    if self.decoupled:
-                        p.data *= 1 - lr * wd  # AdamW: decay the weight itself, not the gradient
-                    else:
-                        g = g + wd * p.data
-                m, v = state["exp_avg"], state["exp_avg_sq"]
-                m *= b1
-                m += (1 - b1) * g
-                v *= b2
-                v += (1 - b2) * g * g
-                if amsgrad:
-                    np.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
-                    v = state["max_exp_avg_sq"]
-                denom = np.sqrt(v) / math.sqrt(1 - b2 ** t) + eps
-                p.data -= (lr / (1 - b1 ** t)) * m / denom
+                        vmax = self.slot(p, "max_exp_avg_sq")
+                        v_new = vmax.maximum(v_new)
+                        assign(vmax, v_new)
+                    denom = v_new.sqrt() / (1.0 - b2 ** t).sqrt().astype(dt) + eps
+                    assign(p, w - m_new * (lr / (1.0 - b1 ** t)).astype(dt) / denom)
 
 
 class AdamW(Adam):

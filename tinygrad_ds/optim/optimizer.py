@@ -1,7 +1,8 @@
 """Optimizer: the base of SGD and Adam. Holds parameter groups and per-parameter state.
 
-An optimizer updates `p.data` in place from `p.grad.data` with plain numpy: the update is not
-part of any graph (PyTorch runs it under no_grad for the same reason).
+An update is written in Tensor ops under no_grad, each new value written into the parameter (or
+its buffer) by `assign`, so that a traced training step holds the update as ops: buffers and the
+learning rate are named state that a replayed graph reads when it runs (`slot`, `hyper`).
 """
 from __future__ import annotations
 
@@ -9,7 +10,10 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from .. import autograd
+from ..backend import constant_kernels
 from ..errors import TdsError
+from ..tensor import Tensor
 
 
 class Optimizer:
@@ -57,14 +61,48 @@ class Optimizer:
                     p.grad.data[...] = 0
 
     def _with_grads(self, group):
-        """(param, grad array, state dict) for each parameter of `group` that has a gradient."""
+        """(param, grad Tensor) for each parameter of `group` that has a gradient."""
         for p in group["params"]:
             if p.grad is None:
                 continue
-            g = p.grad.data if hasattr(p.grad, "data") else np.asarray(p.grad)
-            if g.dtype != p.data.dtype:
-                g = g.astype(p.data.dtype)
-            yield p, g, self.state.setdefault(id(p), {})
+            g = p.grad if isinstance(p.grad, Tensor) else Tensor(p.grad)
+            yield p, (g if g.dtype == p.dtype else g.astype(p.dtype))
+
+    def slot(self, p, key: str, value: float = 0.0, shape: tuple | None = None,
+             dtype=None) -> Tensor:
+        """The buffer `key` of parameter p (momentum, Adam's moments), made as `value` in p's
+        shape and dtype (or `shape`, `dtype`) the first time. While a step is traced, a new
+        buffer is made but not stored (tracing changes nothing); a replayed graph makes and
+        stores it through the same call."""
+        state = self.state.get(id(p))
+        t = None if state is None else state.get(key)
+        if t is None:
+            shape = p.shape if shape is None else shape
+            t = Tensor._wrap(constant_kernels(p.data).full(shape, value,
+                                                          p.dtype if dtype is None else dtype))
+            if autograd.writes_enabled:
+                self.state.setdefault(id(p), {})[key] = t
+        index = self._index(p)
+        return autograd.announce_state(
+            t, f"optimizer.state.{index}.{key}",
+            lambda: self.slot(p, key, value, shape, dtype))
+
+    def hyper(self, group_index: int, key: str, dtype) -> Tensor:
+        """A group's option (the learning rate) as a 0-d Tensor: a replayed graph reads the
+        option as it is when it runs (after a schedule changed it)."""
+        value = self.param_groups[group_index][key]
+        t = Tensor._wrap(np.array(value, dtype=dtype))
+        return autograd.announce_state(
+            t, f"optimizer.param_groups.{group_index}.{key}",
+            lambda: Tensor._wrap(np.array(self.param_groups[group_index][key], dtype=dtype)))
+
+    def _index(self, p) -> int:
+        """p's number in the optimizer (group order), as state_dict numbers it."""
+        index = self.__dict__.get("_indices")
+        if index is None or len(index) != sum(len(g["params"]) for g in self.param_groups):
+            index = self._indices = {id(q): i for i, q in
+                                     enumerate(q for g in self.param_groups for q in g["params"])}
+        return index[id(p)]
 
     def step(self) -> None:
         raise NotImplementedError
@@ -75,8 +113,7 @@ class Optimizer:
         order. Save it with the model's state_dict to resume training."""
         index = {id(p): i for i, p in enumerate(p for g in self.param_groups
                                                  for p in g["params"])}
-        state = {index[k]: {name: (v.copy() if isinstance(v, np.ndarray) else v)
-                            for name, v in buffers.items()}
+        state = {index[k]: {name: _saved(v) for name, v in buffers.items()}
                  for k, buffers in self.state.items() if k in index}
         groups = [{**{k: v for k, v in g.items() if k != "params"},
                    "params": [index[id(p)] for p in g["params"]]} for g in self.param_groups]
@@ -110,8 +147,7 @@ class Optimizer:
                 if isinstance(v, np.ndarray) and v.shape != p.data.shape:
                     raise TdsError(f"{name}.load_state_dict: buffer '{key}' of parameter {i} "
                                    f"has shape {v.shape}, the parameter {p.data.shape}")
-            state[id(p)] = {key: (v.astype(p.data.dtype) if isinstance(v, np.ndarray) else v)
-                            for key, v in buffers.items()}
+            state[id(p)] = {key: _loaded(v, p) for key, v in buffers.items()}
         for saved, mine in zip(groups, self.param_groups):
             mine.update({k: v for k, v in saved.items() if k != "params"})
         self.state = state
@@ -124,3 +160,19 @@ class Optimizer:
     def __repr__(self) -> str:
         opts = ", ".join(f"{k}={v}" for k, v in self.defaults.items())
         return f"{type(self).__name__}({opts})"
+
+
+def _saved(v):
+    """A state entry as state_dict gives it: arrays copied, 0-d counts as Python numbers."""
+    if isinstance(v, Tensor):
+        v = v.data
+    if isinstance(v, np.ndarray):
+        return v.item() if v.ndim == 0 else v.copy()
+    return v
+
+
+def _loaded(v, p):
+    """A state_dict entry as the optimizer keeps it: a Tensor (buffers in p's dtype)."""
+    if isinstance(v, np.ndarray) and v.ndim:
+        return Tensor._wrap(v.astype(p.data.dtype))
+    return Tensor._wrap(np.array(v, dtype=np.float64))

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from typing import Iterable
 
+from ..autograd import no_grad
 from ..errors import TdsError
+from ..ops.state import assign
 from .optimizer import Optimizer
 
 
@@ -27,18 +29,22 @@ class SGD(Optimizer):
                                       weight_decay=weight_decay, nesterov=nesterov))
 
     def step(self) -> None:
-        for group in self.param_groups:
-            lr, mom, damp = group["lr"], group["momentum"], group["dampening"]
-            wd, nesterov = group["weight_decay"], group["nesterov"]
-            for p, g, state in self._with_grads(group):
-                if wd:
-                    g = g + wd * p.data
-                if mom:
-                    buf = state.get("momentum_buffer")
-                    if buf is None:
-                        buf = state["momentum_buffer"] = g.copy()
-                    else:
-                        buf *= mom
-                        buf += (1 - damp) * g
-                    g = g + mom * buf if nesterov else buf
-                p.data -= lr * g
+        with no_grad():
+            for k, group in enumerate(self.param_groups):
+                mom, damp = group["momentum"], group["dampening"]
+                wd, nesterov = group["weight_decay"], group["nesterov"]
+                for p, g in self._with_grads(group):
+                    if wd:
+                        g = g + p * wd
+                    if mom:
+                        # the buffer starts at 0, so its first value m 0 + g is g, as PyTorch's
+                        buf = self.slot(p, "momentum_buffer")
+                        if damp:  # PyTorch does not damp the first step: remember it was taken
+                            started = self.slot(p, "momentum_started", shape=(), dtype=p.dtype)
+                            new = buf * mom + g * (1.0 - started * damp)
+                            assign(started, started.ones_like())
+                        else:
+                            new = buf * mom + g
+                        assign(buf, new)
+                        g = g + new * mom if nesterov else new
+                    assign(p, p - g * self.hyper(k, "lr", p.dtype))

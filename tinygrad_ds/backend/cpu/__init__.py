@@ -4,6 +4,12 @@ Every kernel is a plain module-level function, so `NUMBA_DISABLE_JIT=1` runs the
 Python that a debugger can step through. Importing this module imports numba; compiling happens
 on a kernel's first call (or loads from the on-disk cache, `cache=True`).
 """
+from .array import (abs, add, all, any, argmax, bernoulli_mask, cast, concat, contiguous, copy,
+                    copy_into, div, equal, erf, exp, expand, full, gather, getitem, index_add,
+                    index_errors, leaky_relu, less, less_equal, log, log_softmax, logsumexp,
+                    matmul, max, maximum, mean, min, minimum, mul, neg, not_equal, pad, permute,
+                    pow, relu, reshape, scatter_add, sigmoid, sign, softmax, sqrt, sub, sum, tanh,
+                    where)
 from .conv import conv2d_backward_input, conv2d_backward_weight, conv2d_forward
 from .loss import softmax_cross_entropy_backward, softmax_cross_entropy_forward
 from .norm import (batch_norm_apply, batch_norm_backward_input, batch_norm_backward_reduce,
@@ -12,14 +18,6 @@ from .norm import (batch_norm_apply, batch_norm_backward_input, batch_norm_backw
                    layer_norm_forward)
 from .pool import (adaptive_avg_pool2d_backward, adaptive_avg_pool2d_forward, avg_pool2d_backward,
                    avg_pool2d_forward, max_pool2d_backward, max_pool2d_forward)
+from ..table import KERNELS
 
-__all__ = [
-    "conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight",
-    "max_pool2d_forward", "max_pool2d_backward", "avg_pool2d_forward", "avg_pool2d_backward",
-    "adaptive_avg_pool2d_forward", "adaptive_avg_pool2d_backward",
-    "batch_norm_stats", "batch_norm_apply", "batch_norm_backward_reduce",
-    "batch_norm_backward_input", "layer_norm_forward", "layer_norm_backward_input",
-    "layer_norm_backward_affine", "group_norm_forward", "group_norm_backward_input",
-    "group_norm_backward_affine", "softmax_cross_entropy_forward",
-    "softmax_cross_entropy_backward",
-]
+__all__ = list(KERNELS)

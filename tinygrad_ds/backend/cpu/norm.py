@@ -27,8 +27,7 @@ _FAST = {"reassoc", "contract"}
 @njit(cache=True, fastmath=_FAST)
 def batch_norm_stats(x):
     n, c, ll = x.shape
-    mean = np.empty(c, dtype=x.dtype)
-    var = np.empty(c, dtype=x.dtype)
+    stats = np.empty((2, c), dtype=x.dtype)
     m = n * ll
     for ci in range(c):
         k = np.float64(x[0, ci, 0])
@@ -40,9 +39,9 @@ def batch_norm_stats(x):
                 s1 += d
                 s2 += d * d
         mu = s1 / m
-        mean[ci] = k + mu
-        var[ci] = max(s2 / m - mu * mu, 0.0)
-    return mean, var
+        stats[0, ci] = k + mu
+        stats[1, ci] = max(s2 / m - mu * mu, 0.0)
+    return stats
 
 
 @njit(cache=True, fastmath=_FAST)
