@@ -41,7 +41,8 @@ Movement:
 
 Products and softmax:
   matmul(a (..., n, k), b (..., k, m)) -> (..., n, m), batch axes broadcast
-  softmax log_softmax (x, axis); logsumexp(x, axes, keepdims)   (stable: the max is subtracted)
+  softmax log_softmax (x, axis)       (stable: the max is subtracted first)
+  logsumexp(x, axes, keepdims)
 
 Creation, state and randomness:
   full(shape, value, dtype)
