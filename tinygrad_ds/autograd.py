@@ -14,19 +14,28 @@ import functools
 import itertools
 import re
 import weakref
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 import numpy as np
 
 from .backend import backend_name
 from .errors import GradError, ShapeError, fmt_shape
 
-if TYPE_CHECKING:
-    from .tensor import Tensor
+# tensor.py imports this module, so this one names the Tensor class only through `_Tensor`
+Tensor = Any
 
 _grad_enabled = True
 _seq = itertools.count()
 _Tensor: Any = None  # tinygrad_ds.tensor.Tensor, set by tensor.py (it imports this module)
+
+
+def wrap(array) -> Tensor:
+    """A Tensor around an array the library made (for ops, which sit below tensor.py)."""
+    return _Tensor._wrap(array)
+
+
+def is_tensor(x) -> bool:
+    return isinstance(x, _Tensor)
 # Called as hook(ctx, out) after every op; the graph tracer (tinygrad_ds.graph) registers here.
 op_hooks: list[Callable[[Context, Tensor], None]] = []
 # The modules whose forward is running, outermost first: nn.Module.__call__ pushes and pops, so

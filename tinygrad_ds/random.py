@@ -19,7 +19,6 @@ def generator() -> np.random.Generator:
 def generator_tensor():
     """The generator as an op input (random masks take it explicitly), announced to a tracer as
     the state 'rng', so that a traced graph draws from the generator current when it runs."""
-    from .autograd import announce_state
-    from .tensor import Tensor
+    from .autograd import announce_state, wrap
 
-    return announce_state(Tensor._wrap(_rng), "rng", generator_tensor)
+    return announce_state(wrap(_rng), "rng", generator_tensor)

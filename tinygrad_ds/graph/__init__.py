@@ -9,11 +9,17 @@ the graph compiler replays.
     step_graph = tds.trace(step, x0, y0)       # a whole training step, replayed by .run(x, y)
     graph.check()                              # a well-formed program (order, shapes, dtypes)
 """
-from .check import GraphError
+from . import ir
+from .backward import derive_backward
+from .check import GraphError, check_graph
+from .collapse import module_graph
 from .ir import Call, Graph, Node
-from .run import GraphRunError
-from .summary import Summary, multiply_adds
+from .run import GraphRunError, run_graph
+from .summary import Summary, multiply_adds, summarize
 from .trace import TraceLimitError, trace
+
+ir._beside.update(backward=derive_backward, module_graph=module_graph, summary=summarize,
+                  run=run_graph, check=check_graph)
 
 __all__ = ["trace", "Graph", "Node", "Call", "Summary", "multiply_adds", "GraphError",
            "GraphRunError", "TraceLimitError"]

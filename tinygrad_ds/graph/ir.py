@@ -22,6 +22,11 @@ import numpy as np
 
 from ..errors import TdsError, fmt_shape
 
+# What reads a Graph lives beside this module (backward.py, collapse.py, summary.py, run.py,
+# check.py) and imports it; graph/__init__.py plugs those functions in here, so that the Graph's
+# methods reach them without this module importing any of them.
+_beside: dict[str, Callable] = {}
+
 # Jupyter display: the library does not import viz (viz imports the library), so viz registers
 # its drawer here (register_display) when it is imported.
 _display: list[Callable[[Graph], str]] = []
@@ -149,25 +154,19 @@ class Graph:
         if self.kind != "forward":
             raise TdsError(f"backward() of a {self.kind} graph: take it of the traced forward graph")
         if self._backward is None:
-            from .backward import derive_backward
-
-            self._backward = derive_backward(self)
+            self._backward = _beside["backward"](self)
         return self._backward
 
     def module_graph(self, depth: int | None = None) -> Graph:
         """The graph with module calls collapsed into single 'module' nodes: each call of a leaf
         module (Conv2d, BatchNorm2d, ReLU) when depth is None, else each call at that depth of
         the module tree (1: the model's children). Ops outside such calls stay op nodes."""
-        from .collapse import module_graph
-
-        return module_graph(self, depth)
+        return _beside["module_graph"](self, depth)
 
     def summary(self):
         """A table (module, type, output shape, parameters, multiply-adds) with totals, as
         Keras's model.summary(); `str()` it to print."""
-        from .summary import summarize
-
-        return summarize(self)
+        return _beside["summary"](self)
 
     # ---- running again -----------------------------------------------------------------------------
     def run(self, *inputs, return_all: bool = False):
@@ -176,17 +175,13 @@ class Graph:
         returns the loss and updates the parameters, the optimizer's state and the batch-norm
         statistics in place. State is read as it is now. Inputs may have another batch size
         when no op fixed it. return_all: also return {node id: Tensor} of every value."""
-        from .run import run_graph
-
-        return run_graph(self, inputs, return_all)
+        return _beside["run"](self, inputs, return_all)
 
     def check(self) -> Graph:
         """Verify the graph: topological order, every input defined, and each op's output shape
         and dtype what its shape rule gives for its inputs. Raises GraphError listing what is
         wrong; returns the graph."""
-        from .check import check_graph
-
-        check_graph(self)
+        _beside["check"](self)
         return self
 
     # ---- export ------------------------------------------------------------------------------------

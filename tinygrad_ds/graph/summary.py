@@ -98,9 +98,7 @@ def _human(n: int) -> str:
 
 
 def _own_params(module) -> int:
-    from ..nn.module import Parameter
-
-    return sum(v.size for v in vars(module).values() if isinstance(v, Parameter))
+    return sum(v.size for v in vars(module).values() if getattr(type(v), "is_parameter", False))
 
 
 def summarize(graph: Graph) -> Summary:

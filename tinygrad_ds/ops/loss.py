@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..autograd import Function
+from ..autograd import Function, is_tensor, wrap
 from ..backend import kernels_for
 from ..errors import DTypeError, ShapeError, fmt_shape
+from .elementwise import Where, scalar_like
 from .movement import gather
 from .softmax import log_softmax
 
@@ -36,9 +37,7 @@ def _constant(op: str, name: str, value, input, shape=None):
     to broadcast to input's shape); None stays None."""
     if value is None:
         return None
-    from ..tensor import Tensor
-
-    a = np.asarray(value.data if isinstance(value, Tensor) else value)
+    a = np.asarray(value.data if is_tensor(value) else value)
     if a.dtype.kind not in "fiub":
         raise DTypeError(f"{op}: {name} must be numbers, got {a.dtype}")
     if shape is not None and a.shape != shape:
@@ -52,7 +51,7 @@ def _constant(op: str, name: str, value, input, shape=None):
         if not ok:
             raise ShapeError(f"{op}: {name} {fmt_shape(a.shape)} must broadcast to the input's "
                              f"shape {fmt_shape(input.shape)}")
-    return Tensor._wrap(a.astype(input.dtype))
+    return wrap(a.astype(input.dtype))
 
 
 def mse_loss(input, target, reduction: str = "mean"):
@@ -109,10 +108,8 @@ def _class_index_target(op: str, input, target, ignore_index: int) -> None:
 
 def _valid(target, ignore_index: int, dtype):
     """(target with ignored entries set to class 0, 1.0 where counted else 0.0 in dtype)."""
-    from ..functional import where
-
     valid = target != ignore_index
-    return where(valid, target, 0), valid.astype(dtype)
+    return Where.apply(valid, target, scalar_like(target, 0)), valid.astype(dtype)
 
 
 def _along_classes(v, like):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..autograd import Function
+from ..autograd import Function, is_tensor
 from ..backend import kernels_for
 from ..backend.meta import index_shape
 from ..errors import ShapeError, fmt_shape
@@ -214,9 +214,7 @@ def squeeze(x, dim=None):
 
 def _index_arg(index):
     """Tensors inside an index become integer (or boolean) arrays; the rest passes through."""
-    from ..tensor import Tensor
-
-    if isinstance(index, Tensor):
+    if is_tensor(index):
         return index.data
     if isinstance(index, list):
         return np.asarray(index)

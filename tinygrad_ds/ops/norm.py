@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import autograd
-from ..autograd import Function
+from ..autograd import Function, wrap
 from ..backend import constant_kernels, kernels_for
 from ..errors import GradError, ShapeError, fmt_shape
 from .conv import as_shape, check_float, contiguous
@@ -47,11 +47,9 @@ def _input_grad(h, xhat, invstd, axes: tuple):
 
 def _ones_zeros(x, c: int, weight, bias):
     """weight and bias Tensors, ones and zeros (constants) where None."""
-    from ..tensor import Tensor
-
     k = constant_kernels(x.data)
-    w = weight if weight is not None else Tensor._wrap(k.full((c,), 1, x.dtype))
-    b = bias if bias is not None else Tensor._wrap(k.full((c,), 0, x.dtype))
+    w = weight if weight is not None else wrap(k.full((c,), 1, x.dtype))
+    b = bias if bias is not None else wrap(k.full((c,), 0, x.dtype))
     return w, b
 
 
