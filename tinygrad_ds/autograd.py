@@ -165,6 +165,7 @@ class Function:
     """
 
     differentiable = True
+    saved_names: tuple[str, ...] = ()  # what each saved value is, where a graph shows it
     name: str | None = None  # the op's name, snake_case: MaxPool2dBackward -> max_pool2d_backward
 
     def __init_subclass__(cls, **kwargs):

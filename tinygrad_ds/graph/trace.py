@@ -215,7 +215,9 @@ class Recorder:
             if hasattr(v, "dtype") and hasattr(v, "shape") and id(v) not in ins \
                     and v is not out.data and id(v) not in self.by_data:
                 aid = len(self.nodes)
-                self.nodes.append(Node(aid, "aux", f"{node.op}.saved{k}", tuple(v.shape), v.dtype,
+                names = ctx.op.saved_names
+                what = names[k] if k < len(names) else f"saved{k}"
+                self.nodes.append(Node(aid, "aux", f"{node.op}.{what}", tuple(v.shape), v.dtype,
                                        inputs=(nid,), attrs={"index": k}, module=module,
                                        scope=scope, **{key: val for key, val in extra.items()
                                                        if key == "ref"}))

@@ -18,6 +18,7 @@ from .movement import ScatterAdd
 
 class SoftmaxCrossEntropy(Function):
     name = "softmax_cross_entropy"
+    saved_names = ("logits", "target", "lse")
 
     @staticmethod
     def forward(ctx, logits, target, *, smoothing):

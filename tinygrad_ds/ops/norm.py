@@ -186,6 +186,7 @@ class LayerNorm(Function):
     normalized_shape."""
 
     name = "layer_norm"
+    saved_names = ("x", "weight", "mean", "invstd")
 
     @staticmethod
     def forward(ctx, x, weight, bias, *, ndim, eps):
@@ -266,6 +267,7 @@ class GroupNorm(Function):
     """x (N, C, ...) normalized per sample over groups of C/G channels; weight, bias (C,)."""
 
     name = "group_norm"
+    saved_names = ("x", "weight", "mean", "invstd")
 
     @staticmethod
     def forward(ctx, x, weight, bias, *, groups, eps):

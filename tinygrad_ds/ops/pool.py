@@ -18,6 +18,8 @@ from .conv import check_4d, check_float, contiguous, out_size, pair
 class MaxPool2d(Function):
     """x (N, C, H, W) -> (N, C, OH, OW); keeps the argmax of each window for backward."""
 
+    saved_names = ("argmax",)
+
     @staticmethod
     def forward(ctx, x, *, kernel, stride, padding, out_hw):
         x = contiguous(x)
