@@ -50,6 +50,24 @@ writes_enabled = True
 state_hooks: list[Callable[[Tensor, str, Callable], None]] = []
 
 
+# How many times each array (by id) was written in place by an op: PyTorch's version counters.
+# Only arrays written in place appear (parameters, buffers, optimizer state), so it stays small.
+_versions: dict[int, int] = {}
+
+
+def _memory(array) -> int:
+    """The id of the array that owns `array`'s memory (views share their base's version)."""
+    while getattr(array, "base", None) is not None and hasattr(array.base, "shape"):
+        array = array.base
+    return id(array)
+
+
+def bump_version(array) -> None:
+    """Note that `array` was written in place (ops.state.Assign calls this)."""
+    key = _memory(array)
+    _versions[key] = _versions.get(key, 0) + 1
+
+
 def announce_state(t: Tensor, name: str, source: Callable) -> Tensor:
     """Tell a tracer (if one is listening) that `t` is persistent state called `name`."""
     for hook in state_hooks:
@@ -108,11 +126,15 @@ class Context:
         self.saved: tuple = ()
         self.freed = False
         self.retain = None  # weakref to the output Tensor when it asked for .retain_grad()
+        self.versions: tuple | None = None  # of the saved arrays (see bump_version)
         self.output = None  # weakref to the output Tensor while this node is on the tape
 
     def save_for_backward(self, *values: Any) -> None:
-        """Keep arrays (or small Python values) for the backward pass; freed after backward."""
+        """Keep arrays (or small Python values) for the backward pass; freed after backward.
+        Each array's version is noted: one written in place before the backward (an optimizer
+        step between two backwards) makes the backward raise instead of using the new values."""
         self.saved = values
+        self.versions = tuple(_versions.get(_memory(v), 0) for v in values)
 
     @property
     def needs_input_grad(self) -> tuple[bool, ...]:
@@ -126,6 +148,14 @@ class Context:
         graph (which is what makes create_graph=True give correct higher derivatives)."""
         if self.freed:
             raise freed_error(self.op.name)
+        if self.versions is not None:
+            for v, seen in zip(self.saved, self.versions):
+                if _versions.get(_memory(v), 0) != seen:
+                    raise GradError(
+                        f"backward through '{self.op.name}': a value of shape "
+                        f"{fmt_shape(v.shape)} it saved for its backward was written in place "
+                        "after the forward (an optimizer step, or an assign), so the gradient "
+                        "would use the new values: run the forward again after the update")
         out = self.output() if self.output is not None else None
         result = []
         for v in self.saved:

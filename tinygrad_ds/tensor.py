@@ -117,7 +117,13 @@ class Tensor:
 
     # ---- conversion ---------------------------------------------------------------------------
     def numpy(self) -> np.ndarray:
-        """The data as a numpy array (shared, not copied; use .copy() to keep it)."""
+        """The data as a numpy array (shared, not copied; use .copy() to keep it). Read-only for
+        a tensor on the tape (one that requires grad): writing into values a backward may read
+        would make its gradient silently wrong (PyTorch refuses .numpy() there)."""
+        if self.requires_grad and isinstance(self.data, np.ndarray) and self.data.flags.writeable:
+            view = self.data.view()
+            view.flags.writeable = False
+            return view
         return self.data
 
     def item(self):

@@ -102,7 +102,8 @@ Normalization (x viewed as (N, C, L): L = 1 for (N, C) input; statistics accumul
 
 Fused softmax cross-entropy (class-index targets, label smoothing e):
   softmax_cross_entropy_forward(logits (N,C), target (N,) int64, smoothing)
-      -> (loss (N,), lse (N,))   loss = lse - (1-e) x[target] - e mean(x)
+      -> (loss (N,), lse (N,) float64)   loss = lse - (1-e) x[target] - e mean(x) (no e term
+      when e = 0, so that a logit of -inf, a masked class, gives no 0 * inf)
   softmax_cross_entropy_backward(gloss (N,), logits (N,C), target (N,), lse (N,), smoothing)
       -> glogits (N, C) = gloss * (softmax - (1-e) onehot - e/C)
 """

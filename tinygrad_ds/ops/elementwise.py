@@ -125,9 +125,10 @@ class Pow(Binary):
     def backward(ctx, g):
         a, b, out = ctx.saved_tensors
         ga = None
-        if a.requires_grad:  # b a^(b-1), taken as 0 where b = 0 (x ** 0 is constant)
-            ga = unbroadcast(Where.apply(b != 0, g * b * a ** (b - 1), scalar_like(g, 0)),
-                             a.shape)
+        if a.requires_grad:  # b a^(b-1); where b = 0 that is 0 (x ** 0 is constant), also at
+            # a = 0, so the exponent there is taken as 0 rather than -1 (no 0 * inf)
+            expo = Where.apply(b != 0, b - 1.0, b)
+            ga = unbroadcast(g * b * a ** expo, a.shape)
         gb = None
         if b.requires_grad:  # d(a^b)/db = a^b log a, taken as 0 where a^b = 0
             safe_log = Where.apply(a > 0, a, scalar_like(a, 1)).log()

@@ -112,6 +112,15 @@ def _valid(target, ignore_index: int, dtype):
     return Where.apply(valid, target, scalar_like(target, 0)), valid.astype(dtype)
 
 
+def _weighted_mean(loss, scale):
+    """sum(loss) / sum(scale), the mean over the targets counted. With none counted (every
+    target ignored) the value is nan and the gradient 0, as PyTorch's."""
+    total = scale.sum()
+    none = total == 0
+    nan = Where.apply(none, scalar_like(total, np.nan), scalar_like(total, 0))
+    return loss.sum() / total.maximum(scalar_like(total, 1)) + nan
+
+
 def _along_classes(v, like):
     """A (C,) tensor laid along axis 1 of `like` (N, C, ...) and expanded to its shape."""
     return v.reshape((1, -1) + (1,) * (like.ndim - 2)).expand(like.shape)
@@ -136,9 +145,7 @@ def _class_loss(op: str, logp, target, reduction: str, ignore_index: int, label_
         wide = logp if w is None else logp * _along_classes(w, logp)
         smooth = -wide.mean(axis=1) * counted
         loss = loss * (1 - label_smoothing) + smooth * label_smoothing
-    if reduction == "mean":
-        return loss.sum() / scale.sum()  # 0 / 0 = nan when every target is ignored
-    return _reduce(op, loss, reduction)
+    return _weighted_mean(loss, scale) if reduction == "mean" else _reduce(op, loss, reduction)
 
 
 def _unbatched(input, target, class_indices: bool):
@@ -179,7 +186,7 @@ def cross_entropy(input, target, weight=None, reduction: str = "mean",
         _class_index_target("cross_entropy", input, target, ignore_index)
         safe, counted = _valid(target, ignore_index, input.dtype)
         loss = softmax_cross_entropy(input, safe, label_smoothing) * counted
-        loss = loss.sum() / counted.sum() if reduction == "mean" else \
+        loss = _weighted_mean(loss, counted) if reduction == "mean" else \
             _reduce("cross_entropy", loss, reduction)
         return loss.reshape(()) if single and reduction == "none" else loss
     logp = log_softmax(input, axis=1)

@@ -23,6 +23,14 @@ from .conv import as_shape, check_float, contiguous
 from .state import assign
 
 
+def _ncl(shape: tuple) -> tuple:
+    """(N, C, L) for an (N, C, ...) shape, L the product of the rest (also for an empty batch)."""
+    n, c, ll = shape[0], shape[1], 1
+    for s in shape[2:]:
+        ll *= s
+    return n, c, ll
+
+
 def _no_double_backward(name: str):
     """The fused backward ops are applied only outside create_graph (where nothing records
     them), so this never runs; it says so if it ever does."""
@@ -65,7 +73,7 @@ class BatchNorm(Function):
     @staticmethod
     def forward(ctx, x, weight, bias, mean, invstd, *, training, eps=1e-5):
         ctx.save_for_backward(x, weight, mean, invstd)
-        x3 = as_shape(x, (x.shape[0], x.shape[1], -1))
+        x3 = as_shape(x, _ncl(x.shape))
         return as_shape(kernels_for(x).batch_norm_apply(x3, mean, invstd, weight, bias), x.shape)
 
     @staticmethod
@@ -107,7 +115,7 @@ class BatchNormStats(Function):
     def forward(ctx, x):
         n, c = x.shape[:2]
         k = kernels_for(x)
-        stats = k.batch_norm_stats(k.reshape(contiguous(x), (n, c, -1)))
+        stats = k.batch_norm_stats(k.reshape(contiguous(x), _ncl(x.shape)))
         m = x.size // c
         unbiased = k.mul(k.getitem(stats, slice(1, 2)), k.full((), m / (m - 1), stats.dtype))
         return k.concat((stats, unbiased), 0)
@@ -120,7 +128,7 @@ class BatchNormBackwardReduce(Function):
     def forward(ctx, g, x, mean, invstd):
         n, c = x.shape[:2]
         return kernels_for(x).batch_norm_backward_reduce(
-            as_shape(g, (n, c, -1)), as_shape(x, (n, c, -1)), mean, invstd)
+            as_shape(g, _ncl(x.shape)), as_shape(x, _ncl(x.shape)), mean, invstd)
 
     backward = _no_double_backward("batch_norm")
 
@@ -192,7 +200,7 @@ class LayerNorm(Function):
     def forward(ctx, x, weight, bias, *, ndim, eps):
         d = int(np.prod(x.shape[x.ndim - ndim:]))
         y, mean, invstd = kernels_for(x).layer_norm_forward(
-            as_shape(x, (-1, d)), as_shape(weight, (d,)), as_shape(bias, (d,)), eps)
+            as_shape(x, (x.size // d, d)), as_shape(weight, (d,)), as_shape(bias, (d,)), eps)
         ctx.save_for_backward(x, weight, mean, invstd)
         return as_shape(y, x.shape)
 
@@ -233,7 +241,7 @@ class LayerNormBackwardAffine(Function):
     def forward(ctx, g, x, mean, invstd):
         d = x.size // mean.size
         return kernels_for(x).layer_norm_backward_affine(
-            as_shape(g, (-1, d)), as_shape(x, (-1, d)), mean, invstd)
+            as_shape(g, (x.size // d, d)), as_shape(x, (x.size // d, d)), mean, invstd)
 
     backward = _no_double_backward("layer_norm")
 
@@ -273,7 +281,7 @@ class GroupNorm(Function):
     def forward(ctx, x, weight, bias, *, groups, eps):
         n, c = x.shape[:2]
         y, mean, invstd = kernels_for(x).group_norm_forward(
-            as_shape(x, (n, c, -1)), weight, bias, groups, eps)
+            as_shape(x, _ncl(x.shape)), weight, bias, groups, eps)
         ctx.save_for_backward(x, weight, mean, invstd)
         return as_shape(y, x.shape)
 
@@ -318,7 +326,7 @@ class GroupNormBackwardAffine(Function):
     def forward(ctx, g, x, mean, invstd, *, groups):
         n, c = x.shape[:2]
         return kernels_for(x).group_norm_backward_affine(
-            as_shape(g, (n, c, -1)), as_shape(x, (n, c, -1)), mean, invstd,
+            as_shape(g, _ncl(x.shape)), as_shape(x, _ncl(x.shape)), mean, invstd,
             groups)
 
     backward = _no_double_backward("group_norm")

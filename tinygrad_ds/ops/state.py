@@ -26,6 +26,7 @@ class Assign(Function):
     def forward(ctx, dst, src):
         if autograd.writes_enabled:
             kernels_for(dst, src).copy_into(dst, src)
+            autograd.bump_version(dst)
         return dst
 
 

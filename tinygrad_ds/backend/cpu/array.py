@@ -174,12 +174,16 @@ def _shift(x, axes):
 
 
 def softmax(x, axis):
+    if x.size == 0:
+        return np.empty_like(x)
     _, shifted, _ = _shift(x, axis)
     e = np.exp(shifted)
     return e / np.sum(e, axis=axis, keepdims=True)
 
 
 def log_softmax(x, axis):
+    if x.size == 0:
+        return np.empty_like(x)
     _, shifted, log_s = _shift(x, axis)
     return shifted - log_s
 

@@ -1,4 +1,10 @@
-"""Fused softmax cross-entropy on the CPU: one pass per row for the loss, one for the gradient (serial loops: see conv.py)."""
+"""Fused softmax cross-entropy on the CPU: one pass per row for the loss, one for the gradient
+(serial loops: see conv.py).
+
+The log-sum-exp is kept in float64: at large logits (a row near 1e4) a float32 lse carries an
+absolute error near its ulp, and exp(x - lse) would turn it into a relative error of the softmax.
+The smoothing term is added only when smoothing is on, so that a logit of -inf (a masked class)
+gives no 0 * inf."""
 from __future__ import annotations
 
 import numpy as np
@@ -9,7 +15,7 @@ from numba import njit
 def softmax_cross_entropy_forward(logits, target, smoothing):
     n, c = logits.shape
     loss = np.empty(n, dtype=logits.dtype)
-    lse = np.empty(n, dtype=logits.dtype)
+    lse = np.empty(n, dtype=np.float64)
     for r in range(n):
         m = -np.inf
         for k in range(c):
@@ -23,7 +29,10 @@ def softmax_cross_entropy_forward(logits, target, smoothing):
             tot += logits[r, k]
         z = m + np.log(s)
         lse[r] = z
-        loss[r] = z - (1.0 - smoothing) * logits[r, target[r]] - smoothing * tot / c
+        v = z - (1.0 - smoothing) * logits[r, target[r]]
+        if smoothing != 0.0:
+            v -= smoothing * tot / c
+        loss[r] = v
     return loss, lse
 
 
@@ -35,6 +44,6 @@ def softmax_cross_entropy_backward(gloss, logits, target, lse, smoothing):
         z = lse[r]
         gr = gloss[r]
         for k in range(c):
-            g[r, k] = gr * (np.exp(logits[r, k] - z) - smoothing / c)
+            g[r, k] = gr * (np.exp(np.float64(logits[r, k]) - z) - smoothing / c)
         g[r, target[r]] -= gr * (1.0 - smoothing)
     return g
