@@ -36,6 +36,8 @@ def wrap(array) -> Tensor:
 
 def is_tensor(x) -> bool:
     return isinstance(x, _Tensor)
+
+
 # Called as hook(ctx, out) after every op; the graph tracer (tinygrad_ds.graph) registers here.
 op_hooks: list[Callable[[Context, Tensor], None]] = []
 # The modules whose forward is running, outermost first: nn.Module.__call__ pushes and pops, so
@@ -263,7 +265,7 @@ def backward(root: Tensor, grad: Tensor | None = None, retain_graph: bool | None
             _accumulate(node.retain(), g, create_graph, stored)
 
     walk(root, grad, create_graph if retain_graph is None else retain_graph, create_graph,
-          lambda t, g: _accumulate(t, g, create_graph, stored), on_output)
+         lambda t, g: _accumulate(t, g, create_graph, stored), on_output)
 
 
 def grad(outputs: Tensor, inputs, grad_outputs: Tensor | None = None,
@@ -290,7 +292,7 @@ def grad(outputs: Tensor, inputs, grad_outputs: Tensor | None = None,
             collect(out, g)
 
     walk(outputs, g0, create_graph if retain_graph is None else retain_graph, create_graph,
-          collect, on_output)
+         collect, on_output)
     for i, (t, g) in enumerate(zip(inputs, found)):
         if g is None and not allow_unused:
             raise GradError(f"grad(): input {i} of shape {fmt_shape(t.shape)} is not used to "
