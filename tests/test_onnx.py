@@ -4,6 +4,7 @@ and `tds export` works."""
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -36,18 +37,30 @@ ZOO = {  # name: (model factory, eval-mode input shape: batch 2, small spatial s
 }
 
 
-def _perturb(model, seed: int = 0):
-    """Non-trivial running statistics and affine parameters for every norm layer (fresh ones
-    are mean 0, var 1, weight 1, bias 0, which would hide a swapped or ignored input)."""
+def _perturb(model, shape=None, seed: int = 0):
+    """Running statistics and affine parameters that are not the fresh ones (mean 0, var 1,
+    weight 1, bias 0, which would hide a swapped or ignored input). Given an input shape, the
+    statistics are those of a random batch (a deep stack such as MobileNet's otherwise shrinks
+    the signal below float32's resolution at the output); then each is shifted a little."""
     rng = np.random.default_rng(seed)
+    norms = [m for _, m in model.named_modules() if hasattr(m, "running_mean")]
+    if shape is not None and norms:
+        saved = [m.momentum for m in norms]
+        for m in norms:
+            m.momentum = 1.0
+        model.train()
+        model(tds.Tensor(rng.standard_normal(shape).astype(np.float32)))
+        for m, mom in zip(norms, saved):
+            m.momentum = mom
+        model.eval()
     for name, buf in model.named_buffers():
         if name.endswith("running_mean"):
-            buf.data[...] = rng.normal(0, 0.2, buf.shape)
+            buf.data[...] += rng.normal(0, 0.1, buf.shape).astype(buf.dtype)
         elif name.endswith("running_var"):
-            buf.data[...] = rng.uniform(0.5, 1.5, buf.shape)
-    for name, p in model.named_parameters():
+            buf.data[...] *= rng.uniform(0.8, 1.2, buf.shape).astype(buf.dtype)
+    for _, p in model.named_parameters():
         if p.ndim == 1:
-            p.data[...] = p.data + rng.normal(0, 0.1, p.shape).astype(p.dtype)
+            p.data[...] += rng.normal(0, 0.1, p.shape).astype(p.dtype)
     return model
 
 
@@ -66,7 +79,7 @@ def test_zoo_round_trip(name, tmp_path):
     make, shape = ZOO[name]
     model = make().eval()
     graph = tds.trace(model, shape)
-    _perturb(model)  # after tracing: the export reads the weights as they are now
+    _perturb(model, shape)  # after tracing: the export reads the weights as they are now
     path = tmp_path / f"{name}.onnx"
     written = graph.to_onnx(str(path))
     onnx.checker.check_model(onnx.load(str(path)), full_check=True)
@@ -74,14 +87,15 @@ def test_zoo_round_trip(name, tmp_path):
     assert written.parameters == model.num_parameters()
     x = np.random.default_rng(1).standard_normal(shape).astype(np.float32)
     ref = model(tds.Tensor(x)).numpy()
-    assert np.abs(ref).max() > 0
+    x2 = np.random.default_rng(2).standard_normal(shape).astype(np.float32)
+    assert np.abs(model(tds.Tensor(x2)).numpy() - ref).max() > 1e-3 * np.abs(ref).max()
     (out,) = _ort(path, x)
     assert out.shape == ref.shape and out.dtype == np.float32
     assert _rel(out, ref) < 1e-5, name
 
 
 def test_resnet_runs_at_another_batch_size(tmp_path):
-    model = _perturb(models.resnet20().eval())
+    model = _perturb(models.resnet20().eval(), (2, 3, 16, 16))
     path = tmp_path / "r20.onnx"
     written = tds.trace(model, (2, 3, 16, 16)).to_onnx(str(path), dynamic_batch=True)
     assert written.fixed_batch is None
@@ -128,7 +142,7 @@ class _Ops(nn.Module):
 
 @pytest.mark.parametrize("opset", [17, 18])
 def test_ops_round_trip(opset, tmp_path):
-    model = _perturb(_Ops().eval(), seed=3)
+    model = _perturb(_Ops().eval(), (2, 4, 6, 6), seed=3)
     graph = tds.trace(model, (2, 4, 6, 6))
     path = tmp_path / "ops.onnx"
     written = graph.to_onnx(str(path), opset=opset)
@@ -202,17 +216,20 @@ def test_missing_onnx_says_how_to_install(monkeypatch, tmp_path):
 
 
 # ---- the command line ---------------------------------------------------------------------------
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
 def _cli(*args):
     from click.testing import CliRunner
 
     from tinygrad_ds.cli import main
 
-    return CliRunner().invoke(main, list(args))
+    return CliRunner().invoke(main, [str(a) for a in args])
 
 
 def test_cli_export_resnet_example(tmp_path):
     out = tmp_path / "resnet.onnx"
-    res = _cli("export", "examples/resnet.py", "-o", str(out))
+    res = _cli("export", EXAMPLES / "resnet.py", "-o", out)
     assert res.exit_code == 0, res.output
     assert f"wrote {out}: ONNX opset 17" in res.output
     assert "269,722 parameters" in res.output and "input (N, 3, 32, 32)" in res.output
@@ -220,22 +237,53 @@ def test_cli_export_resnet_example(tmp_path):
     assert _ort(out, x)[0].shape == (3, 10)
 
 
-def test_cli_export_options_and_errors(tmp_path, monkeypatch):
-    out = tmp_path / "lenet.onnx"
-    res = _cli("export", "examples/lenet.py", "-o", str(out), "--input-shape", "4,1,28,28",
-               "--opset", "18")
+SEEDED = """import tinygrad_ds as tds
+from tinygrad_ds.nn import models
+tds.manual_seed(0)
+model = models.lenet5(activation="relu", pooling="max")
+input_shape = (1, 1, 28, 28)
+"""
+
+
+def test_cli_export_writes_the_files_model(tmp_path):
+    from tinygrad_ds.app.modelfile import load_model_spec
+
+    src, out = tmp_path / "lenet.py", tmp_path / "lenet.onnx"
+    src.write_text(SEEDED)
+    res = _cli("export", src, "-o", out, "--input-shape", "4,1,28,28", "--opset", "18")
     assert res.exit_code == 0, res.output
     assert "opset 18" in res.output and "input (N, 1, 28, 28)" in res.output
     assert onnx.load(str(out)).opset_import[0].version == 18
-    res = _cli("export", str(tmp_path / "missing.py"), "-o", str(out))
+    model = load_model_spec(str(src)).model.eval()  # seeded: the same weights again
+    for n in (4, 1):
+        x = np.random.default_rng(n).standard_normal((n, 1, 28, 28)).astype(np.float32)
+        assert _rel(_ort(out, x)[0], model(tds.Tensor(x)).numpy()) < 1e-5
+
+
+GATED = """from tinygrad_ds import nn
+from tinygrad_ds.ops.reduce import Any
+
+
+class Gate(nn.Module):
+    def forward(self, x):
+        return x * Any.apply(x > 0).float()
+
+
+model = nn.Sequential(nn.Linear(3, 3), Gate())
+input_shape = (2, 3)
+"""
+
+
+def test_cli_export_errors(tmp_path, monkeypatch):
+    out = tmp_path / "x.onnx"
+    res = _cli("export", tmp_path / "missing.py", "-o", out)
     assert res.exit_code == 1 and "missing.py" in res.output and "Traceback" not in res.output
-    bad = tmp_path / "gated.py"
-    bad.write_text("from tinygrad_ds import nn\nfrom test_onnx import _Gated\nmodel = _Gated()\n"
-                   "input_shape = (2, 3)\n")
-    monkeypatch.syspath_prepend(str(__import__("pathlib").Path(__file__).parent))
-    res = _cli("export", str(bad), "-o", str(tmp_path / "g.onnx"))
-    assert res.exit_code == 1 and f"{bad}: op" in res.output and "'any' in module gate" \
-        in res.output
+    gated = tmp_path / "gated.py"
+    gated.write_text(GATED)
+    res = _cli("export", gated, "-o", out)
+    assert res.exit_code == 1, res.output
+    assert f"Error: {gated}: op #" in res.output and "'any' in module 1" in res.output
+    assert not out.exists()
     monkeypatch.setitem(sys.modules, "onnx", None)
-    res = _cli("export", "examples/resnet.py", "-o", str(out))
+    res = _cli("export", EXAMPLES / "resnet.py", "-o", out)
     assert res.exit_code == 1 and "pip install tinygrad-ds[onnx]" in res.output
