@@ -156,6 +156,40 @@ def test_ops_round_trip(opset, tmp_path):
     assert _rel(_ort(path, x3)[0], model(tds.Tensor(x3)).numpy()) < 1e-5
 
 
+def test_float64_weights_with_a_float32_input(tmp_path):
+    """numpy promotes float32 @ float64; ONNX wants one type: the export casts."""
+    model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2)).double().eval()
+    path = tmp_path / "mlp64.onnx"
+    tds.trace(model, (2, 3)).to_onnx(str(path))
+    x = np.random.default_rng(7).standard_normal((5, 3)).astype(np.float32)
+    (out,) = _ort(path, x)
+    ref = model(tds.Tensor(x)).numpy()
+    assert out.dtype == ref.dtype == np.float64 and _rel(out, ref) < 1e-12
+
+
+class _TwoOut(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.output = nn.Linear(3, 2)  # its parameters: output.weight, output.bias
+
+    def forward(self, x):
+        h = self.output(x)
+        return h, h.relu(), h, x
+
+
+def test_several_outputs_and_names(tmp_path):
+    model = _TwoOut()
+    path = tmp_path / "two.onnx"
+    written = tds.trace(model, (2, 3)).to_onnx(str(path))
+    assert [name for name, _ in written.outputs] == ["output", "output1", "output2", "output3"]
+    x = np.random.default_rng(8).standard_normal((4, 3)).astype(np.float32)
+    outs = _ort(path, x)
+    for out, ref in zip(outs, model(tds.Tensor(x))):
+        np.testing.assert_allclose(out, ref.numpy(), rtol=1e-6)
+    inits = {i.name for i in onnx.load(str(path)).graph.initializer}
+    assert {"output.weight", "output.bias"} <= inits
+
+
 class _FlattenAll(nn.Module):
     def forward(self, x):
         return x.reshape(1, -1).relu()  # the batch folded into one row

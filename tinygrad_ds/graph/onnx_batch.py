@@ -70,7 +70,8 @@ def _getitem_axis(a: int, shape: tuple, index) -> int | None:
     """Basic indexing: where axis `a` goes (None: an int took one sample), or _Fixed when the
     batch axis is sliced."""
     items = index if isinstance(index, tuple) else (index,)
-    if any(isinstance(i, (np.ndarray, list)) for i in items):
+    if not all(i is None or i is Ellipsis or isinstance(i, (slice, int, np.integer))
+               for i in items):
         raise _Fixed("it indexes with an array")
     if Ellipsis in items:
         k = items.index(Ellipsis)

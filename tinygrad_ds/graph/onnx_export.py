@@ -69,6 +69,10 @@ def where(n: Node) -> str:
     return f"op #{n.id} '{n.op}' in module {n.module or '(top level)'}"
 
 
+def _output_name(k: int) -> str:
+    return "output" if k == 0 else f"output{k}"
+
+
 def _live(graph: Graph) -> list[Node]:
     """The nodes the outputs depend on, in graph order."""
     need = set(graph.outputs)
@@ -87,6 +91,31 @@ def _host(n: Node) -> np.ndarray:
     if hasattr(data, "copy_to_host"):  # a device array
         data = data.copy_to_host()
     return np.ascontiguousarray(np.asarray(data))
+
+
+# ops whose ONNX form needs one dtype on its (data) operands, where numpy promotes
+_PROMOTE = {"add": None, "sub": None, "mul": None, "div": None, "pow": None, "maximum": None,
+            "minimum": None, "less": None, "less_equal": None, "equal": None, "not_equal": None,
+            "matmul": None, "concat": None, "where": 1}  # where: the operands after the mask
+
+
+def _same_type(b, n: Node, ins: list[str], srcs: list[Node]) -> list[str]:
+    """Cast the operands of an op that numpy would promote (float32 @ float64) to the common
+    dtype, as ONNX requires one type."""
+    if n.op not in _PROMOTE:
+        return ins
+    first = _PROMOTE[n.op] or 0
+    dtypes = [np.dtype(s.dtype) for s in srcs[first:]]
+    common = np.result_type(*dtypes)
+    if all(d == common for d in dtypes):
+        return ins
+    from .onnx_ops import _tensor_type
+
+    out = list(ins)
+    for k in range(first, len(ins)):
+        if np.dtype(srcs[k].dtype) != common:
+            out[k] = b.op("Cast", [ins[k]], to=_tensor_type(common))
+    return out
 
 
 def _check_graph(graph: Graph, opset: int, onnx) -> None:
@@ -128,21 +157,18 @@ def export_onnx(graph: Graph, path: str, opset: int = DEFAULT_OPSET,
         axes, fixed = batch_axes(graph, live)
         if fixed is not None and dynamic_batch:
             raise OnnxExportError(f"to_onnx: the batch axis cannot be left free: {fixed}")
-    b = Builder(onnx, opset)
-    names: dict[int, str] = {}
-    out_names = {}
+    out_names: dict[int, str] = {}
     for k, oid in enumerate(graph.outputs):
-        out_names.setdefault(oid, "output" if k == 0 else f"output{k}")
+        out_names.setdefault(oid, _output_name(k))
+    b = Builder(onnx, opset, reserved=[_output_name(k) for k in range(len(graph.outputs))])
+    names = {i: b.unique(graph.nodes[i].name or f"input{i}") for i in graph.inputs}
     n_params = 0
-    used_names: set[str] = set()
     for n in live:
         kind = n.kind
         if kind == "input":
-            names[n.id] = n.name or f"input{n.id}"
-        elif kind in ("param", "buffer"):
-            name = n.name if n.name and n.name not in used_names else f"{kind}{n.id}"
-            used_names.add(name)
-            names[n.id] = b.initializer(_host(n), name)
+            continue
+        if kind in ("param", "buffer"):
+            names[n.id] = b.initializer(_host(n), n.name or f"{kind}{n.id}")
             if kind == "param":
                 n_params += int(np.prod(n.shape))
         elif kind == "const":
@@ -154,9 +180,10 @@ def export_onnx(graph: Graph, path: str, opset: int = DEFAULT_OPSET,
                 raise OnnxExportError(f"to_onnx: {where(n)}{cls} has no ONNX form in this "
                                       "exporter")
             b.begin(n, out_names.get(n.id, f"v{n.id}"))
+            srcs = [graph.nodes[i] for i in n.inputs]
             try:
-                out = emit(b, n, [names[i] for i in n.inputs],
-                           [graph.nodes[i] for i in n.inputs], axes)
+                out = emit(b, n, _same_type(b, n, [names[i] for i in n.inputs], srcs), srcs,
+                           axes)
             except OnnxExportError as e:
                 raise OnnxExportError(f"to_onnx: {where(n)}: {e}") from None
             names[n.id] = b.end(out)
@@ -175,10 +202,10 @@ def export_onnx(graph: Graph, path: str, opset: int = DEFAULT_OPSET,
         elem = helper.np_dtype_to_tensor_dtype(np.dtype(node.dtype))
         return helper.make_tensor_value_info(name, elem, dims), tuple(dims)
 
-    inputs = [value_info(i, names.get(i, graph.nodes[i].name)) for i in graph.inputs]
+    inputs = [value_info(i, names[i]) for i in graph.inputs]
     outputs = []
     for k, oid in enumerate(graph.outputs):
-        name = "output" if k == 0 else f"output{k}"
+        name = _output_name(k)
         if names[oid] != name:  # an input, a parameter, or an output given twice
             b.nodes.append(helper.make_node("Identity", [names[oid]], [name], name=name))
         outputs.append(value_info(oid, name))

@@ -22,11 +22,12 @@ INT64_MIN = np.iinfo(np.int64).min
 class Builder:
     """Collects ONNX nodes and initializers; one op node at a time (begin ... end)."""
 
-    def __init__(self, onnx, opset: int):
+    def __init__(self, onnx, opset: int, reserved=()):
         self.onnx, self.helper, self.opset = onnx, onnx.helper, opset
         self.nodes: list = []
         self.inits: list = []
-        self._init_names: set[str] = set()
+        self._reserved = set(reserved)     # the graph's output names: given only by begin()
+        self._used: set[str] = set(reserved)
         self._n: Node | None = None
         self._out = ""
         self._k = 0
@@ -36,9 +37,7 @@ class Builder:
     def initializer(self, array: np.ndarray, name: str) -> str:
         from onnx import numpy_helper
 
-        while name in self._init_names:
-            name += "_"
-        self._init_names.add(name)
+        name = self.unique(name)
         self.inits.append(numpy_helper.from_array(np.asarray(array), name))
         return name
 
@@ -55,14 +54,23 @@ class Builder:
         return self.initializer(np.array(value, dtype=dtype), f"{self._out}_c{self._k}")
 
     # ---- nodes ---------------------------------------------------------------------------------
+    def unique(self, name: str) -> str:
+        """`name`, or `name_` (and so on) when a value already has it."""
+        while name in self._used:
+            name += "_"
+        self._used.add(name)
+        return name
+
     def begin(self, n: Node, out: str) -> None:
+        """Start op node n; its value will be called `out` (made unique unless reserved)."""
+        out = out if out in self._reserved else self.unique(out)
         self._n, self._out, self._k, self._first = n, out, 0, len(self.nodes)
 
     def op(self, op_type: str, inputs: list[str], n_out: int = 1, **attrs):
         """Add one ONNX node; returns its output name (or names, n_out > 1)."""
         self._k += 1
-        outs = [f"{self._out}_{self._k}_{i}" if n_out > 1 else f"{self._out}_{self._k}"
-                for i in range(n_out)]
+        outs = [self.unique(f"{self._out}_{self._k}_{i}" if n_out > 1 else
+                            f"{self._out}_{self._k}") for i in range(n_out)]
         n = self._n
         name = f"{n.module or 'top'}/{n.op}#{n.id}"
         if self._k > 1 or n_out > 1:
@@ -220,6 +228,9 @@ def _getitem(b, n, ins, srcs, axes):
                     "slices has (Gather)")
             gather = (src, index.astype(np.int64))
             out += index.ndim
+        else:  # (a value read while tracing, such as a tensor's data, is no constant index)
+            raise OnnxExportError(f"an index item of type {type(i).__name__} (index "
+                                  f"{n.attrs['index']!r}) has no ONNX form here")
         src += 1
     x = ins[0]
     if cut:
