@@ -17,6 +17,7 @@ import tinygrad_ds.functional as F  # noqa: E402
 from tinygrad_ds import nn  # noqa: E402
 from tinygrad_ds.graph.onnx_export import OnnxExportError  # noqa: E402
 from tinygrad_ds.nn import models  # noqa: E402
+from tinygrad_ds.ops.movement import gather  # noqa: E402
 from tinygrad_ds.ops.reduce import Any  # noqa: E402
 
 ZOO = {  # name: (model factory, eval-mode input shape: batch 2, small spatial sizes)
@@ -135,9 +136,11 @@ class _Ops(nn.Module):
         g = g.maximum(h.gelu()).minimum(h * 3.0) + (h != 0.5).float() + (h <= 0).float()
         g = g / (h.max(axis=1, keepdims=True).abs() + 1.0) ** 1.5 - h.min(axis=0) \
             + a.max(axis=(2, 3))[:, 1:2] + a.min() - (-a[:, 0, 1, None, :2]).sum((1, 2))[:, None]
+        g = g + (h == h.max(axis=1, keepdims=True)).float() * h.sign() + h.clone().ones_like()
         g = g.unsqueeze(1).expand(x.shape[0], 3, 6).permute(0, 2, 1).reshape(-1, 18)
+        top = g.argmax(1, keepdims=True)
         return F.log_softmax(g, 1) + F.softmax(g, -1) + F.logsumexp(g, 1, keepdims=True) \
-            + g.argmax(1, keepdims=True).float() + h.logsumexp(axis=1)[:, None]
+            + top.float() + h.logsumexp(axis=1)[:, None] + gather(g, top, 1)
 
 
 @pytest.mark.parametrize("opset", [17, 18])

@@ -19,17 +19,17 @@ from .ir import Graph, Node
 # ops whose output's batch axis is their first input's (other inputs: weights, statistics)
 CARRY_FIRST = frozenset((
     "neg", "exp", "log", "sqrt", "abs", "sign", "relu", "sigmoid", "tanh", "erf", "leaky_relu",
-    "cast", "copy", "contiguous", "full_like", "softmax", "log_softmax",
+    "cast", "copy", "full_like", "softmax", "log_softmax",
 ))
 SPATIAL = frozenset((  # (N, C, H, W) ops: the batch axis must be axis 0
     "conv2d", "conv_transpose2d", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d",
     "batch_norm", "group_norm",
 ))
 BROADCAST = frozenset((
-    "add", "sub", "mul", "div", "pow", "maximum", "minimum", "less", "less_equal", "equal",
+    "add", "mul", "div", "pow", "maximum", "minimum", "less", "less_equal", "equal",
     "not_equal", "where",
 ))
-REDUCE = frozenset(("sum", "mean", "max", "min", "logsumexp"))
+REDUCE = frozenset(("sum", "mean", "max", "logsumexp"))
 
 
 class _Fixed(Exception):

@@ -94,9 +94,10 @@ def _host(n: Node) -> np.ndarray:
 
 
 # ops whose ONNX form needs one dtype on its (data) operands, where numpy promotes
-_PROMOTE = {"add": None, "sub": None, "mul": None, "div": None, "pow": None, "maximum": None,
-            "minimum": None, "less": None, "less_equal": None, "equal": None, "not_equal": None,
-            "matmul": None, "concat": None, "where": 1}  # where: the operands after the mask
+# (the value: the first such operand; where's mask is bool)
+_PROMOTE = {op: 0 for op in ("add", "mul", "div", "pow", "maximum", "minimum", "less",
+                             "less_equal", "equal", "not_equal", "matmul", "concat")}
+_PROMOTE["where"] = 1
 
 
 def _same_type(b, n: Node, ins: list[str], srcs: list[Node]) -> list[str]:
@@ -104,7 +105,7 @@ def _same_type(b, n: Node, ins: list[str], srcs: list[Node]) -> list[str]:
     dtype, as ONNX requires one type."""
     if n.op not in _PROMOTE:
         return ins
-    first = _PROMOTE[n.op] or 0
+    first = _PROMOTE[n.op]
     dtypes = [np.dtype(s.dtype) for s in srcs[first:]]
     common = np.result_type(*dtypes)
     if all(d == common for d in dtypes):

@@ -131,11 +131,11 @@ def _simple(op_type: str, **fixed):
 
 
 EMIT = {name: _simple(t) for name, t in {
-    "add": "Add", "sub": "Sub", "mul": "Mul", "div": "Div", "pow": "Pow", "maximum": "Max",
+    "add": "Add", "mul": "Mul", "div": "Div", "pow": "Pow", "maximum": "Max",
     "minimum": "Min", "neg": "Neg", "exp": "Exp", "log": "Log", "sqrt": "Sqrt", "abs": "Abs",
     "sign": "Sign", "relu": "Relu", "sigmoid": "Sigmoid", "tanh": "Tanh", "erf": "Erf",
     "less": "Less", "less_equal": "LessOrEqual", "equal": "Equal", "where": "Where",
-    "matmul": "MatMul", "copy": "Identity", "contiguous": "Identity",
+    "matmul": "MatMul", "copy": "Identity",
 }.items()}
 
 
@@ -394,7 +394,7 @@ EMIT.update({
     "reshape": _reshape, "permute": _permute, "expand": _expand, "concat": _concat,
     "pad": _pad, "getitem": _getitem, "gather": _gather,
     "sum": _reduction("ReduceSum"), "mean": _reduction("ReduceMean"),
-    "max": _reduction("ReduceMax"), "min": _reduction("ReduceMin"), "logsumexp": _logsumexp,
+    "max": _reduction("ReduceMax"), "logsumexp": _logsumexp,
     "argmax": _argmax, "softmax": _softmax("Softmax"), "log_softmax": _softmax("LogSoftmax"),
     "conv2d": _conv2d, "conv_transpose2d": _conv_transpose2d, "max_pool2d": _max_pool2d,
     "avg_pool2d": _avg_pool2d, "adaptive_avg_pool2d": _adaptive_avg_pool2d,
