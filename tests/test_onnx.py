@@ -274,6 +274,22 @@ def test_cli_export_resnet_example(tmp_path):
     assert _ort(out, x)[0].shape == (3, 10)
 
 
+def test_tds_export_as_a_subprocess(tmp_path):
+    """The installed command, as a user runs it from the repository root."""
+    import shutil
+    import subprocess
+
+    tds_cmd = shutil.which("tds", path=str(Path(sys.executable).parent)) or shutil.which("tds")
+    if tds_cmd is None:
+        pytest.skip("the tds command is not installed (pip install -e .)")
+    out = tmp_path / "resnet.onnx"
+    proc = subprocess.run([tds_cmd, "export", "examples/resnet.py", "-o", str(out)],
+                          cwd=EXAMPLES.parent, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith(f"wrote {out}: ONNX opset 17")
+    onnx.checker.check_model(onnx.load(str(out)))
+
+
 SEEDED = """import tinygrad_ds as tds
 from tinygrad_ds.nn import models
 tds.manual_seed(0)
