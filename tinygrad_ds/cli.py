@@ -201,5 +201,36 @@ def paths_cmd(model_file, blocks, limit, length, through, highlight, out_dir, fm
     click.echo(result.text)
 
 
+@main.command("export")
+@click.argument("model_file", type=click.Path())
+@click.option("--output", "-o", type=click.Path(dir_okay=False), required=True,
+              help="the .onnx file to write")
+@click.option("--input-shape", default=None, help="override the file's, e.g. 1,3,32,32")
+@click.option("--opset", type=click.IntRange(min=17), default=17, show_default=True,
+              help="ONNX opset version")
+@click.option("--debug", is_flag=True, help="show Python tracebacks")
+def export_cmd(model_file, output, input_shape, opset, debug) -> None:
+    """Write the model MODEL_FILE defines as an ONNX inference model (eval mode, the current
+    weights; the batch axis free where the ops allow it), for onnxruntime or any other runtime.
+    Needs the onnx package: pip install tinygrad-ds[onnx].
+
+    \b
+    Example:
+      tds export examples/resnet.py -o resnet.onnx
+      tds export model.py -o model.onnx --input-shape 1,3,64,64 --opset 18
+    """
+    from .app.export import export_model_file
+    from .app.viz_report import parse_shape
+
+    try:
+        shape = parse_shape(input_shape) if input_shape is not None else None
+        written = export_model_file(model_file, output, shape, opset)
+    except Exception as e:  # noqa: BLE001 - one clear line; --debug shows the traceback
+        if debug:
+            raise
+        raise click.ClickException(str(e)) from None
+    click.echo(str(written))
+
+
 if __name__ == "__main__":
     main()

@@ -199,6 +199,17 @@ class Graph:
         the module calls, inputs and outputs. Arrays in attributes become shape summaries."""
         return json.dumps(self.to_dict(), indent=indent)
 
+    def to_onnx(self, path: str, opset: int = 17, dynamic_batch: bool | None = None):
+        """Write this forward graph (traced in eval mode) as an ONNX inference model that
+        onnxruntime runs with eager's outputs. Parameters and buffers become initializers with
+        their values as they are now. The batch axis is left free ('N') when the ops allow it
+        (dynamic_batch=True requires it, False fixes it). Returns what was written (an
+        OnnxExport: path, opset, node and parameter counts, the ModelProto). Needs the onnx
+        package (pip install tinygrad-ds[onnx])."""
+        from .onnx_export import export_onnx
+
+        return export_onnx(self, path, opset, dynamic_batch)
+
     # ---- Jupyter -------------------------------------------------------------------------------------
     def _repr_mimebundle_(self, include=None, exclude=None):
         bundle = {"text/plain": repr(self)}
