@@ -13,7 +13,7 @@ from tinygrad_ds import nn
 from tinygrad_ds.errors import TdsError
 from tinygrad_ds.nn import models
 from viz.decomposition import gradient_expansion
-from viz.paths import PathGraph, count_paths, length_table
+from tinygrad_ds.graph.paths import PathGraph, count_paths, length_table
 from viz.unravel import draw_aggregated, draw_unraveled
 
 

@@ -1,6 +1,6 @@
 """The unraveled view of a residual network (Veit et al. 2016, Figure 1) and the path-length plot.
 
-    from viz.paths import PathGraph
+    from tinygrad_ds.graph.paths import PathGraph
     from viz.unravel import draw_unraveled, plot_lengths
     dot = draw_unraveled(PathGraph.chain(4), highlight="f1")   # 16 columns, the 8 through f1 lit
     dot.render("unraveled", format="png")
@@ -17,7 +17,7 @@ from math import comb
 
 import graphviz
 
-from .paths import PathGraph, central_range
+from tinygrad_ds.graph.paths import PathGraph, central_range
 
 MAX_PATHS = 64          # 2^6: more columns than this no longer read as separate paths
 _FADED = "#ced4da"

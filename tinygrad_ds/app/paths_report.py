@@ -12,7 +12,7 @@ from math import comb
 
 import numpy as np
 
-from viz.paths import PathGraph, length_table
+from tinygrad_ds.graph.paths import PathGraph, length_table
 from viz.render import write
 from viz.unravel import MAX_PATHS, draw_unraveled, plot_lengths
 

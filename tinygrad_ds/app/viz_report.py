@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from viz.draw import draw
 from viz.grads import gradient_norms
-from viz.paths import count_paths
+from tinygrad_ds.graph.paths import count_paths
 from viz.render import FORMATS, Written, write
 
 from ..graph import Graph

@@ -1,7 +1,7 @@
 """Paths through a network: counting, path lengths, enumeration (Veit, Wilber and Belongie 2016:
 a stack of T residual blocks has 2^T input-to-output paths and behaves like an ensemble of them).
 
-    from viz.paths import PathGraph, count_paths
+    from tinygrad_ds.graph.paths import PathGraph, count_paths
     pg = PathGraph.from_graph(tds.trace(model, (1, 3, 32, 32)))   # or PathGraph.chain(4)
     pg.count()                   # 512 for ResNet-20 (exact Python int: 2^54 for ResNet-110)
     pg.length_distribution()     # {0: 1, 1: 9, 2: 36, ...}: Binomial(9, 1/2) times 2^9
@@ -21,8 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from math import comb
 
-from tinygrad_ds.errors import TdsError
-from tinygrad_ds.graph import Graph
+from ..errors import TdsError
+from .ir import Graph
 
 
 # ---- the plain counts on a traced Graph (used by `tds viz` and `tds summary`) ---------------------
