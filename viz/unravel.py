@@ -17,7 +17,7 @@ from math import comb
 
 import graphviz
 
-from tinygrad_ds.graph.paths import PathGraph, central_range
+from tinygrad_ds.graph.paths import PathGraph, central_range, fmt_count
 
 MAX_PATHS = 64          # 2^6: more columns than this no longer read as separate paths
 _FADED = "#ced4da"
@@ -206,24 +206,41 @@ def draw_aggregated(pg: PathGraph | int, min_share: float = 0.01) -> graphviz.Di
     return dot
 
 
-def plot_lengths(dist: dict[int, int], path: str | None = None, title: str | None = None):
+def plot_lengths(dist: dict[int, int], path: str | None = None, title: str | None = None,
+                 unit: str = "residual blocks passed"):
     """A bar chart of the share of paths by length (matplotlib Figure, Agg backend), with the
-    95% range shaded; written to `path` (PNG, SVG, PDF by suffix) if given."""
+    95% range shaded; written to `path` (PNG, SVG, PDF by suffix) if given. unit: what a length
+    counts, as the text output says it ('residual blocks passed' or 'layers passed')."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from matplotlib.ticker import MaxNLocator, PercentFormatter
+
     total = sum(dist.values())
     keys = sorted(dist)
-    share = [dist[k] / total for k in keys]
+    share = [dist[k] / total for k in keys]  # int / int: exact even for 2^100000 paths
+    left_out = ""
+    if len(keys) > 200:  # a long chain: the tails beyond 1e-6 of the paths are invisible anyway
+        kept = [(k, s) for k, s in zip(keys, share) if s >= 1e-6]
+        left_out = (f"\n(lengths outside {kept[0][0]}..{kept[-1][0]} hold less than 0.0001% "
+                    "of the paths each and are not drawn)")
+        keys, share = [k for k, _ in kept], [s for _, s in kept]
     fig, ax = plt.subplots(figsize=(7.5, 4.2), dpi=110)
     a, b = central_range(dist)
     ax.axvspan(a - 0.5, b + 0.5, color="#e9ecef", zorder=0, label=f"95% of paths: {a} to {b}")
-    ax.bar(keys, share, color="#4c6ef5", width=0.8, zorder=2, label="share of paths")
-    ax.set_xlabel("path length (residual blocks passed)")
+    if len(keys) > 200:  # thousands of bars: draw their outline
+        ax.fill_between(keys, share, step="mid", color="#4c6ef5", zorder=2,
+                        label="share of paths")
+    else:
+        ax.bar(keys, share, color="#4c6ef5", width=0.8, zorder=2, label="share of paths")
+    ax.set_xlabel(f"path length ({unit})")
     ax.set_ylabel("share of all paths")
-    ax.set_title(title or f"{total:,} paths by length", fontsize=11)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # a length counts: integer ticks
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.set_ylim(0, max(share) * 1.15)
+    ax.set_title((title or f"{fmt_count(total)} paths by length") + left_out, fontsize=11)
     ax.grid(True, axis="y", alpha=0.3)
     ax.legend(fontsize=9, loc="upper right")
     fig.tight_layout()

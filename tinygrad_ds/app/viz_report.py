@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from viz.draw import draw
 from viz.grads import gradient_norms
-from tinygrad_ds.graph.paths import count_paths
+from tinygrad_ds.graph.paths import PathCount, PathGraph
 from viz.render import FORMATS, Written, write
 
 from ..graph import Graph
@@ -19,17 +19,22 @@ class VizResult:
     graph: Graph
     summary: str
     written: Written
-    paths: int
+    paths: PathCount
 
     @property
     def paths_line(self) -> str:
         return paths_line(self.paths)
 
 
-def paths_line(n: int) -> str:
-    """'Input-to-output paths: 512 (2^9)'."""
-    power = f" (2^{n.bit_length() - 1})" if n > 1 and n & (n - 1) == 0 else ""
-    return f"Input-to-output paths: {n:,}{power}"
+def paths_line(count: PathCount) -> str:
+    """'Input-to-output paths: 512 = 2^9: 9 residual blocks', or '1,024 = 4^5: 5 blocks of 4
+    parallel branches (concatenated)': 2^T only where the count comes from T residual blocks."""
+    return f"Input-to-output paths: {count}"
+
+
+def path_count(graph: Graph) -> PathCount:
+    """The graph's path count (leaf modules as nodes) with how it factorises."""
+    return PathGraph.from_graph(graph).factorize()
 
 
 def parse_shape(text: str) -> tuple[int, ...]:
@@ -84,11 +89,11 @@ def viz_model_file(model_file: str, output: str | None = None, fmt: str | None =
         norms = gradient_norms(graph) if grads else None
         dot = draw(graph, level=level, depth=depth, params=params, backward=backward, grads=norms)
         written = write(dot, path, fmt)
-    return VizResult(graph, str(graph.summary()), written, count_paths(graph))
+    return VizResult(graph, str(graph.summary()), written, path_count(graph))
 
 
 def summary_of_file(model_file: str, input_shape: tuple[int, ...] | None = None,
                     mode: str = "eval") -> str:
     """The summary table of the model file's model, with the path count line."""
     graph = trace_file(model_file, input_shape=input_shape, mode=mode)
-    return str(graph.summary()) + "\n" + paths_line(count_paths(graph))
+    return str(graph.summary()) + "\n" + paths_line(path_count(graph))
