@@ -25,7 +25,7 @@ def test_viz_writes_png_prints_summary_and_paths(tmp_path):
     assert r.exit_code == 0, r.output
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "Total params: 269,722" in r.output and "Multiply-adds" in r.output
-    assert r.output.strip().splitlines()[-1] == "Input-to-output paths: 512 (2^9)"
+    assert r.output.strip().splitlines()[-1] == "Input-to-output paths: 512 = 2^9: 9 residual blocks"
 
 
 # every model file in examples/ (the two scripts aside) is one that tds summary and tds viz read
@@ -136,7 +136,7 @@ def test_real_subprocess(tmp_path):
                        capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr
     assert "<svg" in (tmp_path / "r.svg").read_text()
-    assert p.stdout.strip().endswith("(2^9)")
+    assert p.stdout.strip().endswith("512 = 2^9: 9 residual blocks")
 
 
 def test_output_suffix_and_format_must_agree(tmp_path):
