@@ -144,3 +144,8 @@ def test_output_suffix_and_format_must_agree(tmp_path):
     r = _run("viz", os.path.join(ROOT, "examples", "lenet.py"), "-o", str(out), "--format", "png")
     assert r.exit_code == 1 and "ends in .svg but --format is png" in r.output
     assert not out.exists()
+
+
+def test_unknown_output_suffix_is_refused(tmp_path):
+    r = _run("viz", RESNET, "-o", str(tmp_path / "x.bmp"))
+    assert r.exit_code != 0 and ".bmp" in r.output and not (tmp_path / "x.bmp").exists()

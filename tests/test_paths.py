@@ -223,3 +223,23 @@ def test_huge_counts_are_exact_and_printable():
     text = length_table(dist, 1100)
     assert "mean length 550.00, std 16.58" in text
     assert central_range(dist) == central_range({k: v / 2 ** 1100 for k, v in dist.items()})
+
+
+def test_unraveled_concatenation_draws_branches_not_a_sum():
+    m = nn.Sequential(models.Inception(8, 2, 2, 2, 2, 2, 2))
+    src = draw_unraveled(PathGraph.from_graph(tds.trace(m, (1, 8, 8, 8)))).source
+    assert "sum of" not in src and "y is not a sum" in src
+    # each branch is one box listing its layers, the four in the concatenation's order
+    boxes = re.findall(r'label="(0\.branch\d)\n([^"]*)"', src)
+    assert [b for b, _ in boxes] == ["0.branch1", "0.branch2", "0.branch3", "0.branch4"]
+    assert boxes[1][1].split("\n") == ["Conv2d", "BatchNorm2d", "ReLU"] * 2
+    assert boxes[3][1].startswith("MaxPool2d")
+
+
+def test_unraveled_residual_chain_says_what_the_sum_is():
+    relu_after = nn.Sequential(*[m for _ in range(3) for m in
+                                 (nn.Residual(nn.Linear(4, 4)), nn.ReLU())])
+    src = draw_unraveled(PathGraph.from_graph(tds.trace(relu_after, (1, 4)))).source
+    assert "y = the sum of the paths' terms" in src and "ReLU follows each addition" in src
+    linear = draw_unraveled(PathGraph.from_graph(tds.trace(_chain(3, True), (1, 4)))).source
+    assert "y = the sum of the paths' terms" in linear and "follows each addition" not in linear

@@ -108,3 +108,10 @@ def test_huge_chains_keep_exact_integers(blocks, tmp_path):
 def test_blocks_range_is_checked():
     r = _run(["paths", "--blocks", "100001", "--no-draw"])
     assert r.exit_code != 0 and "give 0 to 100,000" in r.output
+
+
+def test_through_also_highlights_the_drawing(tmp_path):
+    r = _run(["paths", "--blocks", "3", "--through", "f2", "--out", str(tmp_path), "--format",
+              "dot"])
+    assert r.exit_code == 0, r.output
+    assert "4 of the 8 paths go through f2" in (tmp_path / "chain3_unraveled.dot").read_text()

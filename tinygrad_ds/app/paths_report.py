@@ -102,7 +102,7 @@ def paths_report(model_file: str | None = None, blocks: int | None = None, limit
         if total > MAX_PATHS and T > 400:
             say.append(f"The drawing is left out: {T} blocks is beyond what a drawing holds.")
         else:
-            dot = draw_unraveled(pg, highlight=highlight)
+            dot = draw_unraveled(pg, highlight=highlight or through)
             w = write(dot, os.path.join(out_dir, f"{stem}_unraveled.{fmt}"), fmt)
             written.append(w.path)
             if w.note:

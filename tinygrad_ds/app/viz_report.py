@@ -58,6 +58,10 @@ def output_path(model_file: str, output: str | None, fmt: str | None) -> tuple[s
     given; the default is <model file name>.svg in the current folder."""
     if output is not None:
         ext = os.path.splitext(output)[1].lstrip(".").lower()
+        if ext and ext not in FORMATS:
+            raise ValueError(f"--output {output}: tds viz does not write .{ext} files; name it "
+                             f"with one of .{', .'.join(FORMATS)} (or leave out the suffix and "
+                             "give --format)")
         if fmt and ext in FORMATS and ext != fmt:
             raise ValueError(f"--output {output} ends in .{ext} but --format is {fmt}: make them "
                              "agree, or give only one of the two")
