@@ -25,7 +25,8 @@ def test_viz_writes_png_prints_summary_and_paths(tmp_path):
     assert r.exit_code == 0, r.output
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "Total params: 269,722" in r.output and "Multiply-adds" in r.output
-    assert r.output.strip().splitlines()[-1] == "Input-to-output paths: 512 = 2^9: 9 residual blocks"
+    last = r.output.strip().splitlines()[-1]
+    assert last == "Input-to-output paths: 512 = 2^9: 9 residual blocks"
 
 
 # every model file in examples/ (the two scripts aside) is one that tds summary and tds viz read
@@ -149,3 +150,23 @@ def test_output_suffix_and_format_must_agree(tmp_path):
 def test_unknown_output_suffix_is_refused(tmp_path):
     r = _run("viz", RESNET, "-o", str(tmp_path / "x.bmp"))
     assert r.exit_code != 0 and ".bmp" in r.output and not (tmp_path / "x.bmp").exists()
+
+
+def test_grads_print_per_layer_norms_and_load_a_checkpoint(tmp_path):
+    f = tmp_path / "tiny.py"
+    f.write_text("from tinygrad_ds import nn\nmodel = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), "
+                 "nn.Linear(8, 2))\ninput_shape = (1, 4)\n")
+    ns: dict = {}
+    exec(f.read_text(), ns)  # noqa: S102 - the same model, its weights scaled, as a checkpoint
+    for p in ns["model"].parameters():
+        p.data = p.data * 10
+    ns["model"].save(str(tmp_path / "best.npz"))
+    fresh = _run("viz", str(f), "--grads", "--format", "dot", "-o", str(tmp_path / "a.dot"))
+    trained = _run("viz", str(f), "--grads", "--format", "dot", "-o", str(tmp_path / "b.dot"),
+                   "--checkpoint", str(tmp_path / "best.npz"))
+    assert fresh.exit_code == 0 and trained.exit_code == 0, trained.output
+    assert "|d loss/d output|" in fresh.output and "weight" in fresh.output
+    assert fresh.output != trained.output  # the trained weights give other gradients
+    assert f"weights from {tmp_path / 'best.npz'}" in (tmp_path / "b.dot").read_text()
+    r = _run("viz", str(f), "--grads", "--checkpoint", str(tmp_path / "none.npz"))
+    assert r.exit_code != 0 and "no such file" in r.output

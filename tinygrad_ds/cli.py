@@ -84,19 +84,25 @@ def train_cmd(model_file, data_spec, epochs, batch_size, optimizer, lr, weight_d
 @click.option("--backward", is_flag=True, help="draw the backward pass")
 @click.option("--grads", is_flag=True,
               help="colour nodes by gradient norm from one forward/backward on random input")
+@click.option("--checkpoint", type=click.Path(dir_okay=False), default=None,
+              help="weights to load first (tds train's best.npz), e.g. for --grads")
 @click.option("--params", is_flag=True, help="draw parameter nodes")
+@click.option("--fold", is_flag=True, help="draw a run of identical blocks as one node 'x N'")
+@click.option("--edge-shapes", is_flag=True, help="print each value's shape on its edge")
 @click.option("--input-shape", default=None, help="override the file's, e.g. 1,3,32,32")
 @click.option("--train-mode", is_flag=True, help="trace in training mode [default: eval]")
 @click.option("--debug", is_flag=True, help="show Python tracebacks")
-def viz_cmd(model_file, output, fmt, level, depth, backward, grads, params, input_shape,
-            train_mode, debug) -> None:
+def viz_cmd(model_file, output, fmt, level, depth, backward, grads, checkpoint, params, fold,
+            edge_shapes, input_shape, train_mode, debug) -> None:
     """Draw the network MODEL_FILE defines, print its summary and its number of paths.
 
     \b
     Example:
       tds viz examples/resnet.py                      # writes resnet.svg
       tds viz examples/resnet.py -o resnet.png --depth 2
+      tds viz examples/resnet.py --depth 2 --fold     # layer1.0 .. layer1.2 x 3
       tds viz examples/plain.py --grads               # colour by gradient norm
+      tds viz examples/resnet.py --grads --checkpoint runs/r20/best.npz
       tds viz examples/lenet.py --level op --backward
     """
     from .app.viz_report import parse_shape, viz_model_file
@@ -104,12 +110,15 @@ def viz_cmd(model_file, output, fmt, level, depth, backward, grads, params, inpu
     try:
         shape = parse_shape(input_shape) if input_shape is not None else None
         result = viz_model_file(model_file, output, fmt, level, depth, backward, grads, shape,
-                                params, "train" if train_mode else "eval")
+                                params, "train" if train_mode else "eval", fold=fold,
+                                edge_shapes=edge_shapes, checkpoint=checkpoint)
     except Exception as e:  # noqa: BLE001 - one clear line; --debug shows the traceback
         if debug:
             raise
         raise click.ClickException(str(e)) from None
     click.echo(result.summary)
+    if result.grad_table:
+        click.echo(result.grad_table)
     if result.written.note:
         click.echo(result.written.note)
     else:

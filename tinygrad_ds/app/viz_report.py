@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from viz.draw import draw
-from viz.grads import gradient_norms
+from viz.grads import grad_table, gradient_norms
 from tinygrad_ds.graph.paths import PathCount, PathGraph
 from viz.render import FORMATS, Written, write
 
+from ..errors import TdsError
 from ..graph import Graph
 from ..random import manual_seed
 from .tracefile import trace_file
@@ -20,6 +21,8 @@ class VizResult:
     summary: str
     written: Written
     paths: PathCount
+    grad_table: str = ""   # --grads: the per-layer gradient norms
+    notes: list[str] = field(default_factory=list)
 
     @property
     def paths_line(self) -> str:
@@ -75,14 +78,23 @@ def output_path(model_file: str, output: str | None, fmt: str | None) -> tuple[s
 def viz_model_file(model_file: str, output: str | None = None, fmt: str | None = None,
                    level: str = "module", depth: int | None = None, backward: bool = False,
                    grads: bool = False, input_shape: tuple[int, ...] | None = None,
-                   params: bool = False, mode: str = "eval", seed: int = 0) -> VizResult:
+                   params: bool = False, mode: str = "eval", seed: int = 0, *,
+                   fold: bool = False, edge_shapes: bool = False,
+                   checkpoint: str | None = None) -> VizResult:
     """Trace the model file's model, draw it, write the drawing; return the summary and the
     path count too. Raises ModelFileError (bad file), DrawingTooLarge (op level too big).
     `seed` seeds the generator before the file runs, so the model's initial weights, and the
-    --grads colours computed from them, are the same on every run (as tds train does)."""
+    --grads colours computed from them, are the same on every run (as tds train does).
+    checkpoint: an .npz of weights (tds train's best.npz) loaded before the --grads pass.
+    fold: runs of identical blocks drawn as one node 'x N'; edge_shapes: shapes on edges."""
     manual_seed(seed)
+    path, fmt = output_path(model_file, output, fmt)  # a bad -o is refused before any work
     graph = trace_file(model_file, input_shape=input_shape, mode=mode)
-    path, fmt = output_path(model_file, output, fmt)
+    note = ""
+    if checkpoint is not None:
+        _load_checkpoint(graph, checkpoint)
+        note = f"weights from {checkpoint}"
+    table = ""
     if fmt == "json":
         data = (graph.backward() if backward else graph).to_json()
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
@@ -91,9 +103,23 @@ def viz_model_file(model_file: str, output: str | None = None, fmt: str | None =
         written = Written(path)
     else:
         norms = gradient_norms(graph) if grads else None
-        dot = draw(graph, level=level, depth=depth, params=params, backward=backward, grads=norms)
+        if norms is not None:
+            table = grad_table(graph, norms)
+            note = note or "weights as initialised (seed 0); --checkpoint FILE for trained ones"
+        dot = draw(graph, level=level, depth=depth, params=params, backward=backward, grads=norms,
+                   fold=fold, edge_shapes=edge_shapes, note=note)
         written = write(dot, path, fmt)
-    return VizResult(graph, str(graph.summary()), written, path_count(graph))
+    return VizResult(graph, str(graph.summary()), written, path_count(graph), table)
+
+
+def _load_checkpoint(graph: Graph, checkpoint: str) -> None:
+    if graph.model is None or not hasattr(graph.model, "load"):
+        raise TdsError(f"--checkpoint {checkpoint}: the model file's model is not a Module, so "
+                       "there are no weights to load")
+    if not os.path.exists(checkpoint):
+        raise TdsError(f"--checkpoint {checkpoint}: no such file (an .npz that tds train "
+                       "writes as best.npz)")
+    graph.model.load(checkpoint)
 
 
 def summary_of_file(model_file: str, input_shape: tuple[int, ...] | None = None,

@@ -21,7 +21,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import lru_cache
-from math import comb
 
 from ..errors import TdsError
 from .ir import Graph
@@ -39,7 +38,7 @@ def _norm(op: str) -> str:
     return op.lower().replace("_", "")
 
 
-# ---- the plain counts on a traced Graph (used by `tds viz` and `tds summary`) ---------------------
+# ---- the plain counts on a traced Graph (used by `tds viz` and `tds summary`) -----------------
 def path_counts(graph: Graph) -> dict[int, int]:
     """node id -> number of paths from any graph input to that node (0 where none)."""
     inputs = set(graph.inputs)
@@ -63,7 +62,7 @@ def count_paths(graph: Graph, level: str = "module") -> int:
     return sum(count[o] for o in g.outputs)
 
 
-# ---- the path graph ----------------------------------------------------------------------------------
+# ---- the path graph ----------------------------------------------------------------------------
 @dataclass
 class PNode:
     id: int
@@ -116,7 +115,8 @@ class Enumeration:
                                             if self.left_out else ":")]
         lines += [f"  {p}" for p in self.paths]
         if self.left_out:
-            lines.append(f"  ... stopped at the limit of {self.limit}: {fmt_count(self.left_out)} more "
+            more = fmt_count(self.left_out)
+            lines.append(f"  ... stopped at the limit of {self.limit}: {more} more "
                          "left out (raise the limit, or filter by length or block)")
         return "\n".join(lines)
 
@@ -630,3 +630,22 @@ def length_table(dist: dict[int, int], binomial_T: int | None = None) -> str:
     lines.append(f"total {fmt_count(total)} paths; mean length {mean:.2f}, std {var ** 0.5:.2f}; "
                  f"95% of paths have length {a} to {b}")
     return "\n".join(lines)
+
+
+# ---- paths inside one module call (a collapsed block keeps its skip) --------------------------------
+def paths_within(graph: Graph, call: int, leaf: Graph | None = None) -> int:
+    """The number of paths from a module call's inputs to its output through the leaf modules
+    inside it: 2 for a residual block (branch and skip), 1 for a plain stack of layers.
+    graph: the traced forward graph; call: a key of graph.calls; leaf: graph.module_graph(),
+    when the caller already has it."""
+    g = leaf if leaf is not None else graph.module_graph()
+    values = ("param", "buffer", "const")
+    inside = [n for n in g.nodes if call in n.scope and n.kind not in values]
+    ids = {n.id for n in inside}
+    count: dict[int, int] = {}
+    for n in inside:
+        outside = sum(1 for i in n.inputs if i not in ids and g.nodes[i].kind not in values)
+        count[n.id] = outside + sum(count[i] for i in n.inputs if i in ids)
+    consumers = g.consumers()
+    outs = [n for n in inside if n.id in g.outputs or any(c not in ids for c in consumers[n.id])]
+    return count[outs[-1].id] if outs else 1
