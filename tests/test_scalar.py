@@ -6,6 +6,7 @@ The key check: the scalar engine and the tensor engine give the same gradients f
 """
 from __future__ import annotations
 
+import re
 import importlib.util
 import math
 import shutil
@@ -320,3 +321,26 @@ def test_render_with_dot(tmp_path):
     assert [p.name for p in paths] == ["step_001.png", "step_002.png", "step_003.png",
                                        "step_004.png"]
     assert all(p.read_bytes()[:4] == b"\x89PNG" for p in paths)
+
+
+def test_backward_frames_show_each_gradient_term_as_it_is_added():
+    # a is used twice: its grad must be seen as -3 first, then -3 + 0.25
+    a, b, c = Value(1.5, "a"), Value(-3.0, "b"), Value(0.25, "c")
+    ab, ac = a * b, a * c
+    ab.label, ac.label = "ab", "ac"
+    y = ab + ac
+    y.label = "y"
+    frames = [f.source for f in backward_frames(y)]
+    # the first frame: y (+) has passed its grad on, so both its inputs already show grad 1
+    assert re.search(r"ab \| data -4.5000 \| grad 1.0000", frames[0])
+    assert re.search(r"ac \| data 0.3750 \| grad 1.0000", frames[0])
+    assert "ab.grad += 1.0000 x 1.0000:  0.0000 + 1.0000 = 1.0000" in frames[0]
+    titles = "\n".join(frames)
+    first = next(i for i, f in enumerate(frames) if "a.grad += " in f)
+    assert re.search(r"\{ a \| data 1.5000 \| grad -3.0000", frames[first]) or \
+        re.search(r"\{ a \| data 1.5000 \| grad 0.2500", frames[first])
+    assert ("a.grad += 1.0000 x -3.0000:  0.0000 + -3.0000 = -3.0000" in titles and
+            "a.grad += 1.0000 x 0.2500:  -3.0000 + 0.2500 = -2.7500" in titles) or \
+        ("a.grad += 1.0000 x 0.2500:  0.0000 + 0.2500 = 0.2500" in titles and
+         "a.grad += 1.0000 x -3.0000:  0.2500 + -3.0000 = -2.7500" in titles)
+    assert a.grad == -2.75
