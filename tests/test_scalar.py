@@ -344,3 +344,61 @@ def test_backward_frames_show_each_gradient_term_as_it_is_added():
         ("a.grad += 1.0000 x 0.2500:  0.0000 + 0.2500 = 0.2500" in titles and
          "a.grad += 1.0000 x -3.0000:  0.2500 + -3.0000 = -2.7500" in titles)
     assert a.grad == -2.75
+
+
+# ---- a tensor model lowered to scalars (tds.trace_scalar) ----------------------------------------
+def _tensor_grads(model, x, loss_fn):
+    for p in model.parameters():
+        p.grad = None
+    xt = tds.Tensor(x.astype(np.float32), requires_grad=True)
+    loss = loss_fn(model(xt))
+    loss.backward()
+    return float(loss.data), {k: p.grad.data for k, p in model.named_parameters()}, xt.grad.data
+
+
+def test_trace_scalar_mlp_gradients_equal_the_tensor_engine():
+    import tinygrad_ds.functional as F
+
+    tds.manual_seed(0)
+    mlp = tds.nn.Sequential(tds.nn.Linear(3, 4), tds.nn.Tanh(), tds.nn.Linear(4, 2))
+    x = np.random.default_rng(0).standard_normal((2, 3))
+    t = np.array([1, 0])
+    st = tds.trace_scalar(mlp, x, target=t, loss="cross_entropy")
+    st.loss.backward()
+    loss, grads, xg = _tensor_grads(mlp, x, lambda y: F.cross_entropy(y, tds.Tensor(t)))
+    assert st.loss.data == pytest.approx(loss, rel=1e-6)
+    assert set(st.grads()) == set(grads) == {"0.weight", "0.bias", "2.weight", "2.bias"}
+    for k, g in grads.items():
+        np.testing.assert_allclose(st.grads()[k], g, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(st.input_grad(), xg, rtol=1e-5, atol=1e-7)
+    # every multiply and add is a node: the first layer alone makes 2 x 4 x (3 + 3) of them
+    assert st.count > 2 * 4 * 6 and st.params["0.weight"][1, 2].label == "0.weight[1,2]"
+
+
+def test_trace_scalar_tiny_conv_net_gradients_equal_the_tensor_engine():
+    import tinygrad_ds.functional as F
+
+    tds.manual_seed(1)
+    nn = tds.nn
+    conv = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                         nn.Linear(8, 3), nn.Sigmoid())
+    x = np.random.default_rng(1).standard_normal((1, 1, 4, 4))
+    target = np.full((1, 3), 0.5)
+    st = tds.trace_scalar(conv, x, target=target, loss="mse")
+    st.loss.backward()
+    loss, grads, xg = _tensor_grads(
+        conv, x, lambda y: F.mse_loss(y, tds.Tensor(target.astype(np.float32))))
+    assert st.loss.data == pytest.approx(loss, rel=1e-5)
+    for k, g in grads.items():
+        np.testing.assert_allclose(st.grads()[k], g, rtol=1e-4, atol=1e-7)
+    np.testing.assert_allclose(st.input_grad(), xg, rtol=1e-4, atol=1e-7)
+
+
+def test_trace_scalar_refuses_a_model_too_large_with_its_count():
+    from tinygrad_ds.graph.scalar_lower import ScalarTooLarge
+
+    with pytest.raises(ScalarTooLarge, match=r"about 30,300 Values, over the limit of 2,000.*"
+                                             r"smaller input"):
+        tds.trace_scalar(tds.nn.Linear(100, 100), np.zeros((1, 100)))
+    with pytest.raises(tds.TdsError, match="no scalar form"):
+        tds.trace_scalar(tds.nn.Sequential(tds.nn.Linear(2, 2), tds.nn.GELU()), np.ones((1, 2)))
