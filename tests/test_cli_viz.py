@@ -170,3 +170,26 @@ def test_grads_print_per_layer_norms_and_load_a_checkpoint(tmp_path):
     assert f"weights from {tmp_path / 'best.npz'}" in (tmp_path / "b.dot").read_text()
     r = _run("viz", str(f), "--grads", "--checkpoint", str(tmp_path / "none.npz"))
     assert r.exit_code != 0 and "no such file" in r.output
+
+
+TINY_MLP = ("from tinygrad_ds import nn\nmodel = nn.Sequential(nn.Linear(2, 2), nn.Tanh(), "
+            "nn.Linear(2, 1))\ninput_shape = (1, 2)\n")
+
+
+@needs_dot
+def test_level_scalar_draws_values_and_frames(tmp_path):
+    f = tmp_path / "tiny.py"
+    f.write_text(TINY_MLP)
+    r = _run("viz", str(f), "--level", "scalar", "-o", str(tmp_path / "s.svg"), "--frames",
+             str(tmp_path / "frames"))
+    assert r.exit_code == 0, r.output
+    assert "Scalar graph: 25 Values" in r.output and "agree: largest difference" in r.output
+    svg = (tmp_path / "s.svg").read_text()
+    assert "0.weight[1,0]" in svg and "grad" in svg and "x[0,1]" in svg
+    assert len(list((tmp_path / "frames").glob("step_*.svg"))) == 25
+
+
+def test_level_scalar_too_large_says_the_count(tmp_path):
+    r = _run("viz", "examples/mlp.py", "--level", "scalar", "-o", str(tmp_path / "s.svg"))
+    assert r.exit_code != 0 and "about 3,492 Values, over the limit of 2,000" in r.output
+    assert "--frames" in _run("viz", "examples/mlp.py", "--frames", str(tmp_path)).output

@@ -398,7 +398,7 @@ def test_trace_scalar_refuses_a_model_too_large_with_its_count():
     from tinygrad_ds.graph.scalar_lower import ScalarTooLarge
 
     with pytest.raises(ScalarTooLarge, match=r"about 30,300 Values, over the limit of 2,000.*"
-                                             r"smaller input"):
+                                             r"fewer units"):
         tds.trace_scalar(tds.nn.Linear(100, 100), np.zeros((1, 100)))
     with pytest.raises(tds.TdsError, match="no scalar form"):
         tds.trace_scalar(tds.nn.Sequential(tds.nn.Linear(2, 2), tds.nn.GELU()), np.ones((1, 2)))

@@ -9,7 +9,8 @@ from viz.grads import grad_table, gradient_norms
 from tinygrad_ds.graph.paths import PathCount, PathGraph
 from viz.render import FORMATS, Written, write
 
-from ..errors import TdsError
+from ..errors import TdsError, fmt_shape
+from ..graph.scalar_lower import MAX_SCALAR_NODES
 from ..graph import Graph
 from ..random import manual_seed
 from .tracefile import trace_file
@@ -80,16 +81,24 @@ def viz_model_file(model_file: str, output: str | None = None, fmt: str | None =
                    grads: bool = False, input_shape: tuple[int, ...] | None = None,
                    params: bool = False, mode: str = "eval", seed: int = 0, *,
                    fold: bool = False, edge_shapes: bool = False,
-                   checkpoint: str | None = None) -> VizResult:
+                   checkpoint: str | None = None, frames: str | None = None,
+                   max_scalars: int = MAX_SCALAR_NODES) -> VizResult:
     """Trace the model file's model, draw it, write the drawing; return the summary and the
     path count too. Raises ModelFileError (bad file), DrawingTooLarge (op level too big).
     `seed` seeds the generator before the file runs, so the model's initial weights, and the
     --grads colours computed from them, are the same on every run (as tds train does).
     checkpoint: an .npz of weights (tds train's best.npz) loaded before the --grads pass.
-    fold: runs of identical blocks drawn as one node 'x N'; edge_shapes: shapes on edges."""
+    fold: runs of identical blocks drawn as one node 'x N'; edge_shapes: shapes on edges.
+    level 'scalar': the model lowered to scalar Values on a random input (tds.trace_scalar),
+    drawn with data and grad on every node; frames: a folder for one drawing per backward step;
+    max_scalars: the most Values lowered."""
     manual_seed(seed)
     path, fmt = output_path(model_file, output, fmt)  # a bad -o is refused before any work
+    if frames is not None and level != "scalar":
+        raise TdsError("--frames draws the scalar backward step by step: add --level scalar")
     graph = trace_file(model_file, input_shape=input_shape, mode=mode)
+    if level == "scalar":
+        return _viz_scalar(graph, path, fmt, frames, max_scalars, seed)
     note = ""
     if checkpoint is not None:
         _load_checkpoint(graph, checkpoint)
@@ -110,6 +119,58 @@ def viz_model_file(model_file: str, output: str | None = None, fmt: str | None =
                    fold=fold, edge_shapes=edge_shapes, note=note)
         written = write(dot, path, fmt)
     return VizResult(graph, str(graph.summary()), written, path_count(graph), table)
+
+
+MAX_FRAMES_SCALARS = 150  # each frame redraws the whole graph: one per Value
+
+
+def _viz_scalar(graph: Graph, path: str, fmt: str, frames: str | None, max_scalars: int,
+                seed: int) -> VizResult:
+    import numpy as np
+
+    from viz.scalar_graph import draw_scalar_graph, write_backward_frames
+
+    from ..graph.scalar_lower import ScalarTooLarge, trace_scalar
+    from ..tensor import Tensor
+
+    if fmt == "json":
+        raise TdsError("--level scalar draws the scalar graph: choose svg, png, pdf or dot")
+    shape = graph.nodes[graph.inputs[0]].shape
+    x = np.random.default_rng(seed).standard_normal(shape)
+    try:
+        st = trace_scalar(graph.model, x, max_nodes=max_scalars)
+    except ScalarTooLarge as e:
+        raise TdsError(f"--level scalar: {e}") from None
+    st.loss.backward()
+    # the same network at tensor level, the same input: its gradients, to compare
+    model = graph.model
+    saved = [(p, p.grad) for p in model.parameters()]
+    try:
+        for p, _ in saved:
+            p.grad = None
+        out = model(Tensor(x.astype(np.float32)))
+        out.sum().backward()
+        diff = max((float(np.abs(st.grads()[k] - p.grad.data).max())
+                    for k, p in model.named_parameters() if p.grad is not None), default=0.0)
+    finally:
+        for p, g in saved:
+            p.grad = g
+    notes = [f"Scalar graph: {st.count:,} Values (every multiply and add is one), on a random "
+             f"input of shape {fmt_shape(shape)}; backward from {st.loss_name}",
+             f"Scalar and tensor gradients of every parameter agree: largest difference "
+             f"{diff:.1e}"]
+    title = (f"{type(model).__name__} lowered to scalars: {st.count:,} Values; each box: "
+             f"label | data | grad (d {st.loss.label} / d value); backward from {st.loss_name}")
+    written = write(draw_scalar_graph(st.loss, title=title), path, fmt)
+    if frames is not None:
+        if st.count > MAX_FRAMES_SCALARS:
+            raise TdsError(f"--frames: {st.count:,} Values would make {st.count:,} frames of "
+                           f"{st.count:,} nodes each; at most {MAX_FRAMES_SCALARS} (try a "
+                           "smaller input or a smaller model)")
+
+        files = write_backward_frames(st.loss, frames, fmt if fmt != "dot" else "svg")
+        notes.append(f"Wrote {len(files)} frames, one per backward step, to {frames}")
+    return VizResult(graph, str(graph.summary()), written, path_count(graph), notes=notes)
 
 
 def _load_checkpoint(graph: Graph, checkpoint: str) -> None:

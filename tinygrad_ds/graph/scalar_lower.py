@@ -89,11 +89,14 @@ def trace_scalar(model, x, target=None, loss: str | None = None,
     need = scalar_count(graph) + (3 * prod(out_shape) + 2 if loss else prod(out_shape))
     if need > max_nodes:
         name = type(model).__name__
+        small = (1,) + xa.shape[1:2] + tuple(min(d, 4) for d in xa.shape[2:])
+        hint = f"a smaller input (--input-shape {','.join(map(str, small))}), " \
+            if small != xa.shape else ""
         raise ScalarTooLarge(
             f"{name} on an input of shape {fmt_shape(xa.shape)} lowered to scalars would have "
             f"about {need:,} Values, over the limit of {max_nodes:,}: every multiply and add is "
-            "one node, so try a smaller input (--input-shape 1,1,4,4, say), fewer channels or "
-            "units, or raise the limit (--max-scalars) knowing the drawing will not read")
+            f"one node, so try {hint}fewer units or channels, or raise the limit "
+            "(--max-scalars) knowing the drawing will not read")
 
     start = Value(0.0).id
     params = {}
