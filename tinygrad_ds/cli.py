@@ -75,8 +75,10 @@ def train_cmd(model_file, data_spec, epochs, batch_size, optimizer, lr, weight_d
 @click.argument("model_file", type=click.Path())
 @click.option("--output", "-o", type=click.Path(dir_okay=False), default=None,
               help="file to write [default: <model file name>.<format> here]")
-@click.option("--format", "fmt", type=click.Choice(["svg", "png", "pdf", "dot", "json"]),
-              default=None, help="[default: from --output's suffix, else svg]")
+@click.option("--format", "fmt",
+              type=click.Choice(["svg", "png", "pdf", "dot", "json", "html"]), default=None,
+              help="[default: from --output's suffix, else svg]; html: one self-contained "
+              "interactive page")
 @click.option("--level", type=click.Choice(["module", "op", "scalar"]), default="module",
               show_default=True, help="one node per layer, one per op, or one per number "
               "(scalar: every multiply and add, with data and grad, for small models)")
@@ -105,6 +107,7 @@ def viz_cmd(model_file, output, fmt, level, frames, max_scalars, depth, backward
     Example:
       tds viz examples/resnet.py                      # writes resnet.svg
       tds viz examples/resnet.py -o resnet.png --depth 2
+      tds viz examples/resnet.py -o resnet.html       # interactive page, works offline
       tds viz examples/resnet.py --depth 2 --fold     # layer1.0 .. layer1.2 x 3
       tds viz examples/plain.py --grads               # colour by gradient norm
       tds viz examples/resnet.py --grads --checkpoint runs/r20/best.npz

@@ -104,7 +104,15 @@ def viz_model_file(model_file: str, output: str | None = None, fmt: str | None =
         _load_checkpoint(graph, checkpoint)
         note = f"weights from {checkpoint}"
     table = ""
-    if fmt == "json":
+    if fmt == "html":
+        from viz.html import write_html
+
+        if backward or grads or level == "op" or params:
+            raise TdsError("--format html draws the forward graph at module level, with every "
+                           "module expandable; --backward, --grads, --level op and --params are "
+                           "for the svg, png and pdf drawings")
+        written = Written(write_html(graph, path, depth=depth if depth is not None else 2))
+    elif fmt == "json":
         data = (graph.backward() if backward else graph).to_json()
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         with open(path, "w", encoding="utf-8") as f:
