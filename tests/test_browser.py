@@ -54,7 +54,8 @@ def test_resnet20_page_expands_and_lights_paths(browser, tmp_path):
     assert page.locator("g.node.folded").count() == 3
     assert page.locator("g.node.collapsed path.skip").count() == 5
     before = page.locator("g.node").count()
-    page.locator('g.node[data-label="layer2.0"]').dispatch_event("click")  # expand one block, then its Residual
+    # expand one block, then its Residual
+    page.locator('g.node[data-label="layer2.0"]').dispatch_event("click")
     page.locator('g.node[data-label="layer2.0.residual"]').dispatch_event("click")
     assert page.locator('g.cluster[data-call]').count() == 5
     assert page.locator("g.node").count() > before
@@ -87,3 +88,11 @@ def test_screenshot_for_the_readme(browser, tmp_path):
                   "false, true])")
     page.screenshot(path=out)
     assert errors == [] and os.path.getsize(out) > 20_000
+
+
+def test_a_page_too_large_starts_collapsed_and_says_so(monkeypatch):
+    import viz.html as H
+
+    monkeypatch.setattr(H, "MAX_OPS", 10)
+    d = H.page_data(tds.trace(models.resnet20(), (1, 3, 32, 32)), depth=None)
+    assert d["depth"] == 1 and "too many to lay out" in d["note"]

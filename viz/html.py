@@ -147,7 +147,7 @@ def render_html(graph: Graph, depth: int | None = 2, title: str = "") -> str:
 <div id="side"><div id="note"></div><div id="paths"></div><div id="details">
 <p class="hint">Click a node for its details; click a grey module box (or its + badge) to
 expand it, a cluster's title to collapse it. Drag to pan, wheel to zoom.</p></div></div></div>
-<script>/* dagre {_dagre_version()} (MIT, vendored from npm; licence text in viz/static/dagre.LICENSE.txt) */
+<script>/* dagre {_dagre_version()} (MIT, from npm; licence: viz/static/dagre.LICENSE.txt) */
 {js}</script>
 <script id="data" type="application/json">{blob}</script>
 <script>{page}</script>

@@ -564,7 +564,7 @@ def _pow10(d: int) -> int:
     return 10 ** d
 
 
-# ---- tables ----------------------------------------------------------------------------------------
+# ---- tables ----------------------------------------------------------------------------------
 def central_range(dist: dict[int, int], share: float = 0.95) -> tuple[int, int]:
     """The shortest-from-both-ends range of lengths holding at least `share` of the paths
     (Veit et al.: 95% of ResNet-110's paths have length 19 to 35)."""
@@ -632,7 +632,7 @@ def length_table(dist: dict[int, int], binomial_T: int | None = None) -> str:
     return "\n".join(lines)
 
 
-# ---- paths inside one module call (a collapsed block keeps its skip) --------------------------------
+# ---- paths inside one module call (a collapsed block keeps its skip) --------------------------
 def paths_within(graph: Graph, call: int, leaf: Graph | None = None) -> int:
     """The number of paths from a module call's inputs to its output through the leaf modules
     inside it: 2 for a residual block (branch and skip), 1 for a plain stack of layers.

@@ -1,4 +1,4 @@
-"""trace_scalar(): a small tensor model lowered to the scalar engine, every multiply and add a Value.
+"""trace_scalar(): a small tensor model lowered to the scalar engine, each multiply and add a Value.
 
     import tinygrad_ds as tds
     st = tds.trace_scalar(model, x, target=y, loss="mse")   # x, y: real Tensors or arrays
@@ -134,7 +134,7 @@ def trace_scalar(model, x, target=None, loss: str | None = None,
     return ScalarTrace(graph, vals[graph.inputs[0]], out, root, name, pvals, count)
 
 
-# ---- building blocks ------------------------------------------------------------------------------
+# ---- building blocks ----------------------------------------------------------------------------
 def _values(a: np.ndarray, name: str) -> np.ndarray:
     out = np.empty(a.shape, dtype=object)
     for idx in np.ndindex(a.shape):
