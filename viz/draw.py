@@ -15,7 +15,7 @@ import graphviz
 
 from tinygrad_ds.errors import TdsError, fmt_shape
 from tinygrad_ds.graph import Graph, Node
-from tinygrad_ds.graph.paths import CONCATS, _norm, paths_within
+from tinygrad_ds.graph.paths import paths_within
 
 SKIP_COLOR = "#d6336c"      # skip connections: magenta-red, dashed, thick
 EDGE_COLOR = "#5f6b7a"
@@ -153,8 +153,6 @@ def draw(graph: Graph, level: str = "module", depth: int | None = None, params: 
             attrs["fillcolor"] = grad_color(norm, lo, hi)
             attrs["fontcolor"] = "white" if norm < math.sqrt(lo * hi) else "black"
             attrs["label"] += f"\n|grad| {norm:.2e}"
-        if _norm(n.op) in CONCATS:
-            attrs["ordering"] = "in"  # the branches left to right in concatenation order
         clusters.setdefault(_cluster_of(view, n), []).append((f"n{n.id}", attrs))
 
     _emit_clusters(dot, view, clusters)
@@ -349,7 +347,10 @@ def _emit_clusters(dot: graphviz.Digraph, view: Graph, clusters: dict) -> None:
     def emit(target, cid):
         for line, attrs in clusters.get(cid, []):
             target.node(line, **attrs)
-        for kid in children.get(cid, []):
+        # NOTE: dot lays sibling clusters out right to left in the order they are defined, so
+        # they go in reverse: parallel branches then read left to right in the order they run,
+        # which is an Inception block's concatenation order
+        for kid in reversed(children.get(cid, [])):
             call = view.calls[kid]
             shade = ["#f8f9fa", "#f1f3f5", "#e9ecef", "#dee2e6"][min(call.depth - 1, 3)]
             with target.subgraph(name=f"cluster_{kid}") as sub:
