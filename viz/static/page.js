@@ -4,6 +4,7 @@
 (function () {
   const D = JSON.parse(document.getElementById("data").textContent);
   const NS = "http://www.w3.org/2000/svg";
+  const COMPOUND = 150; // displayed nodes up to which dagre lays nested boxes out itself
   const svg = document.getElementById("graph");
   const byId = new Map(D.nodes.map((n) => [n.id, n]));
   const calls = D.calls; // id (string) -> {path, type, parent, depth, leaf}
@@ -145,7 +146,11 @@
     const g = new dagre.graphlib.Graph({ compound: true, multigraph: true });
     g.setGraph({ rankdir: "TB", nodesep: 18, ranksep: 26, marginx: 20, marginy: 20 });
     g.setDefaultEdgeLabel(() => ({}));
-    const clusters = new Set();
+    // Nested boxes: dagre's compound layout for a graph of up to COMPOUND nodes; past that it
+    // is too slow (seconds for ResNet-110 fully open), so the layout is flat and each box is
+    // drawn around its members' positions.
+    const compound = shown.size <= COMPOUND;
+    const clusters = new Map(); // cluster id -> {label, parent, depth}
     for (const s of shown.values()) {
       const lines = nodeLines(s);
       const w = Math.max(70, 6.2 * Math.max(...lines.map((l) => l.length)) + 16);
@@ -153,30 +158,58 @@
       let p = s.parent;
       let child = s.id;
       while (p) {
-        if (!g.hasNode(p)) {
-          const cid = p.slice(1);
-          g.setNode(p, { cluster: true, label: calls[cid].path + " (" + calls[cid].type + ")" });
-          clusters.add(p);
+        const cid = p.slice(1);
+        const up = calls[cid].parent;
+        const parent = up !== null && calls[String(up)] && expanded.has(String(up)) ?
+          "k" + up : null;
+        if (!clusters.has(p)) {
+          clusters.set(p, { label: calls[cid].path + " (" + calls[cid].type + ")", parent,
+                            depth: calls[cid].depth });
+          if (compound) g.setNode(p, { cluster: true });
         }
-        g.setParent(child, p);
-        const up = calls[p.slice(1)].parent;
+        if (compound) g.setParent(child, p);
         child = p;
-        p = up !== null && calls[String(up)] && expanded.has(String(up)) ? "k" + up : null;
+        p = parent;
       }
     }
     edges.forEach((e, i) => g.setEdge(e.src, e.dst, { kind: e.kind }, "e" + i));
     dagre.layout(g);
+    const boxes = new Map();
+    if (compound) {
+      for (const v of clusters.keys()) {
+        const n = g.node(v);
+        boxes.set(v, { x0: n.x - n.width / 2, y0: n.y - n.height / 2 - 10,
+                       x1: n.x + n.width / 2, y1: n.y + n.height / 2 });
+      }
+    } else {
+      const grow = (v, x0, y0, x1, y1) => {
+        const b = boxes.get(v);
+        if (!b) boxes.set(v, { x0, y0, x1, y1 });
+        else { b.x0 = Math.min(b.x0, x0); b.y0 = Math.min(b.y0, y0);
+               b.x1 = Math.max(b.x1, x1); b.y1 = Math.max(b.y1, y1); }
+      };
+      for (const s of shown.values()) {
+        const n = g.node(s.id);
+        let pad = 6, p = s.parent;
+        while (p) {
+          grow(p, n.x - n.width / 2 - pad, n.y - n.height / 2 - pad - 12,
+               n.x + n.width / 2 + pad, n.y + n.height / 2 + pad);
+          pad += 6;
+          p = clusters.get(p).parent;
+        }
+      }
+    }
     svg.innerHTML = "";
     const root = el("g", { id: "viewport" }, svg);
-    const order = g.nodes().filter((v) => clusters.has(v))
-      .sort((a, b) => calls[a.slice(1)].depth - calls[b.slice(1)].depth);
+    const order = [...clusters.keys()].sort((a, b) => clusters.get(a).depth -
+                                                       clusters.get(b).depth);
     for (const v of order) {
-      const n = g.node(v);
+      const b = boxes.get(v);
+      if (!b) continue;
       const cg = el("g", { class: "cluster", "data-call": v.slice(1) }, root);
-      el("rect", { x: n.x - n.width / 2, y: n.y - n.height / 2 - 10, width: n.width,
-                   height: n.height + 10 }, cg);
-      const t = el("text", { x: n.x - n.width / 2 + 6, y: n.y - n.height / 2 + 2 }, cg);
-      t.textContent = "\u2212 " + n.label;
+      el("rect", { x: b.x0, y: b.y0, width: b.x1 - b.x0, height: b.y1 - b.y0 }, cg);
+      const t = el("text", { x: b.x0 + 6, y: b.y0 + 11 }, cg);
+      t.textContent = "\u2212 " + clusters.get(v).label;
       cg.addEventListener("click", (ev) => { ev.stopPropagation(); expanded.delete(v.slice(1));
                                               render(); });
     }
@@ -394,7 +427,10 @@
   function fit() {
     const gg = current.g.graph();
     const r = svg.getBoundingClientRect();
-    const k = Math.min(r.width / (gg.width || 1), r.height / (gg.height || 1), 1.5);
+    let k = Math.min(r.width / (gg.width || 1), r.height / (gg.height || 1), 1.5);
+    // a long network fitted whole would be unreadable: keep text legible, start at the top,
+    // and let the reader pan down
+    if (k < 0.45) k = Math.min(0.45, r.width / (gg.width || 1));
     view = { k, x: (r.width - gg.width * k) / 2, y: 10, set: true };
     applyView();
   }
