@@ -96,3 +96,19 @@ def test_a_page_too_large_starts_collapsed_and_says_so(monkeypatch):
     monkeypatch.setattr(H, "MAX_OPS", 10)
     d = H.page_data(tds.trace(models.resnet20(), (1, 3, 32, 32)), depth=None)
     assert d["depth"] == 1 and "too many to lay out" in d["note"]
+
+
+def test_forward_and_backward_in_one_view(browser, tmp_path):
+    g = tds.trace(models.resnet20(), (1, 3, 32, 32))
+    page, errors = _open(browser, write_html(g, str(tmp_path / "fb.html"), show_backward=True))
+    assert page.is_checked("#backward")
+    grads = page.locator("g.node.bw")
+    assert grads.count() > 10 and page.locator('g.node.bw[data-label="\u2207 fc"]').count() == 1
+    assert page.locator("path.edge.grad").count() > 10    # the backward's own edges
+    assert page.locator("path.edge.saved").count() > 10   # forward value -> rule that reads it
+    page.locator('g.node.bw[data-label="\u2207 fc"]').dispatch_event("click")
+    details = page.inner_text("#details")
+    assert "grad of fc.weight" in details and "reads saved" in details
+    page.uncheck("#backward")
+    assert page.locator("g.node.bw").count() == 0
+    assert errors == []

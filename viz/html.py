@@ -7,8 +7,9 @@ The page holds the graph at leaf-module level as JSON, the module tree, the resi
 the nodes of each branch and skip, and the path count; its script (viz/static/page.js) lays the
 graph out with dagre (vendored from npm into viz/static/, MIT, licence text beside it) and draws
 SVG: pan and zoom, expand and collapse any module, repeated blocks folded 'x N', search, details
-on click, export as SVG or PNG, and the residual story (count, length histogram, a block's two
-ways through, any path lit through the whole network with its length and share).
+on click, export as SVG or PNG, the residual story (count, length histogram, a block's two ways
+through, any path lit through the whole network with its length and share), and the backward
+graph beside the forward one with an edge from each saved forward value to the rule reading it.
 """
 from __future__ import annotations
 
@@ -29,7 +30,8 @@ MAX_OPS = 20_000  # beyond this the page starts collapsed at depth 1 and says so
 _VALUES = ("param", "buffer", "const")
 
 
-def page_data(graph: Graph, depth: int | None = 2, title: str = "") -> dict:
+def page_data(graph: Graph, depth: int | None = 2, title: str = "",
+              backward: bool = True) -> dict:
     """Everything the page's script reads, as plain JSON-able data."""
     leaf = graph.module_graph()
     src = graph
@@ -103,6 +105,12 @@ def page_data(graph: Graph, depth: int | None = 2, title: str = "") -> dict:
             return out
         blocks.append({"name": n.residual["block"], "call": cid, "add": n.id,
                        "branch": side(n.residual["branch"]), "skip": side(n.residual["skip"])})
+    back = None
+    if backward:
+        try:
+            back = _backward_data(graph, leaf)
+        except Exception as e:  # noqa: BLE001 - the forward page still works; the toggle says
+            back = {"error": f"the backward graph could not be derived: {e}"}
     pg = PathGraph.from_graph(graph)
     count = pg.factorize()
     T = pg.num_blocks
@@ -116,13 +124,49 @@ def page_data(graph: Graph, depth: int | None = 2, title: str = "") -> dict:
                   "unit": "residual blocks passed" if T else "layers passed",
                   "hist": [[k, dist[k] / total, fmt_count(dist[k])] for k in sorted(dist)],
                   "binom": [str(comb(T, k)) if T <= 64 else "" for k in range(T + 1)]},
-        "ops": ops, "parameters": graph.num_parameters(),
+        "ops": ops, "parameters": graph.num_parameters(), "backward": back,
     }
 
 
-def render_html(graph: Graph, depth: int | None = 2, title: str = "") -> str:
-    """The page as one string: data, dagre, the page script and its style, all inline."""
+def _backward_data(graph: Graph, leaf: Graph) -> dict:
+    """The backward graph at leaf-module level (each backward node: the gradient rule of one
+    layer) and `saved`: (forward leaf node, backward node) for each forward value a backward
+    rule reads: the activations and weights the forward pass saved for it."""
+    bw = graph.backward()
+    m = bw.module_graph()
+    op2leaf = {}
+    for n in leaf.nodes:
+        for op in (n.members or (n.id,)):
+            op2leaf[op] = n.id
+    for i, j in zip(graph.inputs, leaf.inputs):
+        op2leaf[i] = j
+    keep = {n.id for n in m.nodes if n.kind in ("input", "module", "op")}
+    outs = set(bw.outputs)
+    nodes, edges, saved = [], [], []
+    for n in m.nodes:
+        if n.id not in keep:
+            continue
+        grads = [bw.nodes[x].name.replace("grad:", "grad of ", 1) for x in (n.members or ())
+                 if x in outs and bw.nodes[x].name]
+        nodes.append({"id": n.id, "label": "grad_output" if n.kind == "input" else
+                      (n.module or n.op), "op": n.op, "shape": fmt_shape(n.shape),
+                      "scope": [c for c in n.scope if graph.calls[c].depth > 0],
+                      "kind": n.kind, "grads": grads})
+        for i in n.inputs:
+            src = m.nodes[i]
+            if i in keep:
+                edges.append({"src": i, "dst": n.id})
+            elif src.kind == "ref" and src.ref in op2leaf and src.value is None:
+                saved.append({"src": op2leaf[src.ref], "dst": n.id, "what": src.name})
+    return {"nodes": nodes, "edges": edges, "saved": saved}
+
+
+def render_html(graph: Graph, depth: int | None = 2, title: str = "",
+                show_backward: bool = False) -> str:
+    """The page as one string: data, dagre, the page script and its style, all inline.
+    show_backward: the page opens with the backward graph shown beside the forward one."""
     data = page_data(graph, depth, title)
+    data["show_backward"] = show_backward
     js = (STATIC / "dagre.min.js").read_text(encoding="utf-8")
     page = (STATIC / "page.js").read_text(encoding="utf-8")
     css = (STATIC / "page.css").read_text(encoding="utf-8")
@@ -139,6 +183,7 @@ def render_html(graph: Graph, depth: int | None = 2, title: str = "") -> str:
   <button id="expand-all">expand all</button>
   <button id="collapse-all">collapse to depth 1</button>
   <label><input id="fold" type="checkbox" checked> fold repeated blocks</label>
+  <label><input id="backward" type="checkbox"> backward</label>
   <button id="fit">fit</button>
   <button id="export-svg">export SVG</button>
   <button id="export-png">export PNG</button>
@@ -159,11 +204,12 @@ def _dagre_version() -> str:
     return (STATIC / "VERSION").read_text().strip() if (STATIC / "VERSION").exists() else ""
 
 
-def write_html(graph: Graph, path: str, depth: int | None = 2, title: str = "") -> str:
+def write_html(graph: Graph, path: str, depth: int | None = 2, title: str = "",
+               show_backward: bool = False) -> str:
     """Write the page to `path`; returns the path."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "w", encoding="utf-8") as f:
-        f.write(render_html(graph, depth, title))
+        f.write(render_html(graph, depth, title, show_backward))
     return path
 
 

@@ -107,11 +107,14 @@ def viz_model_file(model_file: str, output: str | None = None, fmt: str | None =
     if fmt == "html":
         from viz.html import write_html
 
-        if backward or grads or level == "op" or params:
-            raise TdsError("--format html draws the forward graph at module level, with every "
-                           "module expandable; --backward, --grads, --level op and --params are "
-                           "for the svg, png and pdf drawings")
-        written = Written(write_html(graph, path, depth=depth if depth is not None else 2))
+        if grads or level == "op" or params:
+            raise TdsError("--format html draws the graph at module level, with every module "
+                           "expandable; --grads, --level op and --params are for the svg, png "
+                           "and pdf drawings")
+        if backward:
+            graph.backward()  # an untraceable backward fails here, as for the other formats
+        written = Written(write_html(graph, path, depth=depth if depth is not None else 2,
+                                     show_backward=backward))
     elif fmt == "json":
         data = (graph.backward() if backward else graph).to_json()
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)

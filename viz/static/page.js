@@ -58,6 +58,7 @@
       shown.get(r).members.push(n.id);
     }
     for (const s of shown.values()) {
+      if (s.kind === "backward") continue;
       const last = byId.get(s.members[s.members.length - 1]);
       s.shape = last.shape;
       if (s.kind === "collapsed") {
@@ -68,6 +69,41 @@
     }
     let edges = [];
     const seen = new Set();
+    const B = D.backward;
+    if (showBackward() && B && !B.error) {
+      // the backward graph beside the forward one: each node is the gradient rule of one layer
+      // (or of a collapsed module), and a dotted edge brings in each value the forward pass
+      // saved for it
+      const bRep = new Map();
+      for (const n of B.nodes) {
+        const r = "b" + repOf(n);
+        bRep.set(n.id, r);
+        if (!shown.has(r)) {
+          const c = r[1] === "c" ? calls[r.slice(2)] : null;
+          shown.set(r, { id: r, kind: "backward", label: "\u2207 " + (c ? c.path : n.label),
+                         sub: (c ? c.type : n.op), members: [], bmembers: [], grads: [],
+                         parent: null, shape: n.shape });
+        }
+        const s = shown.get(r);
+        s.bmembers.push(n.id);
+        s.grads = s.grads.concat(n.grads);
+        s.shape = n.shape;
+      }
+      for (const e of B.edges) {
+        const a = bRep.get(e.src), b = bRep.get(e.dst);
+        if (a === b || seen.has(a + ">" + b)) continue;
+        seen.add(a + ">" + b);
+        edges.push({ src: a, dst: b, kind: "grad" });
+      }
+      for (const e of B.saved) {
+        const f = byId.get(e.src);
+        if (!f) continue;  // a value the page does not draw as a node
+        const a = repOf(f), b = bRep.get(e.dst);
+        if (!a || !b || seen.has(a + ">" + b)) continue;
+        seen.add(a + ">" + b);
+        edges.push({ src: a, dst: b, kind: "saved", what: e.what });
+      }
+    }
     for (const e of D.edges) {
       const a = repOf(byId.get(e.src)), b = repOf(byId.get(e.dst));
       if (a === b) continue;
@@ -132,7 +168,9 @@
   const FILL = [["Conv", "#cfe2ff"], ["Linear", "#d3f0e8"], ["Norm", "#fff3bf"],
                 ["ReLU", "#ffe0cc"], ["Tanh", "#ffe0cc"], ["Sigmoid", "#ffe0cc"],
                 ["GELU", "#ffe0cc"], ["Pool", "#e5dbff"], ["Dropout", "#eeeeee"]];
+  function showBackward() { return document.getElementById("backward").checked; }
   function fillOf(s) {
+    if (s.kind === "backward") return s.grads.length ? "#d0bfff" : "#e5dbff";
     if (s.kind === "input") return "#b2f2bb";
     if (s.kind === "collapsed") return "#e9ecef";
     if (s.node && s.node.residual) return "#ffdeeb";
@@ -143,18 +181,23 @@
   let current = null;
   function render() {
     const { shown, edges } = build();
+    const fwd = [...shown.values()].filter((s) => s.kind !== "backward");
+    const bwd = [...shown.values()].filter((s) => s.kind === "backward");
     const g = new dagre.graphlib.Graph({ compound: true, multigraph: true });
     g.setGraph({ rankdir: "TB", nodesep: 18, ranksep: 26, marginx: 20, marginy: 20 });
     g.setDefaultEdgeLabel(() => ({}));
     // Nested boxes: dagre's compound layout for a graph of up to COMPOUND nodes; past that it
     // is too slow (seconds for ResNet-110 fully open), so the layout is flat and each box is
     // drawn around its members' positions.
-    const compound = shown.size <= COMPOUND;
+    const compound = fwd.length <= COMPOUND;
     const clusters = new Map(); // cluster id -> {label, parent, depth}
-    for (const s of shown.values()) {
+    const size = (s) => {
       const lines = nodeLines(s);
-      const w = Math.max(70, 6.2 * Math.max(...lines.map((l) => l.length)) + 16);
-      g.setNode(s.id, { width: w, height: 14 * lines.length + 10, lines });
+      return { width: Math.max(70, 6.2 * Math.max(...lines.map((l) => l.length)) + 16),
+               height: 14 * lines.length + 10, lines };
+    };
+    for (const s of fwd) {
+      g.setNode(s.id, size(s));
       let p = s.parent;
       let child = s.id;
       while (p) {
@@ -172,8 +215,43 @@
         p = parent;
       }
     }
-    edges.forEach((e, i) => g.setEdge(e.src, e.dst, { kind: e.kind }, "e" + i));
+    const isB = (id) => id[0] === "b";
+    edges.forEach((e, i) => { if (!isB(e.src) && !isB(e.dst))
+      g.setEdge(e.src, e.dst, { kind: e.kind }, "e" + i); });
     dagre.layout(g);
+    const pos = new Map(fwd.map((s) => [s.id, g.node(s.id)]));
+    const paths = [];  // [edge, points]
+    for (const e of g.edges()) paths.push([{ src: e.v, dst: e.w, kind: g.edge(e).kind },
+                                           g.edge(e).points]);
+    let W = g.graph().width, H = g.graph().height;
+    if (bwd.length) {
+      // the backward graph in a column of its own to the right, laid out bottom to top so that
+      // each layer's gradient rule sits near the layer; dotted edges bring the saved values
+      const gb = new dagre.graphlib.Graph({ multigraph: true });
+      gb.setGraph({ rankdir: "BT", nodesep: 18, ranksep: 26, marginx: 20, marginy: 20 });
+      gb.setDefaultEdgeLabel(() => ({}));
+      for (const s of bwd) gb.setNode(s.id, size(s));
+      edges.forEach((e, i) => { if (isB(e.src) && isB(e.dst))
+        gb.setEdge(e.src, e.dst, { kind: e.kind }, "e" + i); });
+      dagre.layout(gb);
+      const dx = W + 140, sy = Math.max(1, H / (gb.graph().height || 1));
+      const tr = (p) => ({ x: p.x + dx, y: p.y * sy });
+      for (const s of bwd) {
+        const n = gb.node(s.id);
+        pos.set(s.id, { ...n, ...tr(n) });
+      }
+      for (const e of gb.edges()) paths.push([{ src: e.v, dst: e.w, kind: "grad" },
+                                              gb.edge(e).points.map(tr)]);
+      for (const e of edges) {
+        if (e.kind !== "saved") continue;
+        const a = pos.get(e.src), b = pos.get(e.dst);
+        if (!a || !b) continue;
+        const x0 = a.x + a.width / 2, x1 = b.x - b.width / 2;
+        paths.push([e, [{ x: x0, y: a.y }, { x: (x0 + x1) / 2, y: a.y },
+                        { x: (x0 + x1) / 2, y: b.y }, { x: x1, y: b.y }]]);
+      }
+      W = dx + gb.graph().width; H = Math.max(H, gb.graph().height * sy);
+    }
     const boxes = new Map();
     if (compound) {
       for (const v of clusters.keys()) {
@@ -188,8 +266,8 @@
         else { b.x0 = Math.min(b.x0, x0); b.y0 = Math.min(b.y0, y0);
                b.x1 = Math.max(b.x1, x1); b.y1 = Math.max(b.y1, y1); }
       };
-      for (const s of shown.values()) {
-        const n = g.node(s.id);
+      for (const s of fwd) {
+        const n = pos.get(s.id);
         let pad = 6, p = s.parent;
         while (p) {
           grow(p, n.x - n.width / 2 - pad, n.y - n.height / 2 - pad - 12,
@@ -213,20 +291,24 @@
       cg.addEventListener("click", (ev) => { ev.stopPropagation(); expanded.delete(v.slice(1));
                                               render(); });
     }
-    for (const e of g.edges()) {
-      const lab = g.edge(e);
-      const pts = lab.points;
-      const d = "M" + pts.map((p) => p.x.toFixed(1) + "," + p.y.toFixed(1)).join("L");
-      el("path", { d, class: "edge" + (lab.kind === "skip" ? " skip" : ""), "data-src": e.v,
-                   "data-dst": e.w, "marker-end": "url(#arrow)" }, root);
+    for (const [e, pts] of paths) {
+      const d = e.kind === "saved" ?
+        `M${pts[0].x},${pts[0].y}C${pts[1].x},${pts[1].y} ${pts[2].x},${pts[2].y} ` +
+        `${pts[3].x},${pts[3].y}` :
+        "M" + pts.map((p) => p.x.toFixed(1) + "," + p.y.toFixed(1)).join("L");
+      const pe = el("path", { d, class: "edge" + (e.kind ? " " + e.kind : ""),
+                              "data-src": e.src, "data-dst": e.dst,
+                              "marker-end": "url(#arrow)" }, root);
+      if (e.what) el("title", {}, pe).textContent = "saved for the backward: " + e.what;
     }
     const defs = el("defs", {}, svg);
     const mk = el("marker", { id: "arrow", viewBox: "0 0 10 10", refX: 9, refY: 5,
                               markerWidth: 6, markerHeight: 6, orient: "auto" }, defs);
     el("path", { d: "M0,0L10,5L0,10z", fill: "#5f6b7a" }, mk);
     for (const s of shown.values()) {
-      const n = g.node(s.id);
-      const cls = ["node", s.kind === "collapsed" ? "collapsed" : "", s.run ? "folded" : ""];
+      const n = pos.get(s.id);
+      const cls = ["node", s.kind === "collapsed" ? "collapsed" : "", s.run ? "folded" : "",
+                   s.kind === "backward" ? "bw" : ""];
       const ng = el("g", { class: cls.join(" "), "data-id": s.id,
                            "data-label": s.label }, root);
       el("rect", { x: n.x - n.width / 2, y: n.y - n.height / 2, width: n.width,
@@ -245,7 +327,12 @@
       ng.addEventListener("click", (ev) => { ev.stopPropagation(); clickNode(s); });
       s.box = n;
     }
-    current = { shown, edges, g };
+    if (bwd.length) {
+      const t = el("text", { x: W - 10, y: 14, "text-anchor": "end", class: "bw-title" }, root);
+      t.textContent = "backward: gradients flow up from grad_output; dotted: a value saved by " +
+        "the forward pass for that rule";
+    }
+    current = { shown, edges, g, W, H };
     applyHighlights();
     fit();  // the layout changed: show all of it
   }
@@ -260,12 +347,15 @@
       return lines;
     }
     if (s.node && s.node.residual) return ["(+) " + s.node.residual, s.shape];
+    if (s.kind === "backward") return [s.label, s.sub + "  " + s.shape].concat(
+      s.grads.slice(0, 3), s.grads.length > 3 ? ["+ " + (s.grads.length - 3) + " more"] : []);
     return [s.label, s.sub + "  " + s.shape];
   }
   function shownCall(id) { return id.slice(1); }
 
   // ---- interaction ----
   function clickNode(s) {
+    if (s.kind === "backward") { showBackwardDetails(s); return; }
     if (s.kind === "collapsed" && s.run && !unfolded.has(s.id)) {
       unfolded.add(s.id); render(); return;
     }
@@ -306,6 +396,15 @@
     }
     box.innerHTML = `<h3>details</h3><table class="kv">${rows.join("")}</table>`;
   }
+  function showBackwardDetails(s) {
+    const savedIn = current.edges.filter((e) => e.dst === s.id && e.kind === "saved")
+      .map((e) => esc(e.what));
+    document.getElementById("details").innerHTML = `<h3>details</h3><table class="kv">` +
+      `<tr><td><b>backward of</b></td><td>${esc(s.label.slice(2))} (${esc(s.sub)})</td></tr>` +
+      `<tr><td><b>last value</b></td><td>${esc(s.shape)}</td></tr>` +
+      `<tr><td><b>gradients out</b></td><td>${s.grads.map(esc).join("<br>") || "-"}</td></tr>` +
+      `<tr><td><b>reads saved</b></td><td>${savedIn.join("<br>") || "-"}</td></tr></table>`;
+  }
   function esc(t) {
     return String(t).replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;",
                                                   '"': "&quot;" })[c]);
@@ -341,6 +440,7 @@
     for (const ng of svg.querySelectorAll("g.node")) {
       const s = current.shown.get(ng.dataset.id);
       ng.classList.toggle("selected", ng.dataset.id === selected);
+      if (s.kind === "backward") continue;
       const m = query && (s.label.toLowerCase().includes(query) ||
                           s.members.some((v) => byId.get(v).label.toLowerCase().includes(query)));
       ng.classList.toggle("match", !!m);
@@ -349,8 +449,10 @@
       ng.classList.toggle("dim", !!(lit && !on));
     }
     for (const p of svg.querySelectorAll("path.edge[data-src]")) {
-      if (!lit) { p.classList.remove("lit", "dim"); continue; }
       const a = current.shown.get(p.dataset.src), b = current.shown.get(p.dataset.dst);
+      if (!lit || a.kind === "backward" || b.kind === "backward") {
+        p.classList.remove("lit", "dim"); continue;
+      }
       let on = a && b && a.members.some((v) => lit.nodes.has(v)) &&
         b.members.some((v) => lit.nodes.has(v));
       if (on && p.classList.contains("skip") && lit.skipsOff &&
@@ -425,7 +527,7 @@
     if (vp) vp.setAttribute("transform", `translate(${view.x},${view.y}) scale(${view.k})`);
   }
   function fit() {
-    const gg = current.g.graph();
+    const gg = { width: current.W, height: current.H };
     const r = svg.getBoundingClientRect();
     let k = Math.min(r.width / (gg.width || 1), r.height / (gg.height || 1), 1.5);
     // a long network fitted whole would be unreadable: keep text legible, start at the top,
@@ -452,7 +554,7 @@
   }, { passive: false });
 
   function svgText() {
-    const gg = current.g.graph();
+    const gg = { width: current.W, height: current.H };
     const copy = svg.cloneNode(true);
     copy.setAttribute("viewBox", `0 0 ${gg.width} ${gg.height}`);
     copy.setAttribute("width", gg.width); copy.setAttribute("height", gg.height);
@@ -470,7 +572,7 @@
     download("graph.svg", URL.createObjectURL(new Blob([svgText()], { type: "image/svg+xml" })));
   };
   document.getElementById("export-png").onclick = () => {
-    const gg = current.g.graph();
+    const gg = { width: current.W, height: current.H };
     const img = new Image();
     img.onload = () => {
       const c = document.createElement("canvas");
@@ -488,6 +590,12 @@
   document.getElementById("expand-all").onclick = () => { startExpanded(null); render(); };
   document.getElementById("collapse-all").onclick = () => { startExpanded(1); render(); };
   document.getElementById("fold").onchange = () => render();
+  document.getElementById("backward").onchange = () => {
+    const B = D.backward;
+    document.getElementById("note").textContent = B && B.error ? B.error : (D.note || "");
+    render();
+  };
+  document.getElementById("backward").checked = !!D.show_backward;
   document.getElementById("fit").onclick = () => fit();
   svg.addEventListener("click", () => { if (!drag) { selected = null; } });
 
