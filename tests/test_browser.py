@@ -112,3 +112,10 @@ def test_forward_and_backward_in_one_view(browser, tmp_path):
     page.uncheck("#backward")
     assert page.locator("g.node.bw").count() == 0
     assert errors == []
+
+
+def test_jupyter_shows_the_page_in_an_iframe():
+    from viz.html import Page
+
+    out = Page(tds.trace(models.resnet20(), (1, 3, 32, 32)))._repr_html_()
+    assert out.startswith("<iframe srcdoc=") and "tdsPage" in out and "<script" not in out

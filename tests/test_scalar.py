@@ -402,3 +402,11 @@ def test_trace_scalar_refuses_a_model_too_large_with_its_count():
         tds.trace_scalar(tds.nn.Linear(100, 100), np.zeros((1, 100)))
     with pytest.raises(tds.TdsError, match="no scalar form"):
         tds.trace_scalar(tds.nn.Sequential(tds.nn.Linear(2, 2), tds.nn.GELU()), np.ones((1, 2)))
+
+
+def test_trace_scalar_names_layer_outputs_and_the_output():
+    mlp = tds.nn.Sequential(tds.nn.Linear(2, 2), tds.nn.Tanh(), tds.nn.Linear(2, 1))
+    st = tds.trace_scalar(mlp, np.ones((1, 2)))
+    labels = {n.label for n in st.loss.graph().nodes}
+    assert {"0.out[0,1]", "1.out[0,0]", "y[0,0]", "x[0,1]", "2.bias[0]"} <= labels
+    assert st.loss.label == "y[0,0]" and st.loss_name == "y[0,0]"

@@ -109,6 +109,7 @@ def trace_scalar(model, x, target=None, loss: str | None = None,
                    for k, b in graph.model.named_buffers()}
     vals: dict[int, np.ndarray] = {}
     pvals: dict[str, np.ndarray] = {}
+    ends = _layer_outputs(graph)
     for n in graph.nodes:
         if n.id in graph.inputs:
             vals[n.id] = _values(xa, "x")
@@ -122,6 +123,8 @@ def trace_scalar(model, x, target=None, loss: str | None = None,
             vals[n.id] = _consts(np.asarray(getattr(n, "value", None), dtype=np.float64))
         elif n.kind == "op":
             vals[n.id] = _lower(graph, n, [vals[i] for i in n.inputs])
+            if n.id in ends and n.id not in graph.outputs:  # a layer output: "0.out[0,1]"
+                _name(vals[n.id], f"{n.module}.out")
         else:  # a kind this lowering does not know (optimizer state, ...): not in a model's forward
             raise TdsError(f"trace_scalar: node {n.id} is a {n.kind!r} value, which has no scalar "
                            "form")
@@ -140,6 +143,24 @@ def _values(a: np.ndarray, name: str) -> np.ndarray:
     for idx in np.ndindex(a.shape):
         out[idx] = Value(float(a[idx]), label=name + _index(idx))
     return out
+
+
+def _layer_outputs(graph: Graph) -> set[int]:
+    """The op nodes whose value leaves the module call that made them (a layer's output)."""
+    consumers = graph.consumers()
+    out = set()
+    for n in graph.nodes:
+        if n.kind == "op" and n.module and (n.id in graph.outputs or any(
+                graph.nodes[c].module != n.module for c in consumers[n.id])):
+            out.add(n.id)
+    return out
+
+
+def _name(a: np.ndarray, name: str) -> None:
+    for idx in np.ndindex(a.shape):
+        v = a[idx]
+        if isinstance(v, Value) and not v.label:
+            v.label = name + _index(idx)
 
 
 def _consts(a: np.ndarray) -> np.ndarray:
