@@ -308,8 +308,8 @@ def plot_lengths(dist: dict[int, int], path: str | None = None, title: str | Non
     left_out = ""
     if len(keys) > 200:  # a long chain: the tails beyond 1e-6 of the paths are invisible anyway
         kept = [(k, s) for k, s in zip(keys, share) if s >= 1e-6]
-        left_out = (f"\n(lengths outside {kept[0][0]}..{kept[-1][0]} hold less than 0.0001% "
-                    "of the paths each and are not drawn)")
+        left_out = (f"lengths outside {kept[0][0]}..{kept[-1][0]}\nhold under 0.0001% of the "
+                    "paths each:\nnot drawn")
         keys, share = [k for k, _ in kept], [s for _, s in kept]
     fig, ax = plt.subplots(figsize=(7.5, 4.2), dpi=110)
     a, b = central_range(dist)
@@ -324,7 +324,10 @@ def plot_lengths(dist: dict[int, int], path: str | None = None, title: str | Non
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # a length counts: integer ticks
     ax.yaxis.set_major_formatter(PercentFormatter(1.0))
     ax.set_ylim(0, max(share) * 1.15)
-    ax.set_title((title or f"{fmt_count(total)} paths by length") + left_out, fontsize=11)
+    ax.set_title(title or f"{fmt_count(total)} paths by length", fontsize=11)
+    if left_out:
+        ax.text(0.01, 0.97, left_out, transform=ax.transAxes, va="top", fontsize=8,
+                color="#495057")
     ax.grid(True, axis="y", alpha=0.3)
     ax.legend(fontsize=9, loc="upper right")
     fig.tight_layout()
