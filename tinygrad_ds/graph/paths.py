@@ -257,7 +257,7 @@ class PathGraph:
             return [int(self.nodes[e.dst].kind == "layer") for e in self.edges]
         raise ValueError(f"length must be 'blocks' or 'layers', got {length!r}")
 
-    # ---- counting ---------------------------------------------------------------------------------
+    # ---- counting -----------------------------------------------------------------------
     def _forward(self) -> list[int]:
         count = [0] * len(self.nodes)
         for i in self.inputs:
@@ -400,7 +400,7 @@ class PathGraph:
             through = (through,)
         return tuple(sorted({self.block_index(b) for b in through}))
 
-    # ---- enumeration -------------------------------------------------------------------------------
+    # ---- enumeration ---------------------------------------------------------------------
     def enumerate(self, limit: int = 20, length: int | None = None,
                   through: tuple[str | int, ...] | str | int = (),
                   unit: str = "blocks") -> Enumeration:
