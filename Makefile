@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench clean graphviz
+.PHONY: demo test bench clean graphviz chromium vendor
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -20,10 +20,28 @@ graphviz:
 	  (apt-get update -qq && apt-get install -y -qq graphviz >/dev/null) || \
 	  echo "note: Graphviz's dot is not installed (apt-get install graphviz); drawings stay .dot files"; }
 
+# Debian's chromium runs the interactive page's tests headless (Playwright drives it); without
+# it those tests skip and say why.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium \
+	   >/dev/null) || \
+	  echo "note: chromium is not installed (apt-get install chromium); the browser tests skip"; }
+
+# Development time only: refresh the vendored layout library from npm (pages never fetch it).
+DAGRE ?= 3.1.3
+vendor:
+	cd /tmp && npm pack @dagrejs/dagre@$(DAGRE) >/dev/null && tar xzf dagrejs-dagre-$(DAGRE).tgz
+	cp /tmp/package/dist/dagre.min.js viz/static/dagre.min.js
+	{ cat /tmp/package/LICENSE; echo; echo "---- licences of the code bundled in \
+	dist/dagre.min.js (dist/dagre.min.js.LEGAL.txt) ----"; \
+	  cat /tmp/package/dist/dagre.min.js.LEGAL.txt; } > viz/static/dagre.LICENSE.txt
+	echo "@dagrejs/dagre $(DAGRE)" > viz/static/VERSION
+
 demo: $(STAMP) graphviz
 	$(VENV)/bin/tds viz examples/resnet.py -o resnet.png
 
-test: $(STAMP) graphviz
+test: $(STAMP) graphviz chromium
 	$(PY) -m pytest
 
 bench: $(STAMP)

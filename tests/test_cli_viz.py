@@ -25,7 +25,8 @@ def test_viz_writes_png_prints_summary_and_paths(tmp_path):
     assert r.exit_code == 0, r.output
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "Total params: 269,722" in r.output and "Multiply-adds" in r.output
-    assert r.output.strip().splitlines()[-1] == "Input-to-output paths: 512 (2^9)"
+    last = r.output.strip().splitlines()[-1]
+    assert last == "Input-to-output paths: 512 = 2^9: 9 residual blocks"
 
 
 # every model file in examples/ (the two scripts aside) is one that tds summary and tds viz read
@@ -136,7 +137,7 @@ def test_real_subprocess(tmp_path):
                        capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr
     assert "<svg" in (tmp_path / "r.svg").read_text()
-    assert p.stdout.strip().endswith("(2^9)")
+    assert p.stdout.strip().endswith("512 = 2^9: 9 residual blocks")
 
 
 def test_output_suffix_and_format_must_agree(tmp_path):
@@ -144,3 +145,51 @@ def test_output_suffix_and_format_must_agree(tmp_path):
     r = _run("viz", os.path.join(ROOT, "examples", "lenet.py"), "-o", str(out), "--format", "png")
     assert r.exit_code == 1 and "ends in .svg but --format is png" in r.output
     assert not out.exists()
+
+
+def test_unknown_output_suffix_is_refused(tmp_path):
+    r = _run("viz", RESNET, "-o", str(tmp_path / "x.bmp"))
+    assert r.exit_code != 0 and ".bmp" in r.output and not (tmp_path / "x.bmp").exists()
+
+
+def test_grads_print_per_layer_norms_and_load_a_checkpoint(tmp_path):
+    f = tmp_path / "tiny.py"
+    f.write_text("from tinygrad_ds import nn\nmodel = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), "
+                 "nn.Linear(8, 2))\ninput_shape = (1, 4)\n")
+    ns: dict = {}
+    exec(f.read_text(), ns)  # noqa: S102 - the same model, its weights scaled, as a checkpoint
+    for p in ns["model"].parameters():
+        p.data = p.data * 10
+    ns["model"].save(str(tmp_path / "best.npz"))
+    fresh = _run("viz", str(f), "--grads", "--format", "dot", "-o", str(tmp_path / "a.dot"))
+    trained = _run("viz", str(f), "--grads", "--format", "dot", "-o", str(tmp_path / "b.dot"),
+                   "--checkpoint", str(tmp_path / "best.npz"))
+    assert fresh.exit_code == 0 and trained.exit_code == 0, trained.output
+    assert "|d loss/d output|" in fresh.output and "weight" in fresh.output
+    assert fresh.output != trained.output  # the trained weights give other gradients
+    assert f"weights from {tmp_path / 'best.npz'}" in (tmp_path / "b.dot").read_text()
+    r = _run("viz", str(f), "--grads", "--checkpoint", str(tmp_path / "none.npz"))
+    assert r.exit_code != 0 and "no such file" in r.output
+
+
+TINY_MLP = ("from tinygrad_ds import nn\nmodel = nn.Sequential(nn.Linear(2, 2), nn.Tanh(), "
+            "nn.Linear(2, 1))\ninput_shape = (1, 2)\n")
+
+
+@needs_dot
+def test_level_scalar_draws_values_and_frames(tmp_path):
+    f = tmp_path / "tiny.py"
+    f.write_text(TINY_MLP)
+    r = _run("viz", str(f), "--level", "scalar", "-o", str(tmp_path / "s.svg"), "--frames",
+             str(tmp_path / "frames"))
+    assert r.exit_code == 0, r.output
+    assert "Scalar graph: 25 Values" in r.output and "agree: largest difference" in r.output
+    svg = (tmp_path / "s.svg").read_text()
+    assert "0.weight[1,0]" in svg and "grad" in svg and "x[0,1]" in svg
+    assert len(list((tmp_path / "frames").glob("step_*.svg"))) == 25
+
+
+def test_level_scalar_too_large_says_the_count(tmp_path):
+    r = _run("viz", "examples/mlp.py", "--level", "scalar", "-o", str(tmp_path / "s.svg"))
+    assert r.exit_code != 0 and "about 3,492 Values, over the limit of 2,000" in r.output
+    assert "--frames" in _run("viz", "examples/mlp.py", "--frames", str(tmp_path)).output

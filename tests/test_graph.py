@@ -10,7 +10,7 @@ from tinygrad_ds.app.tracefile import trace_file
 from tinygrad_ds.graph import multiply_adds
 from tinygrad_ds.backend.meta import MetaValueError
 from tinygrad_ds.nn import models
-from viz.paths import count_paths
+from tinygrad_ds.graph.paths import count_paths
 
 ZOO = {
     "lenet": (lambda: models.lenet5(), (2, 1, 28, 28)),

@@ -13,7 +13,7 @@ from tinygrad_ds import nn
 from tinygrad_ds.errors import TdsError
 from tinygrad_ds.nn import models
 from viz.decomposition import gradient_expansion
-from viz.paths import PathGraph, count_paths, length_table
+from tinygrad_ds.graph.paths import PathGraph, count_paths, length_table
 from viz.unravel import draw_aggregated, draw_unraveled
 
 
@@ -164,3 +164,82 @@ def test_unraveled_view_of_a_traced_network_without_blocks():
     m = nn.Sequential(models.Inception(8, 2, 2, 2, 2, 2, 2))
     src = draw_unraveled(PathGraph.from_graph(tds.trace(m, (1, 8, 8, 8)))).source
     assert src.count("label=\"path ") == 4 and "layers" in src
+
+
+# ---- how the count factorises: 2^T only for residual blocks (issue 14) ----------------------------
+def _count(model, shape=(1, 3, 32, 32)):
+    return PathGraph.from_graph(tds.trace(model, shape)).factorize()
+
+
+def test_concatenation_blocks_are_not_powers_of_two():
+    one = _count(nn.Sequential(models.Inception(8, 2, 2, 2, 2, 2, 2)), (1, 8, 8, 8))
+    assert str(one) == "4: 1 block of 4 parallel branches (concatenated)"
+    five = _count(models.inception_net(num_classes=10))
+    assert str(five) == "1,024 = 4^5: 5 blocks of 4 parallel branches (concatenated)"
+    assert "2^" not in str(five) and not five.residual_only
+
+
+def test_residual_blocks_are_written_as_powers_of_two():
+    r = _count(models.resnet20())
+    assert str(r) == "512 = 2^9: 9 residual blocks" and r.residual_only
+    assert str(PathGraph.chain(3).factorize()) == "8 = 2^3: 3 residual blocks"
+    assert str(PathGraph.chain(0).factorize()) == "1 (a plain chain: no joins)"
+
+
+def test_unet_and_densenet_say_what_joins_they_have():
+    u = _count(models.unet_small(base_width=4, depth=3), (1, 3, 16, 16))
+    assert u.total == 4 and "2^" not in str(u) and "nested" in str(u)
+    d = _count(models.densenet_cifar(growth_rate=4, block_config=(2, 3)))
+    assert str(d).startswith("32 = 2^5: 5 concatenation skips")
+
+
+def test_mixed_sections_multiply():
+    m = nn.Sequential(nn.Residual(nn.Linear(4, 4)), nn.Residual(nn.Linear(4, 4)),
+                      _Parallel(3))
+    c = _count(m, (1, 4))
+    assert c.total == 12 and str(c) == \
+        "12 = 2^2 x 3: 2 residual blocks, 1 block of 3 parallel branches (concatenated)"
+
+
+class _Parallel(nn.Module):
+    """y = [f1(x), f2(x), ...] concatenated: k parallel branches."""
+
+    def __init__(self, k: int):
+        super().__init__()
+        self.fs = nn.ModuleList([nn.Linear(4, 4) for _ in range(k)])
+
+    def forward(self, x):
+        return tds.concat([f(x) for f in self.fs], 1)
+
+
+def test_huge_counts_are_exact_and_printable():
+    from tinygrad_ds.graph.paths import central_range, fmt_count, num_digits
+
+    assert fmt_count(2 ** 54) == "18,014,398,509,481,984"
+    assert fmt_count(2 ** 100_000) == "2^100000 (30,103 digits)"
+    assert fmt_count(3 ** 100) == "5.153 x 10^47 (48 digits)"
+    assert num_digits(10 ** 5000) == 5001 and num_digits(10 ** 5000 - 1) == 5000
+    dist = {k: comb(1100, k) for k in range(1101)}  # past a float's range
+    text = length_table(dist, 1100)
+    assert "mean length 550.00, std 16.58" in text
+    assert central_range(dist) == central_range({k: v / 2 ** 1100 for k, v in dist.items()})
+
+
+def test_unraveled_concatenation_draws_branches_not_a_sum():
+    m = nn.Sequential(models.Inception(8, 2, 2, 2, 2, 2, 2))
+    src = draw_unraveled(PathGraph.from_graph(tds.trace(m, (1, 8, 8, 8)))).source
+    assert "sum of" not in src and "y is not a sum" in src
+    # each branch is one box listing its layers, the four in the concatenation's order
+    boxes = re.findall(r'label="(0\.branch\d)\n([^"]*)"', src)
+    assert [b for b, _ in boxes] == ["0.branch1", "0.branch2", "0.branch3", "0.branch4"]
+    assert boxes[1][1].split("\n") == ["Conv2d", "BatchNorm2d", "ReLU"] * 2
+    assert boxes[3][1].startswith("MaxPool2d")
+
+
+def test_unraveled_residual_chain_says_what_the_sum_is():
+    relu_after = nn.Sequential(*[m for _ in range(3) for m in
+                                 (nn.Residual(nn.Linear(4, 4)), nn.ReLU())])
+    src = draw_unraveled(PathGraph.from_graph(tds.trace(relu_after, (1, 4)))).source
+    assert "y = the sum of the paths' terms" in src and "ReLU follows each addition" in src
+    linear = draw_unraveled(PathGraph.from_graph(tds.trace(_chain(3, True), (1, 4)))).source
+    assert "y = the sum of the paths' terms" in linear and "follows each addition" not in linear

@@ -30,7 +30,7 @@ def test_blocks_four(tmp_path):
     r = _run(["paths", "--blocks", "4", "--through", "f1", "--out", str(tmp_path),
               "--format", "dot", "--decompose", "1"])
     assert r.exit_code == 0, r.output
-    assert "Input-to-output paths: 16 (2^4)" in r.output
+    assert "Input-to-output paths: 16 = 2^4: 4 residual blocks" in r.output
     assert "8 paths through f1:" in r.output and "x -> f1 -> f2 -> f3 -> f4 -> y" in r.output
     assert "dy/dh1 = I + J2 + (J3 + J3 J2) + (J4 + J4 J2 + J4 J3 + J4 J3 J2)" in r.output
     assert (tmp_path / "chain4_unraveled.dot").exists()
@@ -66,7 +66,7 @@ def test_model_file_residual_with_grad_and_lesion(tmp_path):
     r = _run(["paths", str(f), "--out", str(tmp_path), "--grad", "--grad-samples", "2",
               "--lesion", str(ck), "--val-size", "20", "--format", "png"])
     assert r.exit_code == 0, r.output
-    assert "2 residual blocks" in r.output and "Input-to-output paths: 4 (2^2)" in r.output
+    assert "Input-to-output paths: 4 = 2^2: 2 residual blocks" in r.output
     assert "f1 = 1" in r.output  # the legend names the module
     assert "paths x mean" in r.output
     assert "lesion study of a residual network" in r.output
@@ -91,3 +91,27 @@ def test_long_gradient_expansion_is_wrapped_between_terms():
     body = r.output.split("sum over paths:\n", 1)[1].split("\nLaTeX:", 1)[0].splitlines()
     assert len(body) > 3 and all(len(line) <= 100 for line in body)
     assert all(line.startswith("    + ") for line in body[1:-1])  # breaks only at + signs
+
+
+@pytest.mark.parametrize("blocks", [1024, 14_400])
+def test_huge_chains_keep_exact_integers(blocks, tmp_path):
+    # 2^1024 overflows a float; 2^14400 has more digits than Python prints by default (4,300)
+    r = _run(["paths", "--blocks", str(blocks), "--out", str(tmp_path)])
+    assert r.exit_code == 0, r.output
+    digits = len(str(2 ** blocks)) if blocks < 4000 else 4335
+    assert f"Input-to-output paths: 2^{blocks} ({digits:,} digits): {blocks:,} residual blocks" \
+        in r.output
+    assert "95% of paths have length" in r.output and "std " in r.output
+    assert (tmp_path / f"chain{blocks}_lengths.png").stat().st_size > 1000
+
+
+def test_blocks_range_is_checked():
+    r = _run(["paths", "--blocks", "100001", "--no-draw"])
+    assert r.exit_code != 0 and "give 0 to 100,000" in r.output
+
+
+def test_through_also_highlights_the_drawing(tmp_path):
+    r = _run(["paths", "--blocks", "3", "--through", "f2", "--out", str(tmp_path), "--format",
+              "dot"])
+    assert r.exit_code == 0, r.output
+    assert "4 of the 8 paths go through f2" in (tmp_path / "chain3_unraveled.dot").read_text()

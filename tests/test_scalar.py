@@ -6,6 +6,7 @@ The key check: the scalar engine and the tensor engine give the same gradients f
 """
 from __future__ import annotations
 
+import re
 import importlib.util
 import math
 import shutil
@@ -320,3 +321,92 @@ def test_render_with_dot(tmp_path):
     assert [p.name for p in paths] == ["step_001.png", "step_002.png", "step_003.png",
                                        "step_004.png"]
     assert all(p.read_bytes()[:4] == b"\x89PNG" for p in paths)
+
+
+def test_backward_frames_show_each_gradient_term_as_it_is_added():
+    # a is used twice: its grad must be seen as -3 first, then -3 + 0.25
+    a, b, c = Value(1.5, "a"), Value(-3.0, "b"), Value(0.25, "c")
+    ab, ac = a * b, a * c
+    ab.label, ac.label = "ab", "ac"
+    y = ab + ac
+    y.label = "y"
+    frames = [f.source for f in backward_frames(y)]
+    # the first frame: y (+) has passed its grad on, so both its inputs already show grad 1
+    assert re.search(r"ab \| data -4.5000 \| grad 1.0000", frames[0])
+    assert re.search(r"ac \| data 0.3750 \| grad 1.0000", frames[0])
+    assert "ab.grad += 1.0000 x 1.0000:  0.0000 + 1.0000 = 1.0000" in frames[0]
+    titles = "\n".join(frames)
+    first = next(i for i, f in enumerate(frames) if "a.grad += " in f)
+    assert re.search(r"\{ a \| data 1.5000 \| grad -3.0000", frames[first]) or \
+        re.search(r"\{ a \| data 1.5000 \| grad 0.2500", frames[first])
+    assert ("a.grad += 1.0000 x -3.0000:  0.0000 + -3.0000 = -3.0000" in titles and
+            "a.grad += 1.0000 x 0.2500:  -3.0000 + 0.2500 = -2.7500" in titles) or \
+        ("a.grad += 1.0000 x 0.2500:  0.0000 + 0.2500 = 0.2500" in titles and
+         "a.grad += 1.0000 x -3.0000:  0.2500 + -3.0000 = -2.7500" in titles)
+    assert a.grad == -2.75
+
+
+# ---- a tensor model lowered to scalars (tds.trace_scalar) ----------------------------------------
+def _tensor_grads(model, x, loss_fn):
+    for p in model.parameters():
+        p.grad = None
+    xt = tds.Tensor(x.astype(np.float32), requires_grad=True)
+    loss = loss_fn(model(xt))
+    loss.backward()
+    return float(loss.data), {k: p.grad.data for k, p in model.named_parameters()}, xt.grad.data
+
+
+def test_trace_scalar_mlp_gradients_equal_the_tensor_engine():
+    import tinygrad_ds.functional as F
+
+    tds.manual_seed(0)
+    mlp = tds.nn.Sequential(tds.nn.Linear(3, 4), tds.nn.Tanh(), tds.nn.Linear(4, 2))
+    x = np.random.default_rng(0).standard_normal((2, 3))
+    t = np.array([1, 0])
+    st = tds.trace_scalar(mlp, x, target=t, loss="cross_entropy")
+    st.loss.backward()
+    loss, grads, xg = _tensor_grads(mlp, x, lambda y: F.cross_entropy(y, tds.Tensor(t)))
+    assert st.loss.data == pytest.approx(loss, rel=1e-6)
+    assert set(st.grads()) == set(grads) == {"0.weight", "0.bias", "2.weight", "2.bias"}
+    for k, g in grads.items():
+        np.testing.assert_allclose(st.grads()[k], g, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(st.input_grad(), xg, rtol=1e-5, atol=1e-7)
+    # every multiply and add is a node: the first layer alone makes 2 x 4 x (3 + 3) of them
+    assert st.count > 2 * 4 * 6 and st.params["0.weight"][1, 2].label == "0.weight[1,2]"
+
+
+def test_trace_scalar_tiny_conv_net_gradients_equal_the_tensor_engine():
+    import tinygrad_ds.functional as F
+
+    tds.manual_seed(1)
+    nn = tds.nn
+    conv = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                         nn.Linear(8, 3), nn.Sigmoid())
+    x = np.random.default_rng(1).standard_normal((1, 1, 4, 4))
+    target = np.full((1, 3), 0.5)
+    st = tds.trace_scalar(conv, x, target=target, loss="mse")
+    st.loss.backward()
+    loss, grads, xg = _tensor_grads(
+        conv, x, lambda y: F.mse_loss(y, tds.Tensor(target.astype(np.float32))))
+    assert st.loss.data == pytest.approx(loss, rel=1e-5)
+    for k, g in grads.items():
+        np.testing.assert_allclose(st.grads()[k], g, rtol=1e-4, atol=1e-7)
+    np.testing.assert_allclose(st.input_grad(), xg, rtol=1e-4, atol=1e-7)
+
+
+def test_trace_scalar_refuses_a_model_too_large_with_its_count():
+    from tinygrad_ds.graph.scalar_lower import ScalarTooLarge
+
+    with pytest.raises(ScalarTooLarge, match=r"about 30,300 Values, over the limit of 2,000.*"
+                                             r"fewer units"):
+        tds.trace_scalar(tds.nn.Linear(100, 100), np.zeros((1, 100)))
+    with pytest.raises(tds.TdsError, match="no scalar form"):
+        tds.trace_scalar(tds.nn.Sequential(tds.nn.Linear(2, 2), tds.nn.GELU()), np.ones((1, 2)))
+
+
+def test_trace_scalar_names_layer_outputs_and_the_output():
+    mlp = tds.nn.Sequential(tds.nn.Linear(2, 2), tds.nn.Tanh(), tds.nn.Linear(2, 1))
+    st = tds.trace_scalar(mlp, np.ones((1, 2)))
+    labels = {n.label for n in st.loss.graph().nodes}
+    assert {"0.out[0,1]", "1.out[0,0]", "y[0,0]", "x[0,1]", "2.bias[0]"} <= labels
+    assert st.loss.label == "y[0,0]" and st.loss_name == "y[0,0]"

@@ -83,3 +83,62 @@ def test_jupyter_display():
     bundle = g._repr_mimebundle_()
     assert bundle["image/svg+xml"].lstrip().startswith(("<?xml", "<svg"))
     assert "forward Graph" in bundle["text/plain"]
+
+
+# ---- issue 14: drawings that teach the right thing ---------------------------------------------
+def _plain_blocks(t=3):
+    layers = [nn.Linear(4, 8)]
+    layers += [nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 8)) for _ in range(t)]
+    return nn.Sequential(*layers, nn.Linear(8, 2))
+
+
+def test_a_collapsed_residual_block_keeps_its_skip():
+    res = D.draw(tds.trace(_blocks(3), (2, 4)), depth=1).source
+    plain = D.draw(tds.trace(_plain_blocks(3), (2, 4)), depth=1).source
+    assert res.count("2 paths inside") == 3 and "2 paths inside" not in plain
+    assert res.count('class=skip') == 3 and "skip" not in plain
+    # the drawings differ in what is drawn, not only in tooltips
+    strip = re.compile(r'tooltip="[^"]*"')
+    assert strip.sub("", res) != strip.sub("", plain)
+
+
+def test_fold_draws_identical_blocks_once():
+    g = tds.trace(models.resnet20(), (1, 3, 32, 32))
+    src = D.draw(g, depth=2, fold=True).source
+    assert "layer1.0 .. layer1.2\nBasicBlock x 3" in src
+    assert "layer2.1 .. layer2.2\nBasicBlock x 2" in src and "layer2.0\nBasicBlock" in src
+    assert "2 paths inside each" in src
+    # the 3 folded runs and the 2 downsampling blocks: 5 nodes where there were 9
+    assert len(re.findall(r'label="[^"]*BasicBlock', src)) == 5
+
+
+def test_grad_legend_range_is_the_range_drawn():
+    g = tds.trace(models.plain_cifar(8, batch_norm=False), (1, 3, 8, 8))
+    norms = gradient_norms(g)
+    src = D.draw(g, grads=norms).source
+    drawn = [float(v) for v in re.findall(r"\|grad\| ([0-9.]+e[+-][0-9]+)", src)]
+    lo, hi = re.search(r"log colour scale: ([0-9.e+-]+) \(dark\) to ([0-9.e+-]+)", src).groups()
+    assert float(lo) == pytest.approx(min(drawn), rel=1e-2)
+    assert float(hi) == pytest.approx(max(drawn), rel=1e-2)
+    back = D.draw(g, backward=True, grads=norms).source
+    assert "|grad| " in back and "rule receives" in back
+
+
+def test_backward_outputs_are_named_and_saved_values_have_a_legend():
+    g = tds.trace(_blocks(1), (2, 4))
+    src = D.draw(g, backward=True).source
+    assert "grad of 2.weight" in src and "grad of input" in src
+    assert "a value the forward pass saved" in src
+    op = D.draw(g, backward=True, level="op").source
+    assert "grad of 0.weight" in op and "(output)" not in op
+
+
+def test_edge_shapes_and_concatenation_order():
+    g = tds.trace(nn.Sequential(models.Inception(8, 2, 2, 2, 2, 2, 2)), (1, 8, 8, 8))
+    src = D.draw(g, edge_shapes=True).source
+    assert "label=\"(1, 8, 8, 8)\"" in src
+    # the four branches left to right in the order the concatenation takes them
+    svg = _svg(D.draw(g))
+    xs = [float(re.search(r'<text[^>]*x="([0-9.-]+)"[^>]*>0\.branch%d \(' % k, svg).group(1))
+          for k in (1, 2, 3, 4)]  # each branch's cluster title
+    assert xs == sorted(xs)

@@ -75,41 +75,62 @@ def train_cmd(model_file, data_spec, epochs, batch_size, optimizer, lr, weight_d
 @click.argument("model_file", type=click.Path())
 @click.option("--output", "-o", type=click.Path(dir_okay=False), default=None,
               help="file to write [default: <model file name>.<format> here]")
-@click.option("--format", "fmt", type=click.Choice(["svg", "png", "pdf", "dot", "json"]),
-              default=None, help="[default: from --output's suffix, else svg]")
-@click.option("--level", type=click.Choice(["module", "op"]), default="module",
-              show_default=True, help="one node per layer, or one per op")
+@click.option("--format", "fmt",
+              type=click.Choice(["svg", "png", "pdf", "dot", "json", "html"]), default=None,
+              help="[default: from --output's suffix, else svg]; html: one self-contained "
+              "interactive page")
+@click.option("--level", type=click.Choice(["module", "op", "scalar"]), default="module",
+              show_default=True, help="one node per layer, one per op, or one per number "
+              "(scalar: every multiply and add, with data and grad, for small models)")
+@click.option("--frames", type=click.Path(file_okay=False), default=None,
+              help="with --level scalar: a folder for one drawing per backward step")
+@click.option("--max-scalars", type=click.IntRange(min=1), default=2000, show_default=True,
+              help="with --level scalar: refuse a model needing more Values")
 @click.option("--depth", type=click.IntRange(min=1), default=None,
               help="collapse module calls at this depth of the module tree (1: top level)")
 @click.option("--backward", is_flag=True, help="draw the backward pass")
 @click.option("--grads", is_flag=True,
               help="colour nodes by gradient norm from one forward/backward on random input")
+@click.option("--checkpoint", type=click.Path(dir_okay=False), default=None,
+              help="weights to load first (tds train's best.npz), e.g. for --grads")
 @click.option("--params", is_flag=True, help="draw parameter nodes")
+@click.option("--fold", is_flag=True, help="draw a run of identical blocks as one node 'x N'")
+@click.option("--edge-shapes", is_flag=True, help="print each value's shape on its edge")
 @click.option("--input-shape", default=None, help="override the file's, e.g. 1,3,32,32")
 @click.option("--train-mode", is_flag=True, help="trace in training mode [default: eval]")
 @click.option("--debug", is_flag=True, help="show Python tracebacks")
-def viz_cmd(model_file, output, fmt, level, depth, backward, grads, params, input_shape,
-            train_mode, debug) -> None:
+def viz_cmd(model_file, output, fmt, level, frames, max_scalars, depth, backward, grads,
+            checkpoint, params, fold, edge_shapes, input_shape, train_mode, debug) -> None:
     """Draw the network MODEL_FILE defines, print its summary and its number of paths.
 
     \b
     Example:
       tds viz examples/resnet.py                      # writes resnet.svg
       tds viz examples/resnet.py -o resnet.png --depth 2
+      tds viz examples/resnet.py -o resnet.html       # interactive page, works offline
+      tds viz examples/resnet.py --depth 2 --fold     # layer1.0 .. layer1.2 x 3
       tds viz examples/plain.py --grads               # colour by gradient norm
+      tds viz examples/resnet.py --grads --checkpoint runs/r20/best.npz
       tds viz examples/lenet.py --level op --backward
+      tds viz examples/mlp.py --level scalar --frames frames/   # every multiply and add
     """
     from .app.viz_report import parse_shape, viz_model_file
 
     try:
         shape = parse_shape(input_shape) if input_shape is not None else None
         result = viz_model_file(model_file, output, fmt, level, depth, backward, grads, shape,
-                                params, "train" if train_mode else "eval")
+                                params, "train" if train_mode else "eval", fold=fold,
+                                edge_shapes=edge_shapes, checkpoint=checkpoint, frames=frames,
+                                max_scalars=max_scalars)
     except Exception as e:  # noqa: BLE001 - one clear line; --debug shows the traceback
         if debug:
             raise
         raise click.ClickException(str(e)) from None
     click.echo(result.summary)
+    if result.grad_table:
+        click.echo(result.grad_table)
+    for line in result.notes:
+        click.echo(line)
     if result.written.note:
         click.echo(result.written.note)
     else:

@@ -200,17 +200,21 @@ class Value:
     def backward(self, on_step: Callable[[int, Value], None] | None = None) -> None:
         """Fill in d(self)/d(v) for every Value v this one depends on, *adding* it to `v.grad`.
 
-        Gradients accumulate across calls, as in PyTorch: call `zero_grad()` first to start from
-        zero. on_step(step, node), if given, is called after each node has passed its gradient
-        to its children (the visualizer draws one frame per step with it).
+        Gradients accumulate, as in PyTorch: call `zero_grad()` first to start from zero. Each
+        node's contribution is added to its input's `.grad` the moment the node is processed,
+        so a node used twice shows its first term before its second is added. on_step(step,
+        node), if given, is called after each node has passed its gradient to its children
+        (the visualizer draws one frame per step with it).
         """
-        pending: dict[int, float] = {self.id: 1.0}  # this walk's gradients, not yet in .grad
+        pending: dict[int, float] = {self.id: 1.0}  # this walk's gradient of each node so far
+        self.grad += 1.0
         for step, node in enumerate(self.backward_order()):
-            g = pending.pop(node.id, 0.0)
-            node.grad += g
+            g = pending.pop(node.id, 0.0)  # final: every consumer of node came before it
             for child, local in zip(node.children, node.local_grads):
                 # The chain rule: d(self)/d(child) += d(self)/d(node) * d(node)/d(child)
-                pending[child.id] = pending.get(child.id, 0.0) + g * local
+                term = g * local
+                child.grad += term
+                pending[child.id] = pending.get(child.id, 0.0) + term
             if on_step is not None:
                 on_step(step, node)
 

@@ -15,6 +15,7 @@ import graphviz
 
 from tinygrad_ds.errors import TdsError, fmt_shape
 from tinygrad_ds.graph import Graph, Node
+from tinygrad_ds.graph.paths import paths_within
 
 SKIP_COLOR = "#d6336c"      # skip connections: magenta-red, dashed, thick
 EDGE_COLOR = "#5f6b7a"
@@ -69,65 +70,102 @@ def _view(graph: Graph, level: str, depth: int | None) -> Graph:
 
 def draw(graph: Graph, level: str = "module", depth: int | None = None, params: bool = False,
          backward: bool = False, grads: dict[int, float] | None = None,
-         max_nodes: int | None = None, rankdir: str = "TB") -> graphviz.Digraph:
+         max_nodes: int | None = None, rankdir: str = "TB", fold: bool = False,
+         edge_shapes: bool = False, note: str = "") -> graphviz.Digraph:
     """Draw a traced graph.
 
     level: 'module' (each leaf-module call is one node) or 'op' (every op). depth: collapse each
     module call at that depth of the module tree into one node (1: the model's children), with
-    either level. params: draw parameter nodes. backward: draw graph.backward() instead.
-    grads: {forward node id: gradient norm} (viz.grads.gradient_norms) colours the nodes.
+    either level; a collapsed block with a skip inside keeps it (a dashed loop and 'N paths').
+    params: draw parameter nodes. backward: draw graph.backward() instead. grads: {forward node
+    id: gradient norm} (viz.grads.gradient_norms) colours the nodes on a log scale, forward or
+    backward (a backward node by the gradient its rule receives). fold: a run of identical
+    blocks, one after the other, becomes one node 'x N'. edge_shapes: print each value's shape
+    on its edge. note: a line added to the title (where the weights came from, say).
     """
-    if backward and grads is not None:
-        raise ValueError("draw: gradient colours are drawn on the forward graph; leave out "
-                         "backward=True (or grads)")
+    forward = graph
     if backward and graph.kind == "forward":
         graph = graph.backward()
     view = _view(graph, level, depth)
     shown = [n for n in view.nodes if _visible(n, params)]
+    alias, runs = _fold_runs(view, shown) if fold else ({}, {})
+    count = len(shown) - sum(len(r) - 1 for r in runs.values())
     max_nodes = MAX_NODES[level] if max_nodes is None else max_nodes
-    if len(shown) > max_nodes:
+    if count > max_nodes:
         hint = ("draw it with level='module' (--level module) or collapse blocks with depth "
                 "(--depth 2)" if level == "op" or depth is None else "use a smaller depth")
-        raise DrawingTooLarge(f"the drawing would have {len(shown)} nodes, too many to read "
+        raise DrawingTooLarge(f"the drawing would have {count} nodes, too many to read "
                               f"(limit {max_nodes}): {hint}")
 
-    title = f"{'backward' if graph.kind == 'backward' else 'forward'} graph, {level} level" + \
-        (f", depth {depth}" if depth is not None else "")
-    if any(n.residual for n in shown):  # say what the dashed edges are: not every reader knows
+    is_bw = graph.kind == "backward"
+    title = f"{'backward' if is_bw else 'forward'} graph, {level} level" + \
+        (f", depth {depth}" if depth is not None else "") + (", repeated blocks folded" if runs
+                                                              else "")
+    if is_bw:
+        title += ("\ngradients flow from grad_output (top) to the gradients of the parameters "
+                  "and of the input (bottom, thick border)")
+    if note:
+        title += "\n" + note
+    inner = _inner_paths(forward if not is_bw else graph.forward, view) \
+        if view.kind == "module" and not is_bw else {}
+    if any(n.residual for n in shown):
         title += "\n(+) residual addition; dashed red edge: its skip connection"
+    if any(c > 1 for c in inner.values()):
+        title += ("\ndashed red loop beside a block: the skip connection inside it "
+                  "(the block is a sum of its branch and the skip)")
     dot = graphviz.Digraph("graph", graph_attr={
         "rankdir": rankdir, "fontname": "Helvetica", "fontsize": "12", "nodesep": "0.25",
         "ranksep": "0.3", "label": title, "labelloc": "t", "newrank": "true"},
         node_attr={"fontname": "Helvetica", "fontsize": "10", "style": "filled,rounded",
                    "shape": "box", "color": "#495057", "penwidth": "1"},
-        edge_attr={"color": EDGE_COLOR, "arrowsize": "0.6", "penwidth": "1.1"})
+        edge_attr={"color": EDGE_COLOR, "arrowsize": "0.6", "penwidth": "1.1",
+                   "fontname": "Helvetica"})
 
-    lo = hi = None
-    if grads:
-        vals = [v for v in grads.values() if v > 0 and math.isfinite(v)]
-        if vals:
-            lo, hi = min(vals), max(vals)
+    norms: dict[int, float] = {}
+    if grads is not None:
+        for n in shown:
+            v = _norm_of(view, n, grads)
+            if v is not None and v > 0 and math.isfinite(v):
+                norms[n.id] = v
+    lo = min(norms.values()) if norms else None  # the legend's range: the norms drawn
+    hi = max(norms.values()) if norms else None
 
     clusters: dict[int | None, list[str]] = {}
     outputs = set(view.outputs)
     for n in shown:
+        if n.id in alias and alias[n.id] != n.id:
+            continue
         attrs = _node_attrs(view, n, n.id in outputs)
-        if grads is not None and lo is not None:
-            norm = _norm_of(view, n, grads)
-            if norm is not None:
-                attrs["fillcolor"] = grad_color(norm, lo, hi)
-                attrs["fontcolor"] = "white" if norm < math.sqrt(lo * hi) else "black"
-                attrs["label"] += f"\n|grad| {norm:.2e}"
-        line = f"n{n.id}"
-        clusters.setdefault(_cluster_of(view, n), []).append((line, attrs))
+        if n.id in runs:
+            run = [view.nodes[i] for i in runs[n.id]]
+            attrs["label"] = (f"{run[0].module} .. {run[-1].module}\n{n.op} x {len(run)}  "
+                              f"{_shape(run[-1])}")
+            attrs["tooltip"] = (f"{len(run)} identical {n.op} blocks, one after the other: "
+                                + ", ".join(m.module for m in run))
+            attrs["peripheries"] = "2"
+        k = inner.get(n.id, 1)
+        if k > 1:
+            attrs["label"] += f"\n{k} paths inside" + (" each" if n.id in runs else "")
+            attrs["tooltip"] = attrs.get("tooltip", "") + f"; {k} paths from its input to its " \
+                "output (branch and skip)"
+        if n.id in norms:
+            norm = norms[n.id]
+            attrs["fillcolor"] = grad_color(norm, lo, hi)
+            attrs["fontcolor"] = "white" if norm < math.sqrt(lo * hi) else "black"
+            attrs["label"] += f"\n|grad| {norm:.2e}"
+        clusters.setdefault(_cluster_of(view, n), []).append((f"n{n.id}", attrs))
 
     _emit_clusters(dot, view, clusters)
 
     for n in shown:
+        dst = alias.get(n.id, n.id)
         for i in n.inputs:
             src = view.nodes[i]
             if not _visible(src, params):
                 continue
+            s_id = alias.get(i, i)
+            if s_id == dst:
+                continue  # inside a folded run
             attrs = {}
             if n.residual and i == n.residual["skip"]:
                 attrs = {"color": SKIP_COLOR, "style": "dashed", "penwidth": "2.2",
@@ -136,16 +174,72 @@ def draw(graph: Graph, level: str = "module", depth: int | None = None, params: 
                 attrs = {"class": "branch"}
             elif src.kind in ("param", "buffer"):
                 attrs = {"style": "dotted", "arrowhead": "none", "color": "#adb5bd"}
-            dot.edge(f"n{i}", f"n{n.id}", **attrs)
+            if edge_shapes and src.kind not in ("param", "buffer"):
+                attrs.update(label=_shape(src), fontsize="8", fontcolor="#495057")
+            dot.edge(f"n{s_id}", f"n{dst}", **attrs)
         if params and n.kind == "module":
             for p in n.params:
-                dot.edge(f"n{p}", f"n{n.id}", style="dotted", arrowhead="none", color="#adb5bd")
-    if grads is not None and lo is not None:
-        dot.node("legend", f"|grad|: gradient norm of d loss / d (node output)\nloss = sum(output * "
-                 f"random), one pass on random input\n{lo:.1e} (dark) to {hi:.1e} (yellow)",
-                 shape="note",
-                 fillcolor="#ffffff", style="filled")
+                dot.edge(f"n{p}", f"n{dst}", style="dotted", arrowhead="none", color="#adb5bd")
+        if inner.get(n.id, 1) > 1 and alias.get(n.id, n.id) == n.id:
+            # the collapsed block's skip: a dashed loop around the box, from its input side
+            dot.edge(f"n{n.id}:ne", f"n{n.id}:se", color=SKIP_COLOR, style="dashed",
+                     penwidth="2.2", dir="forward", **{"class": "skip"},
+                     tooltip=f"skip connection inside {n.module}")
+    if is_bw and any(n.kind == "ref" for n in shown):
+        dot.node("legend_saved", "dashed grey box: a value the forward pass saved\nfor the "
+                 "backward (an activation, a weight)\nnamed module:op of the forward op",
+                 shape="note", fillcolor="#e9ecef", style="filled,dashed", fontsize="9")
+    if norms:
+        what = ("|grad|: norm of the gradient this node's rule receives\n(d loss / d its forward "
+                "output)") if is_bw else "|grad|: norm of d loss / d (node output)"
+        dot.node("legend", f"{what} (gradient norm)\nloss = sum(output * random), one pass on "
+                 f"random input\nlog colour scale: {lo:.2e} (dark) to {hi:.2e} (yellow)",
+                 shape="note", fillcolor="#ffffff", style="filled")
     return dot
+
+
+def _inner_paths(forward: Graph, view: Graph) -> dict[int, int]:
+    """{module node id: paths inside it} for the collapsed module nodes of a forward view."""
+    if forward is None or forward.kind != "forward":
+        return {}
+    leaf = forward.module_graph()
+    out = {}
+    for n in view.nodes:
+        cid = n.attrs.get("call") if n.kind == "module" else None
+        if cid is not None and not forward.calls[cid].leaf:
+            out[n.id] = paths_within(forward, cid, leaf)
+    return out
+
+
+def _fold_runs(view: Graph, shown: list[Node]) -> tuple[dict[int, int], dict[int, list[int]]]:
+    """Runs of identical module nodes one after the other (same type, shapes, parameter shapes
+    and op count; each the only consumer of the one before): {node: first of its run} and
+    {first: the run's node ids}, runs of 2 or more only."""
+    consumers: dict[int, list[int]] = {}
+    ids = {n.id for n in shown}
+    for n in shown:
+        for i in n.inputs:
+            if i in ids:
+                consumers.setdefault(i, []).append(n.id)
+
+    def sig(n: Node):
+        ins = tuple(view.nodes[i].shape for i in n.inputs)
+        ps = tuple(view.nodes[p].shape for p in n.params)
+        return (n.op, n.shape, ins, ps, len(n.members), _cluster_of(view, n))
+
+    alias: dict[int, int] = {}
+    runs: dict[int, list[int]] = {}
+    for n in shown:
+        if n.kind != "module":
+            continue
+        prev = [view.nodes[i] for i in n.inputs if i in ids]
+        if len(prev) == 1 and prev[0].kind == "module" and consumers.get(prev[0].id) == [n.id] \
+                and prev[0].id not in view.outputs and sig(prev[0]) == sig(n):
+            first = alias.get(prev[0].id, prev[0].id)
+            alias.setdefault(prev[0].id, first)
+            alias[n.id] = first
+            runs.setdefault(first, [first]).append(n.id)
+    return alias, runs
 
 
 def _visible(n: Node, params: bool) -> bool:
@@ -185,14 +279,40 @@ def _node_attrs(view: Graph, n: Node, is_output: bool) -> dict:
              "fillcolor": "#ffffff", "tooltip": f"{n.module or '(top level)'}: {n.op}"}
     if is_output:
         a["penwidth"] = "2.5"
-        a["label"] = a["label"] + ("" if n.residual else "\n(output)")
+        a["label"] = a["label"] + ("" if n.residual else "\n" + _output_name(view, n))
     return a
 
 
+def _output_name(view: Graph, n: Node) -> str:
+    """'(output)', or in a backward graph what the output is the gradient of: 'grad of
+    classifier.4.weight' (a collapsed module lists each of its outputs)."""
+    if view.kind != "module" and view.kind != "backward":
+        return "(output)"
+    src = getattr(view, "source", None) if view.kind == "module" else None
+    if src is not None and src.kind == "backward":
+        outs = set(src.outputs)
+        names = [src.nodes[m].name for m in n.members if m in outs and src.nodes[m].name]
+    elif view.kind == "backward":
+        names = [n.name] if n.name else []
+    else:
+        return "(output)"
+    names = [nm.replace("grad:", "grad of ", 1) if nm.startswith("grad:") else nm
+             for nm in names]
+    return "\n".join(names) if names else "(output)"
+
+
 def _norm_of(view: Graph, n: Node, grads: dict[int, float]) -> float | None:
+    """The gradient norm a node is coloured by. Forward: of its output value. Backward: of the
+    forward value whose gradient rule made it (the gradient that rule receives)."""
+    src = getattr(view, "source", None) if view.kind == "module" else view
+    if src is not None and src.kind == "backward":
+        if n.kind == "input" and n.ref is not None:   # grad_output
+            return grads.get(n.ref)
+        refs = [src.nodes[m].ref for m in (n.members or (n.id,))
+                if src.nodes[m].kind == "op" and src.nodes[m].ref in grads]
+        return grads[max(refs)] if refs else None
     if n.kind == "module":
         # the module's output value: its last member of the module node's shape
-        src = view.source
         for m in reversed(n.members):
             if src.nodes[m].shape == n.shape and m in grads:
                 return grads[m]
@@ -227,7 +347,10 @@ def _emit_clusters(dot: graphviz.Digraph, view: Graph, clusters: dict) -> None:
     def emit(target, cid):
         for line, attrs in clusters.get(cid, []):
             target.node(line, **attrs)
-        for kid in children.get(cid, []):
+        # NOTE: dot lays sibling clusters out right to left in the order they are defined, so
+        # they go in reverse: parallel branches then read left to right in the order they run,
+        # which is an Inception block's concatenation order
+        for kid in reversed(children.get(cid, [])):
             call = view.calls[kid]
             shade = ["#f8f9fa", "#f1f3f5", "#e9ecef", "#dee2e6"][min(call.depth - 1, 3)]
             with target.subgraph(name=f"cluster_{kid}") as sub:

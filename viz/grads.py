@@ -49,3 +49,30 @@ def gradient_norms(graph: Graph, seed: int = 0) -> dict[int, float]:
     finally:
         for p, g in saved:
             p.grad = g
+
+
+def grad_table(graph: Graph, norms: dict[int, float]) -> str:
+    """Per layer (each leaf-module call, in execution order): the norm of d loss / d its
+    output and of d loss / d each of its parameters, from `gradient_norms(graph)`."""
+    view = graph.module_graph()
+    rows = []
+    for n in view.nodes:
+        if n.kind != "module":
+            continue
+        out = next((norms[m] for m in reversed(n.members)
+                    if graph.nodes[m].shape == n.shape and m in norms), None)
+        ps = []
+        for p in n.params:
+            src = view.nodes[p]
+            pid = src.members[0] if src.members else p
+            if pid in norms and graph.nodes[pid].kind == "param":
+                ps.append(f"{graph.nodes[pid].name.rsplit('.', 1)[-1]} {norms[pid]:.2e}")
+        rows.append((n.module, n.op, "" if out is None else f"{out:.2e}", ", ".join(ps)))
+    if not rows:
+        return ""
+    w0 = max(len("layer"), *(len(r[0]) for r in rows))
+    w1 = max(len("type"), *(len(r[1]) for r in rows))
+    lines = ["Gradient norms, one forward and backward on random input (loss = sum(output * r)):",
+             f"{'layer':<{w0}}  {'type':<{w1}}  {'|d loss/d output|':>17}  parameters"]
+    lines += [f"{a:<{w0}}  {b:<{w1}}  {c:>17}  {d}" for a, b, c, d in rows]
+    return "\n".join(lines)

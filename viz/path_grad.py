@@ -44,8 +44,9 @@ def path_gradient(model, x, through, at: str | int | None = None, v: np.ndarray 
     """The gradient of sum(model(x) * v) with respect to x (or to the input of block `at`, a
     residual block's index from 0 or its module path) along the paths that go through the
     residual branches in `through` (block indices, in execution order from 0) and take the
-    skip at every other block; through=None: every path (the ordinary gradient). Model parameters are read as they are now; the model runs in
-    eval mode (the mode it was traced in)."""
+    skip at every other block; through=None: every path (the ordinary gradient). Model
+    parameters are read as they are now; the model runs in eval mode (the mode it was traced
+    in)."""
     x = x if isinstance(x, Tensor) else Tensor(np.asarray(x))
     graph = graph or _graph_of(model, x)
     adds = graph.residual_adds()

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import graphviz
 
-FORMATS = ("svg", "png", "pdf", "dot", "json")
+FORMATS = ("svg", "png", "pdf", "dot", "json", "html")
 INSTALL_HINT = ("install Graphviz (Debian/Ubuntu: sudo apt-get install graphviz; macOS: brew "
                 "install graphviz; conda: conda install graphviz)")
 

@@ -2,7 +2,8 @@
 
 Each Value is a record `label | data | grad`; the op that made it is a small circle in front of
 it, with an arrow from each input. `backward_frames` gives one drawing per step of `backward()`,
-the node being processed highlighted, to show the order in which the tape is walked.
+the node being processed highlighted, its inputs' `.grad` shown as each term is added, to show
+the order in which the tape is walked and how a value used twice sums its two gradients.
 
 Only the graph record (`Value.graph()`) and `Value.backward_order()` / `backward()` are used.
 """
@@ -67,7 +68,9 @@ def draw_scalar_graph(root: Value | ScalarGraph, rankdir: str = "LR", *,
 def backward_frames(root: Value, rankdir: str = "LR", *,
                     show_local_grads: bool = True) -> list[graphviz.Digraph]:
     """One drawing per step of `root.backward()`: step k highlights the k-th node of
-    `root.backward_order()` just after it has passed its gradient to its inputs.
+    `root.backward_order()` just after it has passed its gradient to its inputs. Every node
+    shows its `.grad` as summed so far, and the title says what was added where
+    ('a.grad += 1.0000 x -3.0000: 0.0000 + -3.0000 = -3.0000').
 
     This runs a real backward pass: it first calls `root.zero_grad()`, so afterwards every node
     holds the gradients of one backward, whatever it held before.
@@ -76,11 +79,29 @@ def backward_frames(root: Value, rankdir: str = "LR", *,
     frames: list[graphviz.Digraph] = []
     processed: set[int] = set()
 
+    def name(v: Value) -> str:
+        return v.label or f"#{v.id}"
+
     def snapshot(step: int, node: Value) -> None:
         processed.add(node.id)
-        name = node.label or f"#{node.id}"
-        title = (f"backward step {step + 1} of {len(order)}: {name}"
-                 + (f" ({node.op}) passes its grad to its inputs" if node.op else " (an input)"))
+        g = node.grad  # zero_grad() came first, and every consumer of node came before it
+        head = f"backward step {step + 1} of {len(order)}: {name(node)}"
+        if not node.op:
+            title = head + f" (an input): its grad is complete, {_num(g)}"
+        else:
+            lines = [head + f" ({node.op}), grad {_num(g)}, passes it to its inputs:"]
+            after: dict[int, float] = {}
+            terms = [(c, g * local, local) for c, local in zip(node.children, node.local_grads)]
+            for c, _, _ in terms:
+                after[c.id] = c.grad
+            for c, term, local in reversed(terms):  # undo, to show each sum in order
+                after[c.id] -= term
+            for c, term, local in terms:
+                before = after[c.id]
+                after[c.id] = before + term
+                lines.append(f"{name(c)}.grad += {_num(g)} x {_num(local)}:  {_num(before)} + "
+                             f"{_num(term)} = {_num(after[c.id])}")
+            title = "\n".join(lines)
         frames.append(draw_scalar_graph(root.graph(), rankdir, show_local_grads=show_local_grads,
                                         active=node.id, done=set(processed), title=title))
 

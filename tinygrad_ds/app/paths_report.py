@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from math import comb
 
 import numpy as np
 
-from viz.paths import PathGraph, length_table
+from tinygrad_ds.graph.paths import PathGraph, binomial_row, fmt_count, length_table
 from viz.render import write
 from viz.unravel import MAX_PATHS, draw_unraveled, plot_lengths
 
@@ -61,7 +60,7 @@ def paths_report(model_file: str | None = None, blocks: int | None = None, limit
                    f"{'s' * (pg.num_blocks != 1)}")
     T = pg.num_blocks
     total = pg.count()
-    say.append(paths_line(total))
+    say.append(paths_line(pg.factorize()))
     if T == 0 and total == 1:
         say.append("No residual blocks: the network is a plain chain with 1 path from input to "
                    "output, so there is no ensemble of paths to unravel.")
@@ -72,8 +71,7 @@ def paths_report(model_file: str | None = None, blocks: int | None = None, limit
     unit = "blocks" if T else "layers"
 
     # the length table: binomial coefficients directly for a long chain (no DP needed)
-    dist = {k: comb(T, k) for k in range(T + 1)} if blocks is not None and T > 400 else \
-        pg.length_distribution(unit)
+    dist = binomial_row(T) if blocks is not None and T > 400 else pg.length_distribution(unit)
     if total > 1 or T:
         say.append("")
         say.append("Paths by length (" + ("residual blocks passed" if T else "layers passed")
@@ -82,9 +80,9 @@ def paths_report(model_file: str | None = None, blocks: int | None = None, limit
     if T:
         per = pg.block_counts()
         same = len(set(per)) == 1
-        say.append(f"Paths through each block: {per[0]:,} of {total:,} (half)" if same else
-                   "Paths through each block: " + ", ".join(
-                       f"{pg.short_name(b)} {c:,}" for b, c in enumerate(per)))
+        say.append(f"Paths through each block: {fmt_count(per[0])} of {fmt_count(total)} (half)"
+                   if same else "Paths through each block: " + ", ".join(
+                       f"{pg.short_name(b)} {fmt_count(c)}" for b, c in enumerate(per)))
 
     # the enumeration
     if T <= 2000:
@@ -104,17 +102,18 @@ def paths_report(model_file: str | None = None, blocks: int | None = None, limit
         if total > MAX_PATHS and T > 400:
             say.append(f"The drawing is left out: {T} blocks is beyond what a drawing holds.")
         else:
-            dot = draw_unraveled(pg, highlight=highlight)
+            dot = draw_unraveled(pg, highlight=highlight or through)
             w = write(dot, os.path.join(out_dir, f"{stem}_unraveled.{fmt}"), fmt)
             written.append(w.path)
             if w.note:
                 say.append(w.note)
             if total > MAX_PATHS:
-                say.append(f"{total:,} paths are too many to draw one by one (at most "
+                say.append(f"{fmt_count(total)} paths are too many to draw one by one (at most "
                            f"{MAX_PATHS}, that is 6 blocks): the drawing groups them by length.")
         if total > 1:
             p = os.path.join(out_dir, f"{stem}_lengths.png")
-            fig = plot_lengths(dist, p, title=f"{stem}: {total:,} paths by length")
+            fig = plot_lengths(dist, p, title=f"{stem}: {fmt_count(total)} paths by length",
+                               unit="residual blocks passed" if T else "layers passed")
             import matplotlib.pyplot as plt
 
             plt.close(fig)

@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from viz.draw import draw
-from viz.grads import gradient_norms
-from viz.paths import count_paths
+from viz.grads import grad_table, gradient_norms
+from tinygrad_ds.graph.paths import PathCount, PathGraph
 from viz.render import FORMATS, Written, write
 
+from ..errors import TdsError, fmt_shape
+from ..graph.scalar_lower import MAX_SCALAR_NODES
 from ..graph import Graph
 from ..random import manual_seed
 from .tracefile import trace_file
@@ -19,17 +21,24 @@ class VizResult:
     graph: Graph
     summary: str
     written: Written
-    paths: int
+    paths: PathCount
+    grad_table: str = ""   # --grads: the per-layer gradient norms
+    notes: list[str] = field(default_factory=list)
 
     @property
     def paths_line(self) -> str:
         return paths_line(self.paths)
 
 
-def paths_line(n: int) -> str:
-    """'Input-to-output paths: 512 (2^9)'."""
-    power = f" (2^{n.bit_length() - 1})" if n > 1 and n & (n - 1) == 0 else ""
-    return f"Input-to-output paths: {n:,}{power}"
+def paths_line(count: PathCount) -> str:
+    """'Input-to-output paths: 512 = 2^9: 9 residual blocks', or '1,024 = 4^5: 5 blocks of 4
+    parallel branches (concatenated)': 2^T only where the count comes from T residual blocks."""
+    return f"Input-to-output paths: {count}"
+
+
+def path_count(graph: Graph) -> PathCount:
+    """The graph's path count (leaf modules as nodes) with how it factorises."""
+    return PathGraph.from_graph(graph).factorize()
 
 
 def parse_shape(text: str) -> tuple[int, ...]:
@@ -53,6 +62,10 @@ def output_path(model_file: str, output: str | None, fmt: str | None) -> tuple[s
     given; the default is <model file name>.svg in the current folder."""
     if output is not None:
         ext = os.path.splitext(output)[1].lstrip(".").lower()
+        if ext and ext not in FORMATS:
+            raise ValueError(f"--output {output}: tds viz does not write .{ext} files; name it "
+                             f"with one of .{', .'.join(FORMATS)} (or leave out the suffix and "
+                             "give --format)")
         if fmt and ext in FORMATS and ext != fmt:
             raise ValueError(f"--output {output} ends in .{ext} but --format is {fmt}: make them "
                              "agree, or give only one of the two")
@@ -66,15 +79,43 @@ def output_path(model_file: str, output: str | None, fmt: str | None) -> tuple[s
 def viz_model_file(model_file: str, output: str | None = None, fmt: str | None = None,
                    level: str = "module", depth: int | None = None, backward: bool = False,
                    grads: bool = False, input_shape: tuple[int, ...] | None = None,
-                   params: bool = False, mode: str = "eval", seed: int = 0) -> VizResult:
+                   params: bool = False, mode: str = "eval", seed: int = 0, *,
+                   fold: bool = False, edge_shapes: bool = False,
+                   checkpoint: str | None = None, frames: str | None = None,
+                   max_scalars: int = MAX_SCALAR_NODES) -> VizResult:
     """Trace the model file's model, draw it, write the drawing; return the summary and the
     path count too. Raises ModelFileError (bad file), DrawingTooLarge (op level too big).
     `seed` seeds the generator before the file runs, so the model's initial weights, and the
-    --grads colours computed from them, are the same on every run (as tds train does)."""
+    --grads colours computed from them, are the same on every run (as tds train does).
+    checkpoint: an .npz of weights (tds train's best.npz) loaded before the --grads pass.
+    fold: runs of identical blocks drawn as one node 'x N'; edge_shapes: shapes on edges.
+    level 'scalar': the model lowered to scalar Values on a random input (tds.trace_scalar),
+    drawn with data and grad on every node; frames: a folder for one drawing per backward step;
+    max_scalars: the most Values lowered."""
     manual_seed(seed)
+    path, fmt = output_path(model_file, output, fmt)  # a bad -o is refused before any work
+    if frames is not None and level != "scalar":
+        raise TdsError("--frames draws the scalar backward step by step: add --level scalar")
     graph = trace_file(model_file, input_shape=input_shape, mode=mode)
-    path, fmt = output_path(model_file, output, fmt)
-    if fmt == "json":
+    if level == "scalar":
+        return _viz_scalar(graph, path, fmt, frames, max_scalars, seed)
+    note = ""
+    if checkpoint is not None:
+        _load_checkpoint(graph, checkpoint)
+        note = f"weights from {checkpoint}"
+    table = ""
+    if fmt == "html":
+        from viz.html import write_html
+
+        if grads or level == "op" or params:
+            raise TdsError("--format html draws the graph at module level, with every module "
+                           "expandable; --grads, --level op and --params are for the svg, png "
+                           "and pdf drawings")
+        if backward:
+            graph.backward()  # an untraceable backward fails here, as for the other formats
+        written = Written(write_html(graph, path, depth=depth if depth is not None else 2,
+                                     show_backward=backward))
+    elif fmt == "json":
         data = (graph.backward() if backward else graph).to_json()
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         with open(path, "w", encoding="utf-8") as f:
@@ -82,13 +123,79 @@ def viz_model_file(model_file: str, output: str | None = None, fmt: str | None =
         written = Written(path)
     else:
         norms = gradient_norms(graph) if grads else None
-        dot = draw(graph, level=level, depth=depth, params=params, backward=backward, grads=norms)
+        if norms is not None:
+            table = grad_table(graph, norms)
+            note = note or "weights as initialised (seed 0); --checkpoint FILE for trained ones"
+        dot = draw(graph, level=level, depth=depth, params=params, backward=backward, grads=norms,
+                   fold=fold, edge_shapes=edge_shapes, note=note)
         written = write(dot, path, fmt)
-    return VizResult(graph, str(graph.summary()), written, count_paths(graph))
+    return VizResult(graph, str(graph.summary()), written, path_count(graph), table)
+
+
+MAX_FRAMES_SCALARS = 150  # each frame redraws the whole graph: one per Value
+
+
+def _viz_scalar(graph: Graph, path: str, fmt: str, frames: str | None, max_scalars: int,
+                seed: int) -> VizResult:
+    import numpy as np
+
+    from viz.scalar_graph import draw_scalar_graph, write_backward_frames
+
+    from ..graph.scalar_lower import ScalarTooLarge, trace_scalar
+    from ..tensor import Tensor
+
+    if fmt == "json":
+        raise TdsError("--level scalar draws the scalar graph: choose svg, png, pdf or dot")
+    shape = graph.nodes[graph.inputs[0]].shape
+    x = np.random.default_rng(seed).standard_normal(shape)
+    try:
+        st = trace_scalar(graph.model, x, max_nodes=max_scalars)
+    except ScalarTooLarge as e:
+        raise TdsError(f"--level scalar: {e}") from None
+    st.loss.backward()
+    # the same network at tensor level, the same input: its gradients, to compare
+    model = graph.model
+    saved = [(p, p.grad) for p in model.parameters()]
+    try:
+        for p, _ in saved:
+            p.grad = None
+        out = model(Tensor(x.astype(np.float32)))
+        out.sum().backward()
+        diff = max((float(np.abs(st.grads()[k] - p.grad.data).max())
+                    for k, p in model.named_parameters() if p.grad is not None), default=0.0)
+    finally:
+        for p, g in saved:
+            p.grad = g
+    notes = [f"Scalar graph: {st.count:,} Values (every multiply and add is one), on a random "
+             f"input of shape {fmt_shape(shape)}; backward from {st.loss_name}",
+             f"Scalar and tensor gradients of every parameter agree: largest difference "
+             f"{diff:.1e}"]
+    title = (f"{type(model).__name__} lowered to scalars: {st.count:,} Values; each box: "
+             f"label | data | grad (d {st.loss.label} / d value); backward from {st.loss_name}")
+    written = write(draw_scalar_graph(st.loss, title=title), path, fmt)
+    if frames is not None:
+        if st.count > MAX_FRAMES_SCALARS:
+            raise TdsError(f"--frames: {st.count:,} Values would make {st.count:,} frames of "
+                           f"{st.count:,} nodes each; at most {MAX_FRAMES_SCALARS} (try a "
+                           "smaller input or a smaller model)")
+
+        files = write_backward_frames(st.loss, frames, fmt if fmt != "dot" else "svg")
+        notes.append(f"Wrote {len(files)} frames, one per backward step, to {frames}")
+    return VizResult(graph, str(graph.summary()), written, path_count(graph), notes=notes)
+
+
+def _load_checkpoint(graph: Graph, checkpoint: str) -> None:
+    if graph.model is None or not hasattr(graph.model, "load"):
+        raise TdsError(f"--checkpoint {checkpoint}: the model file's model is not a Module, so "
+                       "there are no weights to load")
+    if not os.path.exists(checkpoint):
+        raise TdsError(f"--checkpoint {checkpoint}: no such file (an .npz that tds train "
+                       "writes as best.npz)")
+    graph.model.load(checkpoint)
 
 
 def summary_of_file(model_file: str, input_shape: tuple[int, ...] | None = None,
                     mode: str = "eval") -> str:
     """The summary table of the model file's model, with the path count line."""
     graph = trace_file(model_file, input_shape=input_shape, mode=mode)
-    return str(graph.summary()) + "\n" + paths_line(count_paths(graph))
+    return str(graph.summary()) + "\n" + paths_line(path_count(graph))

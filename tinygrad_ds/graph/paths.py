@@ -1,7 +1,7 @@
 """Paths through a network: counting, path lengths, enumeration (Veit, Wilber and Belongie 2016:
 a stack of T residual blocks has 2^T input-to-output paths and behaves like an ensemble of them).
 
-    from viz.paths import PathGraph, count_paths
+    from tinygrad_ds.graph.paths import PathGraph, count_paths
     pg = PathGraph.from_graph(tds.trace(model, (1, 3, 32, 32)))   # or PathGraph.chain(4)
     pg.count()                   # 512 for ResNet-20 (exact Python int: 2^54 for ResNet-110)
     pg.length_distribution()     # {0: 1, 1: 9, 2: 36, ...}: Binomial(9, 1/2) times 2^9
@@ -19,13 +19,26 @@ two uses of x) are not paths of the network. `level='op'` counts through every o
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from math import comb
+from fractions import Fraction
+from functools import lru_cache
 
-from tinygrad_ds.errors import TdsError
-from tinygrad_ds.graph import Graph
+from ..errors import TdsError
+from .ir import Graph
 
 
-# ---- the plain counts on a traced Graph (used by `tds viz` and `tds summary`) ---------------------
+# The op names (or module types) that the analysis treats specially, in one place: compared after
+# _norm, so 'leaky_relu', 'leakyrelu' and 'LeakyReLU' are one name.
+ACTIVATIONS = {"relu", "leakyrelu", "gelu", "elu", "selu", "silu", "sigmoid", "tanh", "hardtanh",
+               "relu6", "softplus", "mish", "hardswish"}
+CONCATS = {"concat", "cat", "stack"}
+SUMS = {"add", "sum"}
+
+
+def _norm(op: str) -> str:
+    return op.lower().replace("_", "")
+
+
+# ---- the plain counts on a traced Graph (used by `tds viz` and `tds summary`) -----------------
 def path_counts(graph: Graph) -> dict[int, int]:
     """node id -> number of paths from any graph input to that node (0 where none)."""
     inputs = set(graph.inputs)
@@ -49,13 +62,14 @@ def count_paths(graph: Graph, level: str = "module") -> int:
     return sum(count[o] for o in g.outputs)
 
 
-# ---- the path graph ----------------------------------------------------------------------------------
+# ---- the path graph ----------------------------------------------------------------------------
 @dataclass
 class PNode:
     id: int
     label: str
     kind: str              # 'input' | 'output' | 'layer' (has parameters) | 'add' | 'other'
     ref: int | None = None  # the node id in the traced (module-level) Graph
+    op: str = ""           # the op name, or the module's type for a collapsed module
 
 
 @dataclass(frozen=True)
@@ -97,11 +111,12 @@ class Enumeration:
     def __str__(self) -> str:
         what = ("path" if self.total == 1 else "paths") + (f" {self.filters}" if self.filters
                                                            else "")
-        lines = [f"{self.total:,} {what}" + (f", the first {len(self.paths)}:"
+        lines = [f"{fmt_count(self.total)} {what}" + (f", the first {len(self.paths)}:"
                                             if self.left_out else ":")]
         lines += [f"  {p}" for p in self.paths]
         if self.left_out:
-            lines.append(f"  ... stopped at the limit of {self.limit}: {self.left_out:,} more "
+            more = fmt_count(self.left_out)
+            lines.append(f"  ... stopped at the limit of {self.limit}: {more} more "
                          "left out (raise the limit, or filter by length or block)")
         return "\n".join(lines)
 
@@ -116,6 +131,9 @@ class PathGraph:
     inputs: list[int]
     outputs: list[int]
     blocks: list[str] = field(default_factory=list)  # residual blocks, in execution order
+    # per block: what follows its addition when it is an activation ('relu'), else ''
+    after_add: list[str] = field(default_factory=list)
+    chain_of: int | None = None  # T for PathGraph.chain(T): counts come in closed form
 
     # ---- building -------------------------------------------------------------------------------
     @classmethod
@@ -136,7 +154,7 @@ class PathGraph:
         nodes[h].label = "y"
         if T:
             nodes[h].kind = "add"
-        return cls(nodes, edges, [0], [h], [f"f{t}" for t in range(1, T + 1)])
+        return cls(nodes, edges, [0], [h], [f"f{t}" for t in range(1, T + 1)], [""] * T, T)
 
     @classmethod
     def from_graph(cls, graph: Graph, level: str = "module") -> PathGraph:
@@ -171,7 +189,7 @@ class PathGraph:
             label = n.name if n.id in g.inputs else (n.module or n.op)
             if n.residual:
                 label = f"+ {n.residual['block']}"
-            nodes.append(PNode(new[n.id], label, kind, n.id))
+            nodes.append(PNode(new[n.id], label, kind, n.id, n.op))
             block = None
             if n.residual:
                 blocks.append(n.residual["block"])
@@ -184,7 +202,14 @@ class PathGraph:
         for o in outs:
             if nodes[o].kind == "other":
                 nodes[o].kind = "output"
-        return cls(nodes, edges, [new[i] for i in g.inputs if i in new], outs, blocks)
+        consumers = g.consumers()
+        after = []
+        for n in keep:
+            if n.residual:
+                nxt = [g.nodes[c] for c in consumers[n.id]]
+                act = len(nxt) == 1 and _norm(nxt[0].op) in ACTIVATIONS
+                after.append(nxt[0].op if act else "")
+        return cls(nodes, edges, [new[i] for i in g.inputs if i in new], outs, blocks, after)
 
     # ---- basic facts ----------------------------------------------------------------------------
     @property
@@ -232,7 +257,7 @@ class PathGraph:
             return [int(self.nodes[e.dst].kind == "layer") for e in self.edges]
         raise ValueError(f"length must be 'blocks' or 'layers', got {length!r}")
 
-    # ---- counting ---------------------------------------------------------------------------------
+    # ---- counting -----------------------------------------------------------------------
     def _forward(self) -> list[int]:
         count = [0] * len(self.nodes)
         for i in self.inputs:
@@ -251,6 +276,8 @@ class PathGraph:
 
     def count(self) -> int:
         """The number of input-to-output paths."""
+        if self.chain_of is not None:
+            return 1 << self.chain_of
         fwd = self._forward()
         return sum(fwd[o] for o in self.outputs)
 
@@ -265,11 +292,66 @@ class PathGraph:
 
     def block_counts(self) -> list[int]:
         """Paths through each residual block's branch: 2^(T-1) each in a chain of T."""
+        T = self.chain_of
+        if T is not None:  # no DP over 100,000-bit products for an abstract chain
+            return [1 << (T - 1)] * T
         out = [0] * self.num_blocks
         for e, c in zip(self.edges, self.edge_counts()):
             if e.block is not None:
                 out[e.block] += c
         return out
+
+    def factorize(self) -> PathCount:
+        """How the count comes about: the network cut at the nodes every path passes through,
+        each section between two cuts multiplying the count by its number of ways through
+        (2 for a residual block, k for k parallel branches). See PathCount."""
+        total = self.count()
+        T = self.chain_of
+        if T is not None:
+            return PathCount(total, [(RESIDUAL, T)] if T else [])
+        if len(self.inputs) != 1 or len(self.outputs) != 1 or total <= 1:
+            return PathCount(total, [])
+        fwd, bwd = self._forward(), self._backward()
+        spine = [v for v in range(len(self.nodes)) if fwd[v] and fwd[v] * bwd[v] == total]
+        indeg: dict[int, list[Edge]] = {}
+        for e in self.edges:
+            indeg.setdefault(e.dst, []).append(e)
+        groups: dict[Section, int] = {}
+        for a, b in zip(spine, spine[1:]):
+            factor = fwd[b] // fwd[a]
+            if factor == 1:
+                continue
+            joins = [v for v in range(a + 1, b + 1) if len(indeg.get(v, ())) > 1]
+            sec = self._section(a, b, factor, joins, indeg)
+            groups[sec] = groups.get(sec, 0) + 1
+        return PathCount(total, list(groups.items()))
+
+    def _section(self, a: int, b: int, factor: int, joins: list[int], indeg) -> Section:
+        """What the part between cut nodes a and b is: a residual block (one residual add), k
+        parallel branches (they leave a and meet again without forking on the way, joined by
+        one kind of op), or nested joins."""
+        if joins == [b] and self.nodes[b].kind == "add" and factor == 2:
+            return RESIDUAL
+        outdeg = [0] * (b - a)
+        for v in range(a + 1, b + 1):
+            for e in indeg.get(v, ()):
+                outdeg[e.src - a] += 1
+        ops = {_norm(self.nodes[j].op) for j in joins}
+        if len(ops) == 1 and all(d <= 1 for d in outdeg[1:]) and outdeg[0] == factor and \
+                not any(self.nodes[j].kind == "add" for j in joins):
+            op = ops.pop()
+            name = self.nodes[joins[0]].op
+            direct = any(e.src == a for j in joins for e in indeg.get(j, ()))
+            if op in CONCATS and factor == 2 and direct:
+                return Section(2, "concatenation skip", "concatenation skips",
+                               f"x joined with f(x) by {name}")
+            how = "concatenated" if op in CONCATS else "summed" if op in SUMS else \
+                f"joined by {name}"
+            return Section(factor, f"block of {factor} parallel branches",
+                           f"blocks of {factor} parallel branches", how)
+        kinds = "/".join(sorted({self.nodes[j].op or "join" for j in joins}))
+        return Section(factor, f"section of {len(joins)} nested {kinds} joins",
+                       f"sections of {len(joins)} nested {kinds} joins, {factor} paths each")
 
     def _suffix_polys(self, length: str, through: tuple[int, ...]) -> list[dict[int, list[int]]]:
         """poly[u][mask][L]: paths from u to an output of length L passing the required blocks
@@ -318,7 +400,7 @@ class PathGraph:
             through = (through,)
         return tuple(sorted({self.block_index(b) for b in through}))
 
-    # ---- enumeration -------------------------------------------------------------------------------
+    # ---- enumeration ---------------------------------------------------------------------
     def enumerate(self, limit: int = 20, length: int | None = None,
                   through: tuple[str | int, ...] | str | int = (),
                   unit: str = "blocks") -> Enumeration:
@@ -400,16 +482,100 @@ class PathGraph:
         return Path(tuple(nodes), tuple(taken), tuple(blocks), tuple(steps), length)
 
 
-# ---- tables ----------------------------------------------------------------------------------------
+# ---- how a count factorises ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class Section:
+    """A part of the network between two nodes that every path passes through, which multiplies
+    the number of paths by `factor`: a residual block (2), a block of k parallel branches (k)."""
+
+    factor: int
+    one: str       # 'residual block'
+    many: str      # 'residual blocks'
+    how: str = ""  # 'concatenated', 'summed', ...
+
+
+RESIDUAL = Section(2, "residual block", "residual blocks")
+
+
+@dataclass
+class PathCount:
+    """A path count with how it factorises: `groups` lists (section, how many) in the order the
+    sections first appear, and the total is the product of factor^n over the groups.
+
+    str(): '512 = 2^9: 9 residual blocks', '1,024 = 4^5: 5 blocks of 4 parallel branches
+    (concatenated)'. Only a count made of residual blocks alone is written 2^T."""
+
+    total: int
+    groups: list[tuple[Section, int]]
+
+    def __int__(self) -> int:
+        return self.total
+
+    @property
+    def residual_only(self) -> bool:
+        return bool(self.groups) and all(s == RESIDUAL for s, _ in self.groups)
+
+    def expression(self) -> str:
+        """'2^9', '4^5', '2^9 x 4' (several kinds of section), '' when nothing factorises."""
+        terms = [f"{s.factor}^{n}" if n > 1 else f"{s.factor}" for s, n in self.groups]
+        return " x ".join(terms)
+
+    def explanation(self) -> str:
+        parts = []
+        for s, n in self.groups:
+            what = s.one if n == 1 else s.many
+            parts.append(f"{n:,} {what}" + (f" ({s.how})" if s.how else ""))
+        return ", ".join(parts)
+
+    def __str__(self) -> str:
+        total = fmt_count(self.total)
+        if not self.groups:
+            return total + (" (a plain chain: no joins)" if self.total == 1 else "")
+        expr = self.expression()
+        shown = total if expr in total else f"{total} = {expr}"
+        return f"{shown}: {self.explanation()}"
+
+
+def fmt_count(n: int) -> str:
+    """An exact count with thousands separators; past 24 digits, 2^k (or d.ddd x 10^e) with
+    its number of digits. Never goes through a float, and never asks Python for a decimal
+    string of a huge int (which it refuses past 4,300 digits)."""
+    if n < 10 ** 24:
+        return f"{n:,}"
+    digits = num_digits(n)
+    if n & (n - 1) == 0:
+        return f"2^{n.bit_length() - 1} ({digits:,} digits)"
+    lead = n // _pow10(digits - 4)  # the first four digits, exactly
+    return f"{lead // 1000}.{lead % 1000:03d} x 10^{digits - 1} ({digits:,} digits)"
+
+
+def num_digits(n: int) -> int:
+    """Decimal digits of n >= 1, from its bit length, corrected exactly."""
+    d = int((n.bit_length() - 1) * 0.30102999566398120) + 1  # log10(2)
+    while n >= _pow10(d):
+        d += 1
+    while d > 1 and n < _pow10(d - 1):
+        d -= 1
+    return d
+
+
+@lru_cache(maxsize=64)
+def _pow10(d: int) -> int:
+    return 10 ** d
+
+
+# ---- tables ----------------------------------------------------------------------------------
 def central_range(dist: dict[int, int], share: float = 0.95) -> tuple[int, int]:
     """The shortest-from-both-ends range of lengths holding at least `share` of the paths
     (Veit et al.: 95% of ResNet-110's paths have length 19 to 35)."""
     total = sum(dist.values())
     keys = sorted(dist)
+    # exact integer comparison: the counts may be far beyond a float's range (2^100000)
+    num, den = Fraction(share).limit_denominator(10 ** 6).as_integer_ratio()
     lo, hi, inside = 0, len(keys) - 1, total
     while lo < hi:
         drop = dist[keys[lo]] if dist[keys[lo]] <= dist[keys[hi]] else dist[keys[hi]]
-        if (inside - drop) * 1.0 < share * total:
+        if (inside - drop) * den < num * total:
             break
         inside -= drop
         if dist[keys[lo]] <= dist[keys[hi]]:
@@ -419,6 +585,17 @@ def central_range(dist: dict[int, int], share: float = 0.95) -> tuple[int, int]:
     return keys[lo], keys[hi]
 
 
+@lru_cache(maxsize=2)
+def binomial_row(T: int) -> dict[int, int]:
+    """{k: C(T, k)} for k = 0..T, each from the one before (exact; fast for T = 100,000).
+    Cached: do not change the dict returned."""
+    out, c = {}, 1
+    for k in range(T + 1):
+        out[k] = c
+        c = c * (T - k) // (k + 1)
+    return out
+
+
 def length_table(dist: dict[int, int], binomial_T: int | None = None) -> str:
     """The length distribution as text: length, paths, share, a bar; and when binomial_T is
     given, the binomial coefficient C(T, k) beside each count (they are equal for a chain)."""
@@ -426,26 +603,49 @@ def length_table(dist: dict[int, int], binomial_T: int | None = None) -> str:
     if not total:
         return "no paths"
     top = max(dist.values())
-    head = f"{'length':>6}  {'paths':>22}  {'share':>8}"
+    head = f"{'length':>6}  {'paths':>26}  {'share':>8}"
     if binomial_T is not None:
-        head += f"  {'C(T,k)':>22}"
+        head += f"  {'C(T,k)':>26}"
     lines = [head]
+    row_T = binomial_row(binomial_T) if binomial_T is not None else {}
     shown = sorted(dist)
     if len(shown) > 40:  # long tails of tiny shares say nothing in a table
         shown = [k for k in shown if dist[k] / total >= 1e-4]
     for k in shown:
         c = dist[k]
-        bar = "#" * max(1, round(30 * c / top)) if c else ""
-        row = f"{k:>6}  {c:>22,}  {c / total:>8.2%}"
+        bar = "#" * max(1, round(30 * c / top)) if c else ""  # int / int: exact, no overflow
+        row = f"{k:>6}  {fmt_count(c):>26}  {c / total:>8.2%}"
         if binomial_T is not None:
-            row += f"  {comb(binomial_T, k):>22,}"
+            row += f"  {fmt_count(row_T[k]):>26}"
         lines.append(f"{row}  {bar}")
-    mean = sum(k * c for k, c in dist.items()) / total
-    var = sum((k - mean) ** 2 * c for k, c in dist.items()) / total
+    # moments from integer sums, divided once: (k - mean)^2 * c would turn c into a float
+    s1 = sum(k * c for k, c in dist.items())
+    s2 = sum(k * k * c for k, c in dist.items())
+    mean = s1 / total
+    var = max((s2 * total - s1 * s1) / (total * total), 0.0)
     a, b = central_range(dist)
     if len(shown) < len(dist):
         lines.append(f"({len(dist) - len(shown)} lengths outside {shown[0]}..{shown[-1]}, each "
                      "holding less than 0.01% of the paths, are not listed)")
-    lines.append(f"total {total:,} paths; mean length {mean:.2f}, std {var ** 0.5:.2f}; "
+    lines.append(f"total {fmt_count(total)} paths; mean length {mean:.2f}, std {var ** 0.5:.2f}; "
                  f"95% of paths have length {a} to {b}")
     return "\n".join(lines)
+
+
+# ---- paths inside one module call (a collapsed block keeps its skip) --------------------------
+def paths_within(graph: Graph, call: int, leaf: Graph | None = None) -> int:
+    """The number of paths from a module call's inputs to its output through the leaf modules
+    inside it: 2 for a residual block (branch and skip), 1 for a plain stack of layers.
+    graph: the traced forward graph; call: a key of graph.calls; leaf: graph.module_graph(),
+    when the caller already has it."""
+    g = leaf if leaf is not None else graph.module_graph()
+    values = ("param", "buffer", "const")
+    inside = [n for n in g.nodes if call in n.scope and n.kind not in values]
+    ids = {n.id for n in inside}
+    count: dict[int, int] = {}
+    for n in inside:
+        outside = sum(1 for i in n.inputs if i not in ids and g.nodes[i].kind not in values)
+        count[n.id] = outside + sum(count[i] for i in n.inputs if i in ids)
+    consumers = g.consumers()
+    outs = [n for n in inside if n.id in g.outputs or any(c not in ids for c in consumers[n.id])]
+    return count[outs[-1].id] if outs else 1
