@@ -125,6 +125,8 @@ def trace_scalar(model, x, target=None, loss: str | None = None,
             vals[n.id] = _lower(graph, n, [vals[i] for i in n.inputs])
             if n.id in ends and n.id not in graph.outputs:  # a layer output: "0.out[0,1]"
                 _name(vals[n.id], f"{n.module}.out")
+        elif n.kind == "aux":  # a value an op saved for its backward: no forward node reads it
+            continue
         else:  # a kind this lowering does not know (optimizer state, ...): not in a model's forward
             raise TdsError(f"trace_scalar: node {n.id} is a {n.kind!r} value, which has no scalar "
                            "form")
