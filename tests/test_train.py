@@ -59,7 +59,7 @@ def test_fit_lowers_loss_and_records_history(tmp_path):
     assert h["val_acc"][-1] > 0.9
     assert all(v > 0 for v in h["images_per_s"])
     text = out.getvalue()
-    assert "epoch 4/4 [" in text and "val_acc" in text and "img/s" in text
+    assert "epoch 4/4:" in text and "val_acc" in text and "img/s" in text
     h.to_csv(tmp_path / "h.csv")
     back = History.from_csv(tmp_path / "h.csv")
     np.testing.assert_allclose(back["val_loss"], h["val_loss"])

@@ -19,12 +19,13 @@ def _first(keys: list[str], n: int = 8) -> str:
     return str(keys) if len(keys) <= n else f"{keys[:n]} and {len(keys) - n} more"
 
 
-def load_npz(path: str, allow_text: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
+def load_npz(path: str, records: bool = False) -> dict[str, np.ndarray]:
     """Every array of the .npz at `path`, read without pickle and checked before use: each
     entry's header must agree with its size (a corrupt header claiming 1e11 elements is an
     error, not a MemoryError) and hold real numbers (bool, int, float: a complex or string
-    array is refused; keys in `allow_text` may hold text, skipped by the reader otherwise
-    when they start with '__tds'). Every failure is one TdsError naming the file."""
+    array is refused). Keys starting with '__tds' are a checkpoint's own records (its JSON
+    text, the optimizer's buffers): kept only with records=True. Every failure is one
+    TdsError naming the file."""
     path = os.fspath(path)
     where = f"cannot read checkpoint {path}"
     if not os.path.exists(path):
@@ -39,13 +40,13 @@ def load_npz(path: str, allow_text: tuple[str, ...] = ()) -> dict[str, np.ndarra
             for info in z.infolist():
                 key = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
                 with z.open(info) as f:
-                    out[key] = _read_npy(f, info.file_size, key, key in allow_text)
+                    out[key] = _read_npy(f, info.file_size, key, key.startswith("__tds"))
     except TdsError as e:
         raise TdsError(f"{where}: {e}") from None
     except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, MemoryError) as e:
         raise TdsError(f"{where}: the file is corrupt ({type(e).__name__}: {e}); write it "
                        "again") from None
-    for k in [k for k in out if k.startswith("__tds") and k not in allow_text]:
+    for k in [k for k in out if k.startswith("__tds") and not records]:
         del out[k]  # a self-describing checkpoint's metadata: read_checkpoint reads it
     return out
 

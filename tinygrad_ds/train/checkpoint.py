@@ -153,8 +153,9 @@ class Checkpoint:
         if saved.get("type") not in (None, type(optimizer).__name__):
             raise TdsError(f"{self.path}: holds the state of {saved['type']}, not of "
                            f"{type(optimizer).__name__}")
+        state = self.optimizer_state()
         try:
-            optimizer.load_state_dict(self.optimizer_state())
+            optimizer.load_state_dict(state)
             if scheduler is not None and "scheduler" in self.meta:
                 scheduler.load_state_dict(self.meta["scheduler"]["state"])
         except TdsError as e:
@@ -165,7 +166,7 @@ def read_checkpoint(path: str) -> Checkpoint:
     """Read a checkpoint written by save_checkpoint (or a plain Module.save .npz: its meta is
     {}). Errors name the file: missing, not an .npz, corrupt, or holding values that are not
     real numbers."""
-    arrays = load_npz(path, allow_text=(META_KEY,))
+    arrays = load_npz(path, records=True)
     meta: dict = {}
     if META_KEY in arrays:
         try:
