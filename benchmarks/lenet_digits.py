@@ -1,7 +1,7 @@
 """LeNet-5 on the built-in digits: the README's first training command, measured.
 
-    python benchmarks/lenet_digits.py            # prints a table, appends it to benchmarks/RESULTS.md
-    python benchmarks/lenet_digits.py --epochs 2 --no-append
+    python benchmarks/lenet_digits.py     # prints a table, appends it to benchmarks/RESULTS.md
+    python benchmarks/lenet_digits.py --no-append --curves docs/lenet_digits_curves.png
 
 Runs exactly what `tds train examples/lenet.py --epochs 2` runs (60,000 training and 10,000
 validation digits, SGD 0.1 with momentum 0.9, cosine schedule, random crops), into a temporary
@@ -15,6 +15,7 @@ import argparse
 import datetime
 import io
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -32,6 +33,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--no-append", action="store_true", help="print only")
+    ap.add_argument("--curves", default=None, help="copy the run's curves.png here")
     args = ap.parse_args()
 
     from tinygrad_ds.app.checkpoint_file import evaluate_checkpoint
@@ -51,6 +53,8 @@ def main() -> None:
                                   stream=io.StringIO())
         total_s = time.perf_counter() - t
         report = evaluate_checkpoint(model_file, os.path.join(out, "best.npz"))
+        if args.curves:
+            shutil.copy(os.path.join(out, "curves.png"), args.curves)
     h = result.history
     best = result.best_epoch
     rows = [f"| {int(e['epoch'])} | {e['time_s']:.1f} | {e['images_per_s']:.0f} | "

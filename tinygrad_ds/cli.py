@@ -62,7 +62,7 @@ def train_cmd(ctx, model_file, data_spec, epochs, batch_size, optimizer, lr, wei
 
     \b
     Example:
-      tds train examples/lenet.py --epochs 2          # digits: about 98% validation accuracy
+      tds train examples/lenet.py --epochs 2          # digits: about 99% validation accuracy
       tds train examples/resnet.py --epochs 15 --augment cutout --out runs/r20
       tds train examples/lenet.py --resume runs/lenet --epochs 4
       tds train lenet.py --data mnist:~/data/mnist --optimizer adamw --lr 2e-3

@@ -207,7 +207,7 @@ def _run(model_file: str, out: str, config: dict, resume, quiet: bool,
             f"{fmt_shape((1,) + image_shape)}")
     check_classifier(model_file, model, image_shape, ds["num_classes"], ds["name"])
 
-    flip = data_spec.lower().split(":")[0] in ("shapes", "cifar10")  # never mirror a digit
+    flip = data_spec.lower().split(":")[0] not in ("digits", "mnist")  # never mirror a digit
     train_t, val_t, batch_t = make_augmentation(config["augment"], ds["mean"], ds["std"],
                                                 image_shape, ds["num_classes"], flip=flip)
     ds["train"].transform, ds["val"].transform = train_t, val_t

@@ -21,6 +21,6 @@ __all__ = [
     "Dataset", "TensorDataset", "Subset", "random_split", "to_float_image", "DataLoader",
     "Transform", "Compose", "Normalize", "RandomCrop", "RandomHorizontalFlip",
     "RandomBrightness", "Cutout", "RandAugment", "MixUp", "CutMix", "one_hot",
-    "load_builtin", "make_shapes", "load_digits", "make_digits", "BUILTIN_CLASSES", "read_cifar10", "read_mnist", "read_idx",
-    "open_dataset", "DatasetError",
+    "load_builtin", "make_shapes", "load_digits", "make_digits", "BUILTIN_CLASSES",
+    "read_cifar10", "read_mnist", "read_idx", "open_dataset", "DatasetError",
 ]

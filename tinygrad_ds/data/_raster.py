@@ -12,8 +12,8 @@ from numba import njit
 
 @njit(cache=True)
 def draw_strokes(points, pen, half_width, size):
-    """points: (N, P, 2) float32 pixel coordinates (x, y); pen: (P - 1,) bool, True where the
-    pen draws from point i to point i + 1; half_width: (N,) float32. Returns (N, size, size)
+    """points: (N, P, 2) float32 pixel coordinates (x, y); pen: (N, P - 1) bool, True where
+    the pen draws from point i to point i + 1; half_width: (N,) float32. Returns (N, size, size)
     float32 ink in [0, 1]: 1 within half_width of a stroke, fading to 0 over one more pixel."""
     n, p = points.shape[0], points.shape[1]
     out = np.zeros((n, size, size), dtype=np.float32)
@@ -21,7 +21,7 @@ def draw_strokes(points, pen, half_width, size):
         hw = half_width[b]
         reach = hw + 1.0
         for s in range(p - 1):
-            if not pen[s]:
+            if not pen[b, s]:
                 continue
             ax, ay = points[b, s, 0], points[b, s, 1]
             bx, by = points[b, s + 1, 0], points[b, s + 1, 1]

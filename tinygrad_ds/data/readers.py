@@ -128,7 +128,7 @@ def read_mnist(folder: str, split: str = "train", fashion: bool = False
     return images[:, None].copy(), labels.astype(np.int64)
 
 
-# ---- by name ---------------------------------------------------------------------------------------
+# ---- by name -----------------------------------------------------------------------------------
 BUILTIN_SIZES = {"digits": (60000, 10000), "shapes": (10000, 2000)}
 SPECS = "digits, shapes, cifar10:DIR, mnist:DIR or fashion-mnist:DIR"
 

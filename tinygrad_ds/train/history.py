@@ -91,7 +91,6 @@ class History:
                 if pts:
                     ax.plot(*zip(*pts), "-" + marker, color=colour, ms=4, label=who)
                     finals.append((pts[-1], colour))
-            _annotate_finals(ax, finals, key)
             if key == "acc":
                 ax.set_ylim(0, 1.02)
                 ax.set_ylabel("accuracy (fraction of images correct)")
@@ -112,12 +111,14 @@ class History:
                 ax.set_ylabel(f"{name} (mean per image" +
                               (", nats)" if self.loss_name == "cross_entropy" else ")"))
                 ax.set_title("loss")
+            _annotate_finals(ax, finals, key)
             ax.set_xlabel("epoch")
             last = int(max(ep, default=1))
             if last <= 15:  # every epoch a tick (MaxNLocator puts 0.9, 1.05 around one epoch)
                 ax.set_xticks(range(1, last + 1))
-            else:
-                ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            else:  # no tick past the last epoch (the margin on the right is for the texts)
+                ticks = MaxNLocator(integer=True).tick_values(1, last)
+                ax.set_xticks([int(t) for t in ticks if 1 <= t <= last])
             ax.set_xlim(0.5, last + max(0.7, 0.12 * last))  # room for the final values
             ax.grid(alpha=0.3)
         handles, labels = axes[0].get_legend_handles_labels()
@@ -144,13 +145,22 @@ def _mode(monitor: str) -> str:
 
 
 def _annotate_finals(ax, finals, key: str) -> None:
-    """Write each curve's last value beside its last point; the higher one above, the lower
-    below, so the two never overlap."""
+    """Write each curve's last value just right of its last point; when the two values are
+    close, the higher one a little above and the lower a little below, so they never overlap."""
+    lo, hi = ax.get_ylim()
+    close = len(finals) == 2 and abs(finals[0][0][1] - finals[1][0][1]) < 0.08 * (hi - lo or 1)
     finals = sorted(finals, key=lambda f: f[0][1], reverse=True)
+    span = (hi - lo) or 1.0
+    shift = 0  # keep the texts off the top and bottom edges of the axes
+    if finals and (finals[0][0][1] - lo) / span > 0.95:
+        shift = -7
+    elif finals and (finals[-1][0][1] - lo) / span < 0.05:
+        shift = 7
     for rank, ((x, y), colour) in enumerate(finals):
         text = f"{y:.1%}" if key == "acc" else f"{y:.3f}"
-        ax.annotate(text, (x, y), xytext=(6, 7 if rank == 0 else -13),
-                    textcoords="offset points", color=colour, fontsize=9, fontweight="bold")
+        dy = ((6 if rank == 0 else -6) if close else 0) + shift
+        ax.annotate(text, (x, y), xytext=(8, dy), textcoords="offset points", color=colour,
+                    fontsize=9, fontweight="bold", ha="left", va="center")
 
 
 def _show(fig):

@@ -42,10 +42,12 @@ def _in_notebook() -> bool:
 
 
 class ProgressBar:
-    """Per-epoch progress with tqdm.auto: a bar on a terminal, a widget in Jupyter, and, where
-    the output is a file or a pipe, one plain line per epoch (no bar characters in a log).
+    """Per-epoch progress with tqdm.auto: a bar on a terminal, a widget in Jupyter, each
+    replaced by the epoch's summary line when the epoch ends; where the output is a file or a
+    pipe, only the summary lines (no bar characters in a log).
 
-        epoch 3/10: 100%|####| 468/468 [00:12, 38.9 batch/s, loss=0.123, acc=0.961]
+        epoch 3/10:  45%|####      | 210/468 [00:05<00:06, 38.9batch/s, loss=0.1230, acc=0.9610]
+        epoch 3/10: loss 0.1187 acc 0.9624 4980 img/s | val_loss 0.0712 val_acc 0.9790
     """
 
     def __init__(self, stream: TextIO, total: int, head: str, quiet: bool = False):
@@ -59,7 +61,7 @@ class ProgressBar:
         if tty or notebook:
             from tqdm.auto import tqdm
 
-            self.bar = tqdm(total=total or None, desc=head, unit="batch", leave=True,
+            self.bar = tqdm(total=total or None, desc=head, unit="batch", leave=False,
                             file=None if notebook else stream, dynamic_ncols=True,
                             mininterval=0.2)
 
@@ -70,18 +72,22 @@ class ProgressBar:
 
     def close(self, text: str) -> None:
         """End the epoch with its summary line."""
-        if self.bar is not None:
-            self.bar.set_postfix_str(text, refresh=True)
-            self.bar.close()
-        elif self.stream is not None:
+        self.discard()
+        if self.stream is not None:
             self.stream.write(f"{self.head}: {text}\n")
             self.stream.flush()
+
+    def discard(self) -> None:
+        """Remove the bar of an epoch that did not finish."""
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
     def write(self, text: str) -> None:
         if self.stream is None:
             return
         if self.bar is not None:
-            self.bar.write(text, file=self.bar.fp)
+            self.bar.write(text, file=self.bar.fp)  # above the bar, which stays
         else:
             self.stream.write(text + "\n")
             self.stream.flush()
@@ -194,10 +200,14 @@ def fit(model, train_loader: Iterable, val_loader: Iterable | None = None, optim
     with _CtrlC() as ctrl_c:
         for epoch in range(initial_epoch + 1, epochs + 1):
             bar = ProgressBar(stream, n_batches, f"epoch {epoch}/{epochs}", quiet)
-            logs = _train_epoch(trainer, train_loader, bar, epoch, checkpoint, on_nan, ctrl_c)
+            try:
+                logs = _train_epoch(trainer, train_loader, bar, epoch, checkpoint, on_nan,
+                                    ctrl_c)
+            except BaseException:
+                bar.discard()  # the error's message must not land in the middle of a bar
+                raise
             if logs is None:  # diverged or interrupted: this epoch is not recorded
-                if bar.bar is not None:
-                    bar.bar.close()
+                bar.discard()
                 break
             if val_loader is not None:
                 val = {"val_" + k: v for k, v in evaluate(model, val_loader, loss_fn).items()}
