@@ -151,11 +151,16 @@ def resume_run(out: str, model_file: str, epochs: int | None = None, quiet: bool
         raise TdsError(f"--resume {out}: {last} is not the last.npz of a tds train run")
     config = dict(ck.meta["run"])
     done = int(ck.meta["epoch"])
+    extended = epochs is not None and epochs != config["epochs"]
     if epochs is not None:
         config["epochs"] = epochs
     if done >= config["epochs"]:
         raise TdsError(f"--resume {out}: the run has finished its {config['epochs']} epochs; "
                        f"give --epochs {done + 5} (say) to train it further")
+    if extended and config["schedule"] != "constant" and not quiet:
+        (stream or sys.stdout).write(
+            f"note: the {config['schedule']} schedule now spans {config['epochs']} epochs; the "
+            f"{done} done so far followed the plan for {ck.meta['run']['epochs']}\n")
     return _run(model_file, out, config, ck, quiet, stream)
 
 

@@ -14,6 +14,8 @@ drawn in a few seconds, and the same seed always gives the same images.
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from .dataset import TensorDataset
@@ -96,13 +98,16 @@ def _pack(strokes: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     return pts.astype(np.float32), pen
 
 
-_PACKED = [[_pack(style) for style in styles] for styles in _glyphs()]
+@functools.cache
+def _packed() -> list[list[tuple[np.ndarray, np.ndarray]]]:
+    """Every digit's styles, packed; built on first use (not at `import tinygrad_ds`)."""
+    return [[_pack(style) for style in styles] for styles in _glyphs()]
 
 
 # ---- one hand per image --------------------------------------------------------------------------
 def _draw(rng: np.random.Generator, digit: int, b: int) -> np.ndarray:
     """b images of one digit: (b, 28, 28) float32 in [0, 1]."""
-    styles = _PACKED[digit]
+    styles = _packed()[digit]
     pick = rng.integers(0, len(styles), b)
     out = np.empty((b, SIZE, SIZE), dtype=np.float32)
     for k, (pts, pen) in enumerate(styles):
