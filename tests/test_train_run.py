@@ -106,6 +106,10 @@ def test_a_non_empty_run_folder_is_refused(tmp_path, tiny):
     r = run_cli(args)
     assert r.exit_code == 1 and "not empty" in r.output and f"--resume {out}" in r.output
     assert "--overwrite" in r.output
+    broken = tmp_path / "broken.py"
+    broken.write_text(TINY.replace("nn.Linear(24, 10)", "nn.Linear(25, 10)"))
+    r = run_cli(["train", str(broken), "--out", str(out), "--overwrite"] + SMALL_ARGS)
+    assert r.exit_code == 1 and (out / "last.npz").exists()  # a failed set-up deletes nothing
     r = run_cli(args + ["--overwrite"])
     assert r.exit_code == 0 and len(rows(out / "history.csv")) == 1
     r = run_cli(["train", str(tiny), "--resume", str(out), "--lr", "0.5"])
@@ -176,10 +180,11 @@ def test_tds_eval_and_load_checkpoint_reproduce_training(tmp_path, tiny):
 
 def test_lenet_learns_the_digits_on_a_small_slice(tmp_path):
     # the full claim (>= 95% after 2 epochs of 60,000) is benchmarks/lenet_digits.py
-    result = train_model_file(str(ROOT / "examples" / "lenet.py"), epochs=2,
-                              train_size=2000, val_size=500, out=str(tmp_path / "lenet"),
+    # (seeded: 0.73 here; chance is 0.1)
+    result = train_model_file(str(ROOT / "examples" / "lenet.py"), epochs=2, batch_size=32,
+                              train_size=1500, val_size=300, out=str(tmp_path / "lenet"),
                               quiet=True)
-    assert result.history["val_acc"][-1] > 0.5  # chance is 0.1
+    assert result.history["val_acc"][-1] > 0.5
 
 
 # ---- defect 7: tds train gives one message, never a traceback --------------------------------

@@ -104,9 +104,9 @@ def train_cmd(ctx, model_file, data_spec, epochs, batch_size, optimizer, lr, wei
             click.echo(f"\ninterrupted after epoch {k}; resume with: tds train "
                        f"{model_file} --resume {result.out}", err=True)
         else:
-            click.echo("\ninterrupted during epoch 1, before any epoch was complete; start "
-                       f"again with: tds train {model_file} --out {result.out} --overwrite",
-                       err=True)
+            click.echo("\ninterrupted during epoch 1, before any epoch was complete; "
+                       f"nothing to resume: start again with tds train {model_file} --out "
+                       f"{result.out}", err=True)
         ctx.exit(130)
     if result.diverged:
         raise click.ClickException(result.stop_reason or "training diverged")

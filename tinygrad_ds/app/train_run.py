@@ -131,11 +131,11 @@ def train_model_file(model_file: str, data: str | None = None, epochs: int = 10,
         raise TdsError(f"unknown augmentation {augment!r}: use one of {', '.join(AUGMENTATIONS)}")
     if out is None:
         out = os.path.join("runs", os.path.splitext(os.path.basename(model_file))[0])
-    _check_folder(out, model_file, overwrite)
+    stale = _check_folder(out, model_file, overwrite)
     config = dict(data=data, epochs=epochs, batch_size=batch_size, optimizer=optimizer.lower(),
                   lr=lr, weight_decay=weight_decay, augment=augment, schedule=schedule,
                   patience=patience, seed=seed, train_size=train_size, val_size=val_size)
-    return _run(model_file, out, config, None, quiet, stream)
+    return _run(model_file, out, config, None, quiet, stream, stale)
 
 
 def resume_run(out: str, model_file: str, epochs: int | None = None, quiet: bool = False,
@@ -164,24 +164,25 @@ def resume_run(out: str, model_file: str, epochs: int | None = None, quiet: bool
     return _run(model_file, out, config, ck, quiet, stream)
 
 
-def _check_folder(out: str, model_file: str, overwrite: bool) -> None:
+def _check_folder(out: str, model_file: str, overwrite: bool) -> list[str]:
+    """The files of an earlier run that --overwrite replaces (removed once the new run has
+    set up without error); refuses a non-empty folder without it."""
     if os.path.exists(out) and not os.path.isdir(out):
         raise TdsError(f"--out {out}: is a file, not a folder")
     if not os.path.isdir(out) or not os.listdir(out):
-        return
+        return []
     if not overwrite:
         found = sorted(os.listdir(out))
         shown = ", ".join(found[:4]) + (f" and {len(found) - 4} more" if len(found) > 4 else "")
         raise TdsError(f"the run folder {out} is not empty ({shown}); continue that run with "
                        f"`tds train {model_file} --resume {out}`, replace it with --overwrite, "
                        "or choose another folder with --out")
-    for name in os.listdir(out):
-        if name in RUN_FILES or name.startswith(".tmp-"):
-            os.remove(os.path.join(out, name))
+    return [os.path.join(out, name) for name in os.listdir(out)
+            if name in RUN_FILES or name.startswith(".tmp-")]
 
 
 def _run(model_file: str, out: str, config: dict, resume, quiet: bool,
-         stream: TextIO | None) -> TrainResult:
+         stream: TextIO | None, stale: list[str] = ()) -> TrainResult:
     stream = stream if stream is not None else sys.stdout
     say = (lambda s: None) if quiet else (lambda s: (stream.write(s + "\n"), stream.flush()))
     seed = config["seed"]
@@ -248,6 +249,8 @@ def _run(model_file: str, out: str, config: dict, resume, quiet: bool,
         for row in resume.meta["history"]:
             history.append(row)
         initial = int(resume.meta["epoch"])
+    for path in stale:  # --overwrite: the earlier run's files go only now, set-up succeeded
+        os.remove(path)
     os.makedirs(out, exist_ok=True)
     folder = RunFolder(out, meta, opt, sched, train_loader,
                        title=f"{os.path.basename(model_file)} on {ds['name']}",
