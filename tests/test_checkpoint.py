@@ -221,3 +221,24 @@ def test_history_plot_shows_inline_in_jupyter(monkeypatch):
     monkeypatch.setitem(sys.modules, "IPython.display", display)
     assert h.plot() is None
     assert shown == [("png", b"\x89PNG")]
+
+
+def test_curves_are_honest():
+    from matplotlib.colors import to_hex
+
+    from tinygrad_ds.train import TRAIN_COLOR, VAL_COLOR
+
+    h = History()
+    h.loss_name = "cross_entropy"
+    h.append({"epoch": 1, "loss": 2.3031, "acc": 0.101, "val_loss": 2.3029, "val_acc": 0.099})
+    fig = h.plot(num_classes=10, title="one epoch at chance")
+    loss_ax, acc_ax = fig.axes[:2]
+    assert list(acc_ax.get_xticks()) == [1]  # not 0.96 ... 1.04
+    assert acc_ax.get_ylim() == (0, 1.02) and loss_ax.get_ylim()[0] == 0  # no zoom on noise
+    dashed = {round(line.get_ydata()[0], 4) for ax in (loss_ax, acc_ax)
+              for line in ax.get_lines() if line.get_linestyle() == "--"}
+    assert dashed == {0.1, round(np.log(10), 4)}  # chance: accuracy 1/10, loss ln 10
+    colours = [to_hex(line.get_color()) for line in acc_ax.get_lines()[:2]]
+    assert colours == [TRAIN_COLOR, VAL_COLOR]
+    assert sorted(t.get_text() for t in loss_ax.texts) == ["2.303", "2.303"]
+    assert fig.get_suptitle() == "one epoch at chance"

@@ -391,3 +391,19 @@ def test_open_dataset_digits_records_how_to_reopen_it():
     with pytest.raises(data.DatasetError, match="take no folder"):
         data.open_dataset("digits:/tmp")
     assert data.open_dataset("shapes", n_train=4, n_val=2)["info"]["image_shape"] == [3, 32, 32]
+
+
+def test_loader_state_dict_restores_the_next_batches():
+    x, y = rand_images(30)
+    ds = data.TensorDataset(x, y, transform=data.RandomCrop(padding=2))
+    a = data.DataLoader(ds, 8, shuffle=True, seed=1)
+    list(a)  # one epoch drawn
+    saved = a.state_dict()
+    nxt = [(xb.numpy(), yb.numpy()) for xb, yb in a]
+    b = data.DataLoader(ds, 8, shuffle=True, seed=99)
+    b.load_state_dict(saved)
+    for (xa, ya), (xb, yb) in zip(nxt, b):
+        np.testing.assert_array_equal(xa, xb.numpy())
+        np.testing.assert_array_equal(ya, yb.numpy())
+    with pytest.raises(tds.TdsError, match="no seed of its own"):
+        data.DataLoader(ds, 8).load_state_dict(saved)
