@@ -171,6 +171,17 @@ def test_tds_eval_and_load_checkpoint_reproduce_training(tmp_path, tiny):
 
     np.testing.assert_allclose(ck.transform.mean.ravel(), tds.data.digits.MEAN)
 
+    with pytest.raises(tds.TdsError, match=r"images must be \(N, 1, 28, 28\), got \(2, 28, 28\)"):
+        ck.predict(images[:2, 0])
+
+    plain = tmp_path / "plain.npz"
+    ck.model.save(str(plain))  # weights only: no data, no normalisation recorded
+    r = run_cli(["eval", str(tiny), str(plain)])
+    assert r.exit_code == 1 and "records no dataset" in r.output and "--data" in r.output
+    r = run_cli(["eval", str(tiny), str(plain), "--data", "digits"])
+    assert r.exit_code == 0 and "records no normalisation" in r.output
+    assert "10,000 validation images" in r.output
+
     tiny.write_text(TINY + "# edited\n")
     r = run_cli(["eval", str(tiny), str(out / "best.npz")])
     assert r.exit_code == 0 and "has changed" in r.output

@@ -20,7 +20,7 @@ from .. import data as D
 from ..errors import TdsError, fmt_shape
 from ..train import evaluate, read_checkpoint
 from .modelfile import load_model_spec
-from .train_run import check_classifier, file_sha256
+from .train_run import check_classifier, default_data, file_sha256
 
 
 @dataclass
@@ -49,9 +49,8 @@ class LoadedCheckpoint:
         x = D.to_float_image(np.asarray(getattr(images, "data", images)))
         want = (self.meta.get("model") or {}).get("input_shape")
         if x.ndim != 4 or (want and tuple(x.shape[1:]) != tuple(want[1:])):
-            raise TdsError(f"predict: images must be (N, {', '.join(map(str, want[1:]))})"
-                           if want else "predict: images must be (N, C, H, W)"
-                           + f", got {fmt_shape(x.shape)}")
+            shape = f"(N, {', '.join(map(str, want[1:]))})" if want else "(N, C, H, W)"
+            raise TdsError(f"predict: images must be {shape}, got {fmt_shape(x.shape)}")
         if self.transform is not None:
             x = np.stack([self.transform(img, None) for img in x])
         with autograd.no_grad():
@@ -98,6 +97,9 @@ def evaluate_checkpoint(model_file: str, path: str, data: str | None = None,
     meta = loaded.meta
     saved = meta.get("data") or {}
     run = meta.get("run") or {}
+    shape = (meta.get("model") or {}).get("input_shape")
+    if data is not None and data.lower() == "builtin":
+        data = default_data(shape and tuple(shape))
     spec = data or saved.get("spec")
     if spec is None:
         raise TdsError(f"{path}: records no dataset (a plain Module.save file?); give one "
@@ -105,7 +107,6 @@ def evaluate_checkpoint(model_file: str, path: str, data: str | None = None,
     same = data is None or spec.split(":")[0].lower() == str(saved.get("spec", "")).split(":")[0]
     n_val = saved.get("n_val") if same else None
     seed = saved.get("seed", 0) if same else 0
-    shape = (meta.get("model") or {}).get("input_shape")
     image_shape = tuple(shape[1:]) if shape and spec.split(":")[0] in ("shapes", "builtin") \
         else None
     ds = D.open_dataset(spec, n_train=1, n_val=n_val, seed=seed, image_shape=image_shape)

@@ -6,8 +6,8 @@
     for x, y in data.DataLoader(train, batch_size=128, shuffle=True, seed=0):
         ...  # x: (128, 3, 32, 32) float32 Tensor, y: (128,) int64 Tensor
 """
-from .digits import load_digits, make_digits
 from .dataset import Dataset, Subset, TensorDataset, random_split, to_float_image
+from .digits import load_digits, make_digits
 from .loader import DataLoader
 from .mix import CutMix, MixUp, one_hot
 from .randaugment import RandAugment
