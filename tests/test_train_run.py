@@ -114,9 +114,11 @@ def test_a_non_empty_run_folder_is_refused(tmp_path, tiny):
     assert r.exit_code == 0 and len(rows(out / "history.csv")) == 1
     r = run_cli(["train", str(tiny), "--resume", str(out), "--lr", "0.5"])
     assert r.exit_code == 1 and "drop --lr" in r.output
-    r = run_cli(["train", str(tiny), "--resume", str(out), "--epochs", "2", "--quiet"])
+    r = run_cli(["train", "--resume", str(out), "--epochs", "2", "--quiet"])  # its own model
     assert r.exit_code == 0, r.output
     assert [r["epoch"] for r in rows(out / "history.csv")] == ["1", "2"]
+    r = run_cli(["train"])
+    assert r.exit_code == 1 and "give the MODEL_FILE" in r.output
 
 
 def test_ctrl_c_in_a_real_process_leaves_a_folder_that_resumes(tmp_path, tiny):

@@ -18,7 +18,7 @@ def main() -> None:
 
 
 @main.command("train")
-@click.argument("model_file", type=click.Path())
+@click.argument("model_file", type=click.Path(), required=False)
 @click.option("--data", "data_spec", default=None,
               help="digits, shapes, cifar10:DIR, mnist:DIR or fashion-mnist:DIR [default: "
               "digits for a (1, 28, 28) input, shapes otherwise]")
@@ -54,7 +54,8 @@ def main() -> None:
 def train_cmd(ctx, model_file, data_spec, epochs, batch_size, optimizer, lr, weight_decay,
               augment, schedule, patience, train_size, val_size, seed, out, overwrite,
               resume_dir, quiet, debug) -> None:
-    """Train the model that MODEL_FILE defines (`model` or `build_model()`, and `input_shape`).
+    """Train the model that MODEL_FILE defines (`model` or `build_model()`, and `input_shape`);
+    with --resume, MODEL_FILE defaults to the one the run was started with.
 
     Writes a run folder: history.csv and curves.png, updated after every epoch, best.npz
     (the best epoch by validation accuracy) and last.npz (what --resume continues from).
@@ -64,13 +65,16 @@ def train_cmd(ctx, model_file, data_spec, epochs, batch_size, optimizer, lr, wei
     Example:
       tds train examples/lenet.py --epochs 2          # digits: about 99% validation accuracy
       tds train examples/resnet.py --epochs 15 --augment cutout --out runs/r20
-      tds train examples/lenet.py --resume runs/lenet --epochs 4
+      tds train --resume runs/lenet --epochs 4        # after Ctrl-C, or to train further
       tds train lenet.py --data mnist:~/data/mnist --optimizer adamw --lr 2e-3
     """
     from .app.train_run import resume_run, train_model_file
     from .errors import TdsError
 
     try:
+        if model_file is None and resume_dir is None:
+            raise TdsError("give the MODEL_FILE to train, such as examples/lenet.py (or "
+                           "--resume RUN_FOLDER to continue a run)")
         if resume_dir is not None:
             ignored = [f"--{p.replace('_', '-')}" for p in
                        ("data_spec", "batch_size", "optimizer", "lr", "weight_decay", "augment",
@@ -102,11 +106,11 @@ def train_cmd(ctx, model_file, data_spec, epochs, batch_size, optimizer, lr, wei
         k = result.epochs_done
         if k:
             click.echo(f"\ninterrupted after epoch {k}; resume with: tds train "
-                       f"{model_file} --resume {result.out}", err=True)
+                       f"{result.model_file} --resume {result.out}", err=True)
         else:
             click.echo("\ninterrupted during epoch 1, before any epoch was complete; "
-                       f"nothing to resume: start again with tds train {model_file} --out "
-                       f"{result.out}", err=True)
+                       f"nothing to resume: start again with tds train {result.model_file} "
+                       f"--out {result.out}", err=True)
         ctx.exit(130)
     if result.diverged:
         raise click.ClickException(result.stop_reason or "training diverged")

@@ -138,10 +138,11 @@ def train_model_file(model_file: str, data: str | None = None, epochs: int = 10,
     return _run(model_file, out, config, None, quiet, stream, stale)
 
 
-def resume_run(out: str, model_file: str, epochs: int | None = None, quiet: bool = False,
-               stream: TextIO | None = None) -> TrainResult:
+def resume_run(out: str, model_file: str | None = None, epochs: int | None = None,
+               quiet: bool = False, stream: TextIO | None = None) -> TrainResult:
     """Continue the run in folder `out` from its last.npz, with the settings it was started
-    with (epochs may raise the total). It ends on the same weights as a run never stopped."""
+    with (epochs may raise the total) and its model file unless `model_file` names another.
+    It ends on the same weights as a run never stopped."""
     last = os.path.join(out, "last.npz")
     if not os.path.isfile(last):
         raise TdsError(f"--resume {out}: there is no {last} to continue from (a run writes it "
@@ -151,6 +152,12 @@ def resume_run(out: str, model_file: str, epochs: int | None = None, quiet: bool
         raise TdsError(f"--resume {out}: {last} is not the last.npz of a tds train run")
     config = dict(ck.meta["run"])
     done = int(ck.meta["epoch"])
+    if model_file is None:
+        model_file = (ck.meta.get("model") or {}).get("path", "")
+        if not os.path.isfile(model_file):
+            raise TdsError(f"--resume {out}: the run was trained from {model_file or '?'}, "
+                           "which is not there any more; give the model file: tds train "
+                           f"MODEL_FILE --resume {out}")
     extended = epochs is not None and epochs != config["epochs"]
     if epochs is not None:
         config["epochs"] = epochs
