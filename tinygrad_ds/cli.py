@@ -68,7 +68,7 @@ def train_cmd(ctx, model_file, data_spec, epochs, batch_size, optimizer, lr, wei
       tds train --resume runs/lenet --epochs 4        # after Ctrl-C, or to train further
       tds train lenet.py --data mnist:~/data/mnist --optimizer adamw --lr 2e-3
     """
-    from .app.train_run import resume_run, train_model_file
+    from .app.train_run import default_out, resume_run, train_model_file
     from .errors import TdsError
 
     try:
@@ -96,13 +96,18 @@ def train_cmd(ctx, model_file, data_spec, epochs, batch_size, optimizer, lr, wei
     except KeyboardInterrupt:  # a second Ctrl-C: the last complete epoch is still on disk
         if debug:
             raise
-        click.echo("\ninterrupted; the run folder holds the epochs completed so far", err=True)
+        _ignore_ctrl_c()
+        folder = resume_dir or out or default_out(model_file)
+        click.echo(f"\ninterrupted; {folder} holds the epochs completed so far; resume with: "
+                   f"tds train {model_file or ''} --resume {folder}".replace("  ", " "),
+                   err=True)
         ctx.exit(130)
     except TdsError as e:
         if debug:
             raise
         raise click.ClickException(str(e)) from None
     if result.interrupted:
+        _ignore_ctrl_c()
         k = result.epochs_done
         if k:
             click.echo(f"\ninterrupted after epoch {k}; resume with: tds train "
@@ -114,6 +119,13 @@ def train_cmd(ctx, model_file, data_spec, epochs, batch_size, optimizer, lr, wei
         ctx.exit(130)
     if result.diverged:
         raise click.ClickException(result.stop_reason or "training diverged")
+
+
+def _ignore_ctrl_c() -> None:
+    """On the way out after a Ctrl-C: more presses must not turn a clean exit into a traceback."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 @main.command("eval")

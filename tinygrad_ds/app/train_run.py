@@ -103,6 +103,11 @@ def default_data(input_shape) -> str:
         else "shapes"
 
 
+def default_out(model_file: str) -> str:
+    """runs/<model file name>: the run folder when --out is not given."""
+    return os.path.join("runs", os.path.splitext(os.path.basename(model_file))[0])
+
+
 def file_sha256(path: str) -> str:
     with open(path, "rb") as f:
         return hashlib.sha256(f.read()).hexdigest()
@@ -130,7 +135,7 @@ def train_model_file(model_file: str, data: str | None = None, epochs: int = 10,
     if augment not in AUGMENTATIONS:
         raise TdsError(f"unknown augmentation {augment!r}: use one of {', '.join(AUGMENTATIONS)}")
     if out is None:
-        out = os.path.join("runs", os.path.splitext(os.path.basename(model_file))[0])
+        out = default_out(model_file)
     stale = _check_folder(out, model_file, overwrite)
     config = dict(data=data, epochs=epochs, batch_size=batch_size, optimizer=optimizer.lower(),
                   lr=lr, weight_decay=weight_decay, augment=augment, schedule=schedule,
