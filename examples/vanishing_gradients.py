@@ -1,11 +1,11 @@
 """Vanishing and exploding gradients in a deep scalar chain, and the skip connection.
 
-    python examples/vanishing_gradients.py [OUT_DIR]
+    python examples/vanishing_gradients.py [OUT_DIR]      # default: out/ (git ignores it)
 
 Builds the lecture's chain y_l = f(w_l y_{l-1}) with the scalar engine for depths L = 1..50:
 sigmoid with w = 0.8 (the gradient at w_1 vanishes), ReLU with w = 1.5 (it explodes), each with
 and without a skip from the input to the output (theta = y_{L+1} + w_1 x). Prints |dR/dw_1| for
-a few depths, checks the engine against the closed form, and writes vanishing_gradients.png
+a few depths, checks the engine against the closed form, and writes OUT_DIR/vanishing_gradients.png
 (and, when Graphviz's `dot` is installed, a drawing of the L = 2 chain with its gradients).
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ from viz.vanishing import (DEFAULT_CASES, build_chain, chain_grad, closed_form_g
                            format_table, plot_grad_by_depth, vanishing_table)
 
 
-def main(out_dir: str = ".") -> None:
+def main(out_dir: str = "out") -> None:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     depths = list(range(1, 51))
@@ -45,4 +45,4 @@ def main(out_dir: str = ".") -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else ".")
+    main(sys.argv[1] if len(sys.argv) > 1 else "out")

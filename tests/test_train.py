@@ -15,7 +15,7 @@ import tinygrad_ds.functional as F
 from tinygrad_ds import data, nn, optim
 from tinygrad_ds.cli import main
 from tinygrad_ds.train import (EarlyStopping, History, ModelCheckpoint, NonFiniteLossError,
-                               evaluate, fit, predict_mc_dropout)
+                               evaluate, fit, predict_mc_dropout, read_checkpoint)
 
 
 class Affine(nn.Module):
@@ -59,7 +59,7 @@ def test_fit_lowers_loss_and_records_history(tmp_path):
     assert h["val_acc"][-1] > 0.9
     assert all(v > 0 for v in h["images_per_s"])
     text = out.getvalue()
-    assert "epoch 4/4 [" in text and "val_acc" in text and "img/s" in text
+    assert "epoch 4/4:" in text and "val_acc" in text and "img/s" in text
     h.to_csv(tmp_path / "h.csv")
     back = History.from_csv(tmp_path / "h.csv")
     np.testing.assert_allclose(back["val_loss"], h["val_loss"])
@@ -220,7 +220,11 @@ def test_tds_train_writes_history_curves_and_checkpoint(tmp_path, augment, optim
     h = History.from_csv(out / "history.csv")
     assert len(h) == 2
     with np.load(out / "best.npz", allow_pickle=False) as z:
-        assert set(z.files) == {"1.weight", "1.bias", "3.weight", "3.bias"}
+        assert set(z.files) == {"1.weight", "1.bias", "3.weight", "3.bias", "__tds_meta__"}
+    meta = read_checkpoint(str(out / "best.npz")).meta
+    assert meta["model"]["file"] == "mlp.py" and meta["model"]["input_shape"] == [1, 3, 32, 32]
+    assert meta["data"]["spec"] == "shapes" and meta["run"]["optimizer"] == optimizer
+    assert meta["epoch"] == int(h.best("val_acc")["epoch"])
 
 
 def test_tds_train_is_seeded(tmp_path):
@@ -247,27 +251,31 @@ def test_tds_train_bad_inputs(tmp_path):
     # input_shape fails on the model's shapes, naming the file and the line
     wrong = tmp_path / "wrong.py"
     wrong.write_text(MLP.replace("input_shape = (1, 3, 32, 32)", "input_shape = (1, 1, 28, 28)"))
-    r = run_cli(["train", str(wrong), "--train-size", "20", "--val-size", "10"])
+    r = run_cli(["train", str(wrong), "--train-size", "20", "--val-size", "10", "--data",
+                 "shapes", "--out", str(tmp_path / "w")])
     assert r.exit_code == 1 and "wrong.py:2" in r.output and "(2, 784)" in r.output
 
     mf = tmp_path / "mlp.py"
     mf.write_text(MLP)
-    r = run_cli(["train", str(mf), "--data", f"mnist:{tmp_path}"])
+    r = run_cli(["train", str(mf), "--data", f"mnist:{tmp_path}", "--out", str(tmp_path / "m")])
     assert r.exit_code == 1 and "train-images-idx3-ubyte" in r.output and "lecun" in r.output
-    r = run_cli(["train", str(tmp_path / "none.py")])
+    r = run_cli(["train", str(tmp_path / "none.py"), "--out", str(tmp_path / "n")])
     assert r.exit_code == 1 and "model file not found" in r.output
 
 
-def test_tds_train_grey_28x28_model_on_builtin_data(tmp_path):
-    # examples/lenet.py takes (1, 28, 28): the built-in dataset is drawn grey at that size
+def test_tds_train_grey_28x28_model_defaults_to_digits(tmp_path):
+    # examples/lenet.py takes (1, 28, 28): tds train picks the handwritten digits for it
     mf = tmp_path / "grey.py"
     mf.write_text("from tinygrad_ds import nn\nmodel = nn.Sequential(nn.Flatten(), "
                   "nn.Linear(28 * 28, 10))\ninput_shape = (1, 1, 28, 28)\n")
     r = run_cli(["train", str(mf), "--epochs", "1", "--batch-size", "20", "--train-size", "40",
                  "--val-size", "20", "--out", str(tmp_path / "run")])
     assert r.exit_code == 0, r.output
-    assert "grey 28x28" in r.output and "(1, 28, 28)" in r.output
+    assert "data: digits" in r.output and "(1, 28, 28)" in r.output
     assert (tmp_path / "run" / "best.npz").exists()
+    r = run_cli(["train", str(mf), "--epochs", "1", "--batch-size", "20", "--train-size", "40",
+                 "--val-size", "20", "--out", str(tmp_path / "grey"), "--data", "shapes"])
+    assert r.exit_code == 0 and "grey 28x28" in r.output
 
 
 def test_tds_train_help_as_a_subprocess():

@@ -27,6 +27,17 @@ from .graph.scalar_lower import trace_scalar  # noqa: E402  (a traced model lowe
 cat = concat
 
 
+def load_checkpoint(path: str, model_file: str | None = None):
+    """The model of a `tds train` checkpoint (best.npz, last.npz) with the transform it was
+    trained with: `ck = tds.load_checkpoint("runs/lenet/best.npz")`, then `ck.model`,
+    `ck.transform` (Normalize), `ck.meta` (epoch, metrics, data, versions) and
+    `ck.predict(images)` ((N, C, H, W) images in [0, 1] or uint8 -> (N,) classes).
+    model_file: the file defining the model [default: the one the checkpoint records]."""
+    from .app.checkpoint_file import load_checkpoint as load  # the application layer
+
+    return load(path, model_file)
+
+
 def tensor(data, dtype=None, requires_grad: bool = False) -> Tensor:
     """Same as Tensor(data, ...), spelled as torch.tensor."""
     return Tensor(data, dtype=dtype, requires_grad=requires_grad)
@@ -39,6 +50,6 @@ __all__ = [
     "TdsError", "ShapeError", "DTypeError", "GradError",
     "zeros", "ones", "full", "arange", "eye", "randn", "rand",
     "zeros_like", "ones_like", "full_like", "randn_like", "rand_like",
-    "concat", "cat", "stack", "where", "gradcheck", "manual_seed",
+    "concat", "cat", "stack", "where", "gradcheck", "manual_seed", "load_checkpoint",
 ]
 __all__ += ["trace", "Graph", "trace_scalar"]

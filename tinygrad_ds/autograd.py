@@ -98,6 +98,33 @@ class _GradMode:
         _grad_enabled = self.prev.pop()
 
     def __call__(self, fn):
+        import inspect
+
+        if inspect.isgeneratorfunction(fn):
+            # the mode must hold while the generator's body runs, which is at each next(), not
+            # when the generator is made; the caller's mode is back between items (as PyTorch)
+            @functools.wraps(fn)
+            def gen_wrapper(*args, **kwargs):
+                gen = fn(*args, **kwargs)
+                sent, thrown = None, None
+                while True:
+                    with _GradMode(self.enabled):
+                        try:
+                            item = gen.throw(thrown) if thrown is not None else gen.send(sent)
+                        except StopIteration as stop:
+                            return stop.value
+                    thrown = None
+                    try:
+                        sent = yield item
+                    except GeneratorExit:
+                        with _GradMode(self.enabled):
+                            gen.close()
+                        raise
+                    except BaseException as e:  # noqa: BLE001 - passed on into the generator
+                        thrown, sent = e, None
+
+            return gen_wrapper
+
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
             with _GradMode(self.enabled):

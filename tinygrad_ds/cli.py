@@ -18,9 +18,10 @@ def main() -> None:
 
 
 @main.command("train")
-@click.argument("model_file", type=click.Path())
-@click.option("--data", "data_spec", default="builtin", show_default=True,
-              help="builtin, cifar10:DIR, mnist:DIR or fashion-mnist:DIR")
+@click.argument("model_file", type=click.Path(), required=False)
+@click.option("--data", "data_spec", default=None,
+              help="digits, shapes, cifar10:DIR, mnist:DIR or fashion-mnist:DIR [default: "
+              "digits for a (1, 28, 28) input, shapes otherwise]")
 @click.option("--epochs", default=10, show_default=True, type=int)
 @click.option("--batch-size", default=128, show_default=True, type=int)
 @click.option("--optimizer", default="sgd", show_default=True,
@@ -31,44 +32,130 @@ def main() -> None:
               help="[default: 5e-4 for sgd, 0 for adam, 0.05 for adamw]")
 @click.option("--augment", default="basic", show_default=True,
               type=click.Choice(["none", "basic", "cutout", "randaugment", "mixup", "cutmix"]),
-              help="basic = random crop + flip; the others add to basic")
+              help="basic = random crop (+ flip, except for digits); the others add to basic")
 @click.option("--schedule", default="cosine", show_default=True,
               type=click.Choice(["constant", "cosine", "step"]))
 @click.option("--patience", default=0, show_default=True, type=int,
               help="early stopping on validation loss after this many epochs (0: off)")
-@click.option("--train-size", default=10000, show_default=True, type=int,
-              help="images in the built-in training set")
-@click.option("--val-size", default=2000, show_default=True, type=int,
-              help="images in the built-in validation set")
+@click.option("--train-size", default=None, type=int,
+              help="images in a built-in training set [default: 60000 digits, 10000 shapes]")
+@click.option("--val-size", default=None, type=int,
+              help="images in a built-in validation set [default: 10000 digits, 2000 shapes]")
 @click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--out", default="tds-run", show_default=True, type=click.Path(file_okay=False),
-              help="folder for history.csv, curves.png and best.npz")
+@click.option("--out", default=None, type=click.Path(file_okay=False),
+              help="run folder for history.csv, curves.png, best.npz, last.npz "
+              "[default: runs/<model file name>]")
+@click.option("--overwrite", is_flag=True, help="replace the files of an earlier run in --out")
+@click.option("--resume", "resume_dir", default=None, type=click.Path(file_okay=False),
+              help="continue the run in this folder from its last.npz, with its settings")
 @click.option("--quiet", is_flag=True, help="no progress output")
 @click.option("--debug", is_flag=True, help="show Python tracebacks")
-def train_cmd(model_file, data_spec, epochs, batch_size, optimizer, lr, weight_decay, augment,
-              schedule, patience, train_size, val_size, seed, out, quiet, debug) -> None:
-    """Train the model that MODEL_FILE defines (`model` or `build_model()`, and `input_shape`).
+@click.pass_context
+def train_cmd(ctx, model_file, data_spec, epochs, batch_size, optimizer, lr, weight_decay,
+              augment, schedule, patience, train_size, val_size, seed, out, overwrite,
+              resume_dir, quiet, debug) -> None:
+    """Train the model that MODEL_FILE defines (`model` or `build_model()`, and `input_shape`);
+    with --resume, MODEL_FILE defaults to the one the run was started with.
+
+    Writes a run folder: history.csv and curves.png, updated after every epoch, best.npz
+    (the best epoch by validation accuracy) and last.npz (what --resume continues from).
+    Ctrl-C stops after the last complete epoch and says how to resume.
 
     \b
     Example:
+      tds train examples/lenet.py --epochs 2          # digits: about 99% validation accuracy
       tds train examples/resnet.py --epochs 15 --augment cutout --out runs/r20
+      tds train --resume runs/lenet --epochs 4        # after Ctrl-C, or to train further
       tds train lenet.py --data mnist:~/data/mnist --optimizer adamw --lr 2e-3
     """
+    from .app.train_run import default_out, resume_run, train_model_file
     from .errors import TdsError
-    from .app.train_run import train_model_file
 
     try:
-        result = train_model_file(
-            model_file, data=data_spec, epochs=epochs, batch_size=batch_size,
-            optimizer=optimizer, lr=lr, weight_decay=weight_decay, augment=augment, seed=seed,
-            out=out, schedule=schedule, patience=patience, train_size=train_size,
-            val_size=val_size, quiet=quiet)
+        if model_file is None and resume_dir is None:
+            raise TdsError("give the MODEL_FILE to train, such as examples/lenet.py (or "
+                           "--resume RUN_FOLDER to continue a run)")
+        if resume_dir is not None:
+            ignored = [f"--{p.replace('_', '-')}" for p in
+                       ("data_spec", "batch_size", "optimizer", "lr", "weight_decay", "augment",
+                        "schedule", "patience", "train_size", "val_size", "seed", "out",
+                        "overwrite")
+                       if ctx.get_parameter_source(p) == click.core.ParameterSource.COMMANDLINE]
+            if ignored:
+                raise TdsError(f"--resume continues a run with the settings it was started "
+                               f"with; drop {', '.join(ignored).replace('--data-spec', '--data')}"
+                               " (only --epochs may change, to train further)")
+            given = ctx.get_parameter_source("epochs") == click.core.ParameterSource.COMMANDLINE
+            result = resume_run(resume_dir, model_file, epochs if given else None, quiet=quiet)
+        else:
+            result = train_model_file(
+                model_file, data=data_spec, epochs=epochs, batch_size=batch_size,
+                optimizer=optimizer, lr=lr, weight_decay=weight_decay, augment=augment,
+                seed=seed, out=out, schedule=schedule, patience=patience,
+                train_size=train_size, val_size=val_size, quiet=quiet, overwrite=overwrite)
+    except KeyboardInterrupt:  # a second Ctrl-C: the last complete epoch is still on disk
+        if debug:
+            raise
+        _ignore_ctrl_c()
+        folder = resume_dir or out or default_out(model_file)
+        click.echo(f"\ninterrupted; {folder} holds the epochs completed so far; resume with: "
+                   f"tds train {model_file or ''} --resume {folder}".replace("  ", " "),
+                   err=True)
+        ctx.exit(130)
     except TdsError as e:
         if debug:
             raise
         raise click.ClickException(str(e)) from None
+    if result.interrupted:
+        _ignore_ctrl_c()
+        k = result.epochs_done
+        if k:
+            click.echo(f"\ninterrupted after epoch {k}; resume with: tds train "
+                       f"{result.model_file} --resume {result.out}", err=True)
+        else:
+            click.echo("\ninterrupted during epoch 1, before any epoch was complete; "
+                       f"nothing to resume: start again with tds train {result.model_file} "
+                       f"--out {result.out}", err=True)
+        ctx.exit(130)
     if result.diverged:
         raise click.ClickException(result.stop_reason or "training diverged")
+
+
+def _ignore_ctrl_c() -> None:
+    """On the way out after a Ctrl-C: more presses must not turn a clean exit into a traceback."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@main.command("eval")
+@click.argument("model_file", type=click.Path())
+@click.argument("checkpoint", type=click.Path())
+@click.option("--data", "data_spec", default=None,
+              help="digits, shapes, cifar10:DIR, mnist:DIR [default: the data the checkpoint "
+              "was trained on, its validation set]")
+@click.option("--batch-size", default=None, type=int,
+              help="[default: the training run's]")
+@click.option("--debug", is_flag=True, help="show Python tracebacks")
+def eval_cmd(model_file, checkpoint, data_spec, batch_size, debug) -> None:
+    """Score CHECKPOINT (best.npz or last.npz of a tds train run) of the model MODEL_FILE
+    defines on a validation set, normalised as in training: the same numbers training printed.
+
+    \b
+    Example:
+      tds eval examples/lenet.py runs/lenet/best.npz
+      tds eval examples/lenet.py runs/lenet/best.npz --data mnist:~/data/mnist
+    """
+    from .app.checkpoint_file import evaluate_checkpoint
+    from .errors import TdsError
+
+    try:
+        report = evaluate_checkpoint(model_file, checkpoint, data_spec, batch_size)
+    except TdsError as e:
+        if debug:
+            raise
+        raise click.ClickException(str(e)) from None
+    click.echo(report.text)
 
 
 @main.command("viz")

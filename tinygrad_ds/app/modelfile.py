@@ -69,8 +69,7 @@ def load_model_spec(path: str, input_shape: tuple[int, ...] | None = None) -> Mo
                              "defines the model, such as examples/resnet.py")
     if not os.path.isfile(path):
         raise ModelFileError(f"{path}: model file not found")
-    with open(path, encoding="utf-8") as f:
-        source = f.read()
+    source = _read_source(path)
     try:
         code = compile(source, path, "exec")
     except SyntaxError as e:
@@ -134,6 +133,24 @@ def load_model_spec(path: str, input_shape: tuple[int, ...] | None = None) -> Mo
     else:
         input_shape = _check_shape(input_shape, "the input shape given")
     return ModelSpec(path, model, input_shape, example, ns)
+
+
+def _read_source(path: str) -> str:
+    """The file's text in the encoding Python would read it in: UTF-8, or the one a PEP 263
+    coding line (`# -*- coding: latin-1 -*-`) declares."""
+    import io
+    import tokenize
+
+    with open(path, "rb") as f:
+        raw = f.read()
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(raw).readline)
+        return raw.decode(encoding)
+    except (SyntaxError, LookupError, UnicodeDecodeError) as e:
+        line = raw[:getattr(e, "start", 0)].count(b"\n") + 1
+        raise ModelFileError(f"{path}:{line}: cannot read it as Python source ({e}); save it as "
+                             "UTF-8, or declare its encoding on its first or second line, as "
+                             "in `# -*- coding: latin-1 -*-`") from None
 
 
 def _check_shape(shape, what: str) -> tuple[int, ...]:

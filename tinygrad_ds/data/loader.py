@@ -48,6 +48,23 @@ class DataLoader:
     def eval(self) -> DataLoader:
         return self.train(False)
 
+    def state_dict(self) -> dict:
+        """The loader's random generator state (its next shuffle and augmentations), as plain
+        JSON values: what a resumed training run needs to draw the same batches."""
+        return {"rng": self._rng.bit_generator.state if self._rng is not None else None}
+
+    def load_state_dict(self, state: dict) -> None:
+        rng = state.get("rng") if isinstance(state, dict) else None
+        if rng is None:
+            return
+        if self._rng is None:
+            raise TdsError("DataLoader.load_state_dict: this loader has no seed of its own "
+                           "(give seed=...) to restore a generator state into")
+        try:
+            self._rng.bit_generator.state = rng
+        except (TypeError, ValueError, KeyError) as e:
+            raise TdsError(f"DataLoader.load_state_dict: not a generator state ({e})") from None
+
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
         rng = self._rng if self._rng is not None else generator()
         n = len(self.dataset)

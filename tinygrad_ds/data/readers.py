@@ -1,6 +1,7 @@
 """Readers for datasets in their published file formats, from a local folder (no download):
 CIFAR-10 (binary version) and MNIST / Fashion-MNIST (IDX files, gzipped or not); and
-`open_dataset('builtin' | 'cifar10:DIR' | 'mnist:DIR')`, the spec `tds train --data` takes.
+`open_dataset('digits' | 'shapes' | 'cifar10:DIR' | 'mnist:DIR')`, the spec `tds train --data`
+takes.
 
 A missing or truncated file raises DatasetError naming the file expected and where the dataset
 is published.
@@ -8,6 +9,7 @@ is published.
 from __future__ import annotations
 
 import gzip
+import math
 import os
 
 import numpy as np
@@ -87,10 +89,12 @@ def read_idx(path: str, where: str = MNIST_URL) -> np.ndarray:
     if len(raw) < header:
         raise DatasetError(f"{path}: truncated header; download it again from {where}")
     shape = tuple(int(d) for d in np.frombuffer(raw[4:header], dtype=">u4"))
-    need = int(np.prod(shape))
+    need = math.prod(shape)  # a Python int: a corrupt header cannot overflow it
     if len(raw) - header != need:
-        raise DatasetError(f"{path}: truncated ({len(raw) - header} data bytes where the header "
-                           f"says {need}); download it again from {where}")
+        what = "truncated" if len(raw) - header < need else "corrupt"
+        raise DatasetError(f"{path}: {what}: the header says {' x '.join(map(str, shape))} = "
+                           f"{need:,} data bytes, the file has {len(raw) - header:,}; download "
+                           f"it again from {where}")
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
 
 
@@ -116,51 +120,95 @@ def read_mnist(folder: str, split: str = "train", fashion: bool = False
     if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
         raise DatasetError(f"{dataset}: {ipath} holds {images.shape} and {lpath} holds "
                            f"{labels.shape}: expected (N, 28, 28) images and N labels")
+    if len(labels) and labels.max() > 9:
+        bad = int(np.argmax(labels > 9))
+        raise DatasetError(f"{dataset}: {lpath} has the label {labels[bad]} at position {bad} "
+                           f"(labels are 0 to 9): not an {dataset} label file, or a corrupt "
+                           f"one; download it again from {where}")
     return images[:, None].copy(), labels.astype(np.int64)
 
 
-# ---- by name ---------------------------------------------------------------------------------------
-def open_dataset(spec: str = "builtin", train_transform=None, val_transform=None,
-                 n_train: int = 10000, n_val: int = 2000, seed: int = 0,
+# ---- by name -----------------------------------------------------------------------------------
+BUILTIN_SIZES = {"digits": (60000, 10000), "shapes": (10000, 2000)}
+SPECS = "digits, shapes, cifar10:DIR, mnist:DIR or fashion-mnist:DIR"
+
+
+def open_dataset(spec: str = "digits", train_transform=None, val_transform=None,
+                 n_train: int | None = None, n_val: int | None = None, seed: int = 0,
                  image_shape: tuple[int, int, int] | None = None) -> dict:
-    """'builtin', 'cifar10:DIR', 'mnist:DIR' or 'fashion-mnist:DIR' ->
-    {'train', 'val': TensorDatasets, 'num_classes', 'mean', 'std', 'name'}.
-    n_train, n_val, seed and image_shape ((C, H, W), grey when C = 1) shape the built-in
-    dataset only; files on disk keep their own image shape."""
+    """'digits', 'shapes' ('builtin' is the same), 'cifar10:DIR', 'mnist:DIR' or
+    'fashion-mnist:DIR' -> {'train', 'val': TensorDatasets, 'num_classes', 'mean', 'std',
+    'name', 'info'}. info is what re-opens the same data: {'spec', 'n_train', 'n_val', 'seed',
+    'image_shape', 'mean', 'std'} (plain JSON values, as a checkpoint stores them).
+
+    n_train, n_val and seed size and seed the built-in datasets (digits: 60,000 and 10,000 by
+    default, as MNIST; shapes: 10,000 and 2,000); image_shape ((C, H, W)) draws the shapes in
+    another size or grey. Files on disk keep their own sizes and shapes."""
     kind, _, folder = spec.partition(":")
     kind, folder = kind.lower(), os.path.expanduser(folder)
-    if kind == "builtin":
-        from . import synthetic
-
-        shape = tuple(image_shape) if image_shape is not None else (3, 32, 32)
-        try:
-            train, val = synthetic.load_builtin(n_train, n_val, seed, train_transform,
-                                                val_transform, image_shape=shape)
-        except ValueError as e:
-            raise DatasetError(f"--data builtin: {e}") from None
-        name, mean, std = "builtin shapes", synthetic.MEAN, synthetic.STD
-        if shape != (3, 32, 32):
-            name += f" ({'grey' if shape[0] == 1 else 'colour'} {shape[1]}x{shape[2]})"
-            if shape[0] == 1 and len(train):  # grey averages colours: it spreads less
-                pix = train.images[:2000] / 255.0
-                mean, std = (float(pix.mean()),), (float(pix.std()) or 1.0,)
-        return dict(train=train, val=val, num_classes=10, mean=mean, std=std, name=name)
-    on_disk = kind in ("cifar10", "mnist", "fashion-mnist", "fashion_mnist")
-    if on_disk and not folder:
-        raise DatasetError(f"--data {spec}: give the folder, as in {kind}:path/to/folder")
-    if on_disk and not os.path.isdir(folder):
-        raise DatasetError(f"--data {spec}: {folder} is not a folder")
-    if kind == "cifar10":
-        (xtr, ytr), (xva, yva) = read_cifar10(folder, "train"), read_cifar10(folder, "test")
-        classes, mean, std = CIFAR10_CLASSES, CIFAR10_MEAN, CIFAR10_STD
-    elif kind in ("mnist", "fashion-mnist", "fashion_mnist"):
-        fashion = kind != "mnist"
-        xtr, ytr = read_mnist(folder, "train", fashion)
-        xva, yva = read_mnist(folder, "test", fashion)
-        classes, mean, std = [str(i) for i in range(10)], MNIST_MEAN, MNIST_STD
+    kind = "shapes" if kind == "builtin" else kind
+    if kind in BUILTIN_SIZES:
+        if folder:
+            raise DatasetError(f"--data {spec}: the built-in {kind} take no folder; write "
+                               f"--data {kind}")
+        n_train = BUILTIN_SIZES[kind][0] if n_train is None else n_train
+        n_val = BUILTIN_SIZES[kind][1] if n_val is None else n_val
+        if n_train < 1 or n_val < 1:
+            raise DatasetError(f"--data {kind}: the training and validation sizes must be >= 1, "
+                               f"got {n_train} and {n_val}")
+        train, val, name, mean, std = _builtin(kind, n_train, n_val, seed, image_shape,
+                                               train_transform, val_transform)
+        info = dict(spec=kind, n_train=n_train, n_val=n_val, seed=seed)
+        classes = train.classes
     else:
-        raise DatasetError(f"unknown dataset {spec!r}: use builtin, cifar10:DIR, mnist:DIR or "
-                           "fashion-mnist:DIR")
-    return dict(train=TensorDataset(xtr, ytr, train_transform, classes),
-                val=TensorDataset(xva, yva, val_transform, classes), num_classes=10,
-                mean=mean, std=std, name=kind)
+        on_disk = kind in ("cifar10", "mnist", "fashion-mnist", "fashion_mnist")
+        if not on_disk:
+            raise DatasetError(f"unknown dataset {spec!r}: use {SPECS}")
+        if not folder:
+            raise DatasetError(f"--data {spec}: give the folder, as in {kind}:path/to/folder")
+        if not os.path.isdir(folder):
+            raise DatasetError(f"--data {spec}: {folder} is not a folder")
+        if kind == "cifar10":
+            (xtr, ytr), (xva, yva) = read_cifar10(folder, "train"), read_cifar10(folder, "test")
+            classes, mean, std = CIFAR10_CLASSES, CIFAR10_MEAN, CIFAR10_STD
+        else:
+            fashion = kind != "mnist"
+            xtr, ytr = read_mnist(folder, "train", fashion)
+            xva, yva = read_mnist(folder, "test", fashion)
+            classes, mean, std = [str(i) for i in range(10)], MNIST_MEAN, MNIST_STD
+        train = TensorDataset(xtr, ytr, train_transform, classes)
+        val = TensorDataset(xva, yva, val_transform, classes)
+        name = kind
+        info = dict(spec=f"{kind}:{os.path.abspath(folder)}", n_train=len(xtr), n_val=len(xva),
+                    seed=seed)
+    info.update(image_shape=list(train.images.shape[1:]), mean=[float(m) for m in mean],
+                std=[float(v) for v in std])
+    return dict(train=train, val=val, num_classes=len(classes), mean=tuple(mean),
+                std=tuple(std), name=name, info=info)
+
+
+def _builtin(kind, n_train, n_val, seed, image_shape, train_transform, val_transform):
+    if kind == "digits":
+        from . import digits
+
+        if image_shape is not None and tuple(image_shape) != (1, 28, 28):
+            raise DatasetError(f"--data digits: the digits are (1, 28, 28) images, as MNIST's; "
+                               f"a model that takes {tuple(image_shape)} needs --data shapes "
+                               "or another dataset")
+        train, val = digits.load_digits(n_train, n_val, seed, train_transform, val_transform)
+        return train, val, "digits", digits.MEAN, digits.STD
+    from . import synthetic
+
+    shape = tuple(image_shape) if image_shape is not None else (3, 32, 32)
+    try:
+        train, val = synthetic.load_builtin(n_train, n_val, seed, train_transform,
+                                            val_transform, image_shape=shape)
+    except ValueError as e:
+        raise DatasetError(f"--data shapes: {e}") from None
+    name, mean, std = "shapes", synthetic.MEAN, synthetic.STD
+    if shape != (3, 32, 32):
+        name += f" ({'grey' if shape[0] == 1 else 'colour'} {shape[1]}x{shape[2]})"
+        if shape[0] == 1:  # grey averages colours: it spreads less
+            pix = train.images[:2000] / 255.0
+            mean, std = (float(pix.mean()),), (float(pix.std()) or 1.0,)
+    return train, val, name, mean, std

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import zipfile
+import zlib
 from collections import OrderedDict
 from typing import Iterator
 
@@ -16,6 +17,66 @@ from ..tensor import Tensor
 def _first(keys: list[str], n: int = 8) -> str:
     """At most n keys of a long list, and how many more: a message a person can read."""
     return str(keys) if len(keys) <= n else f"{keys[:n]} and {len(keys) - n} more"
+
+
+def load_npz(path: str, records: bool = False) -> dict[str, np.ndarray]:
+    """Every array of the .npz at `path`, read without pickle and checked before use: each
+    entry's header must agree with its size (a corrupt header claiming 1e11 elements is an
+    error, not a MemoryError) and hold real numbers (bool, int, float: a complex or string
+    array is refused). Keys starting with '__tds' are a checkpoint's own records (its JSON
+    text, the optimizer's buffers): kept only with records=True. Every failure is one
+    TdsError naming the file."""
+    path = os.fspath(path)
+    where = f"cannot read checkpoint {path}"
+    if not os.path.exists(path):
+        raise TdsError(f"{where}: no such file")
+    if not zipfile.is_zipfile(path):
+        # np.load would call it pickled data and suggest allow_pickle=True: never do that
+        raise TdsError(f"{where}: not an .npz file (Module.save and tds train write "
+                       "checkpoints as .npz)")
+    out: dict[str, np.ndarray] = {}
+    try:
+        with zipfile.ZipFile(path) as z:
+            for info in z.infolist():
+                key = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+                with z.open(info) as f:
+                    out[key] = _read_npy(f, info.file_size, key, key.startswith("__tds"))
+    except TdsError as e:
+        raise TdsError(f"{where}: {e}") from None
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, MemoryError) as e:
+        raise TdsError(f"{where}: the file is corrupt ({type(e).__name__}: {e}); write it "
+                       "again") from None
+    for k in [k for k in out if k.startswith("__tds") and not records]:
+        del out[k]  # a self-describing checkpoint's metadata: read_checkpoint reads it
+    return out
+
+
+def _read_npy(f, size: int, key: str, text_ok: bool) -> np.ndarray:
+    version = np.lib.format.read_magic(f)
+    if version == (1, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+    elif version == (2, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+    else:
+        raise TdsError(f"entry {key!r}: .npy format version {version} is not supported")
+    if dtype.hasobject:
+        raise TdsError(f"entry {key!r} holds Python objects (pickled data), which a "
+                       "checkpoint never needs; refusing to load it")
+    if dtype.kind not in "biuf" and not (text_ok and dtype.kind == "U"):
+        kind = "complex numbers" if dtype.kind == "c" else f"{dtype} values"
+        raise TdsError(f"entry {key!r} holds {kind}, not real numbers")
+    count = 1
+    for d in shape:
+        count *= int(d)
+    want = count * dtype.itemsize
+    have = size - f.tell()
+    if want != have:
+        raise TdsError(f"entry {key!r} is corrupt: its header says shape {fmt_shape(shape)} "
+                       f"({want:,} bytes), the entry holds {have:,} bytes")
+    data = np.frombuffer(f.read(want), dtype=dtype)
+    if data.nbytes != want:
+        raise TdsError(f"entry {key!r} is truncated")
+    return data.reshape(shape, order="F" if fortran else "C").copy()
 
 
 class Parameter(Tensor):
@@ -165,6 +226,11 @@ class Module:
         own.update(self.named_buffers())
         missing = [k for k in own if k not in state]
         unexpected = [k for k in state if k not in own]
+        not_real = [f"{k}: {np.asarray(state[k]).dtype}" for k in own
+                    if k in state and np.asarray(state[k]).dtype.kind not in "biuf"]
+        if not_real:  # a string or complex array of the right shape must not pass halfway
+            raise TdsError(f"load_state_dict: {len(not_real)} value(s) are not real numbers "
+                           f"(nothing was loaded): {_first(not_real)}")
         mismatched = [f"{k}: checkpoint {fmt_shape(np.shape(state[k]))}, model "
                       f"{fmt_shape(t.shape)}"
                       for k, t in own.items() if k in state and np.shape(state[k]) != t.shape]
@@ -183,21 +249,16 @@ class Module:
                 t.data = np.array(state[k], dtype=t.dtype, copy=True)
 
     def save(self, path: str) -> None:
-        """Write state_dict to an .npz file (plain arrays: loading it never runs code)."""
-        np.savez(path, **self.state_dict())
+        """Write state_dict to an .npz file at exactly `path` (plain arrays: loading it never
+        runs code). tinygrad_ds.train.save_checkpoint adds what the model was trained with."""
+        with open(path, "wb") as f:
+            np.savez(f, **self.state_dict())
 
     def load(self, path: str, strict: bool = True) -> None:
-        """Load an .npz written by `save` (with allow_pickle=False: a checkpoint never runs
-        code). Errors name the file."""
-        if os.path.isfile(path) and not zipfile.is_zipfile(path):
-            # np.load would call it pickled data and suggest allow_pickle=True: never do that
-            raise TdsError(f"cannot read checkpoint {path}: not an .npz file (Module.save and "
-                           "tds train write checkpoints as .npz)")
-        try:
-            with np.load(path, allow_pickle=False) as f:
-                state = {k: f[k] for k in f.files}
-        except (OSError, ValueError) as e:
-            raise TdsError(f"cannot read checkpoint {path}: {e}") from None
+        """Load an .npz written by `save` or `tds train` (with allow_pickle=False: a checkpoint
+        never runs code). The file is read and checked whole before any parameter changes;
+        errors name the file."""
+        state = load_npz(path)
         try:
             self.load_state_dict(state, strict=strict)
         except TdsError as e:

@@ -124,10 +124,8 @@ class Optimizer:
         same order: group options and per-parameter buffers (copied). Checked first, whole: a
         mismatch raises and changes nothing."""
         name = type(self).__name__
-        groups = state_dict.get("param_groups") if isinstance(state_dict, dict) else None
-        if not isinstance(groups, list) or "state" not in state_dict:
-            raise TdsError(f"{name}.load_state_dict: expected a dict with 'state' and "
-                           "'param_groups', as state_dict() returns")
+        _check_saved_state(self, state_dict)
+        groups = state_dict["param_groups"]
         if len(groups) != len(self.param_groups):
             raise TdsError(f"{name}.load_state_dict: the saved state has {len(groups)} param "
                            f"group(s), this optimizer {len(self.param_groups)}")
@@ -176,3 +174,62 @@ def _loaded(v, p):
     if isinstance(v, np.ndarray) and v.ndim:
         return Tensor._wrap(v.astype(p.data.dtype))
     return Tensor._wrap(np.array(v, dtype=np.float64))
+
+
+def _check_saved_state(opt: Optimizer, state_dict: Any) -> None:
+    """Check what load_state_dict was given before anything changes: the layout, and every
+    saved option against the type and range of the optimizer's default (lr='fast' or
+    momentum=-5 would only fail later, inside step()), and every buffer's type."""
+    name = f"{type(opt).__name__}.load_state_dict"
+    groups = state_dict.get("param_groups") if isinstance(state_dict, dict) else None
+    if not isinstance(groups, list) or not isinstance(state_dict.get("state"), dict):
+        raise TdsError(f"{name}: expected a dict with 'state' and 'param_groups', as "
+                       "state_dict() returns")
+    for k, group in enumerate(groups):
+        if not isinstance(group, dict) or not isinstance(group.get("params"), list):
+            raise TdsError(f"{name}: param group {k} is not a dict with a 'params' list")
+        for key, v in group.items():
+            if key == "params":
+                continue
+            default = opt.defaults.get(key, 0.0 if key == "initial_lr" else None)
+            if key not in opt.defaults and key != "initial_lr":
+                raise TdsError(f"{name}: param group {k} has the unknown option {key!r}; "
+                               f"{type(opt).__name__} knows {sorted(opt.defaults)}")
+            problem = _option_problem(v, default)
+            if problem:
+                raise TdsError(f"{name}: param group {k}: {key}={v!r} {problem} (nothing was "
+                               "loaded)")
+    for i, buffers in state_dict["state"].items():
+        if not isinstance(buffers, dict):
+            raise TdsError(f"{name}: the state of parameter {i} is not a dict of buffers")
+        for key, v in buffers.items():
+            if isinstance(v, np.ndarray):
+                if v.dtype.kind != "f":
+                    raise TdsError(f"{name}: buffer '{key}' of parameter {i} holds {v.dtype}, "
+                                   "not floating-point numbers")
+            elif not _is_real(v) or v < 0:
+                raise TdsError(f"{name}: buffer '{key}' of parameter {i} is {v!r}, not an "
+                               "array or a count >= 0")
+
+
+def _is_real(v: Any) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(
+        v, (bool, np.bool_)) and bool(np.isfinite(v))
+
+
+def _option_problem(v: Any, default: Any) -> str | None:
+    """Why v cannot stand where `default` stands, or None."""
+    if isinstance(default, bool):
+        return None if isinstance(v, (bool, np.bool_)) else "must be True or False"
+    if isinstance(default, (tuple, list)):
+        if not isinstance(v, (tuple, list)) or len(v) != len(default):
+            return f"must be {len(default)} numbers"
+        if not all(_is_real(x) and 0 <= x < 1 for x in v):
+            return "must be numbers in [0, 1)"
+        return None
+    if isinstance(default, (int, float)):
+        if not _is_real(v):
+            return "must be a finite number"
+        if v < 0:
+            return "must be >= 0"
+    return None

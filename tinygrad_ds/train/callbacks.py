@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import math
-import os
 from typing import TYPE_CHECKING
 
 from ..errors import TdsError
@@ -29,6 +28,16 @@ class _Monitor:
         self.min_delta = abs(min_delta)
         self.best = math.inf if self.mode == "min" else -math.inf
 
+    def resume(self, history) -> int | None:
+        """Take the best value so far from a continued run's history; the best epoch."""
+        vals = [(e[self.monitor], int(e["epoch"])) for e in history.epochs
+                if math.isfinite(e.get(self.monitor, math.nan))]
+        if not vals:
+            return None
+        value, epoch = (min if self.mode == "min" else max)(vals, key=lambda v: v[0])
+        self.best = value
+        return epoch
+
     def improved(self, logs: dict[str, float]) -> bool:
         if self.monitor not in logs:
             raise TdsError(f"{type(self).__name__} monitors {self.monitor!r}, but the epoch logs "
@@ -54,6 +63,12 @@ class EarlyStopping(Callback, _Monitor):
         self.patience, self.restore_best_weights = patience, restore_best_weights
         self.wait, self.best_epoch, self._weights = 0, None, None
 
+    def on_train_begin(self, trainer):
+        best = self.resume(trainer.history)
+        if best is not None:
+            self.best_epoch = best
+            self.wait = int(trainer.history.epochs[-1]["epoch"]) - best
+
     def on_epoch_end(self, trainer, epoch, logs):
         if self.improved(logs):
             self.wait, self.best_epoch = 0, epoch
@@ -71,20 +86,24 @@ class EarlyStopping(Callback, _Monitor):
 
 
 class ModelCheckpoint(Callback, _Monitor):
-    """Write the model (model.save: an .npz of its state_dict) to `path` whenever `monitor`
-    improves (save_best_only) or after every epoch."""
+    """Write a self-describing checkpoint of the model (train.save_checkpoint: its state_dict,
+    and as JSON the epoch, its metrics and `meta`) to `path` whenever `monitor` improves
+    (save_best_only) or after every epoch. The write is atomic: a temporary file, then a
+    rename."""
 
     def __init__(self, path: str, monitor: str = "val_loss", mode: str = "auto",
-                 save_best_only: bool = True):
+                 save_best_only: bool = True, meta: dict | None = None):
         _Monitor.__init__(self, monitor, mode, 0.0)
-        self.path, self.save_best_only = path, save_best_only
+        self.path, self.save_best_only, self.meta = path, save_best_only, dict(meta or {})
         self.saved_epoch: int | None = None
+
+    def on_train_begin(self, trainer):
+        self.resume(trainer.history)
 
     def on_epoch_end(self, trainer, epoch, logs):
         if self.improved(logs) or not self.save_best_only:
-            folder = os.path.dirname(os.path.abspath(self.path))
-            os.makedirs(folder, exist_ok=True)
-            tmp = self.path + ".tmp.npz"  # write then rename: a crash never leaves half a file
-            trainer.model.save(tmp)
-            os.replace(tmp, self.path)
+            from .checkpoint import save_checkpoint
+
+            save_checkpoint(self.path, trainer.model,
+                            meta={**self.meta, "epoch": epoch, "metrics": dict(logs)})
             self.saved_epoch = epoch

@@ -6,13 +6,18 @@ ModelCheckpoint) and a History of per-epoch metrics.
     history.to_csv("history.csv"); history.plot("curves.png")
 
 A loss that turns NaN or infinite stops training with a message naming the epoch and the step;
-the best checkpoint written so far is left as it was.
+the best checkpoint written so far is left as it was. Ctrl-C (SIGINT) stops at the next step:
+the epochs already recorded are complete, history.interrupted is set, and fit returns normally
+(a second Ctrl-C raises KeyboardInterrupt at once). fit(..., history=h, initial_epoch=k)
+continues a run after its epoch k.
 """
 from __future__ import annotations
 
 import math
 import os
+import signal
 import sys
+import threading
 import time
 from typing import Callable, Iterable, TextIO
 
@@ -28,34 +33,87 @@ class NonFiniteLossError(TdsError, FloatingPointError):
     """The loss became NaN or infinite during fit (raised only with on_nan='raise')."""
 
 
-# ---- progress bar ----------------------------------------------------------------------------
+# ---- progress ----------------------------------------------------------------------------------
+def _in_notebook() -> bool:
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None and hasattr(ipython, "get_ipython") \
+        else None
+    return shell is not None and hasattr(shell, "kernel")
+
+
 class ProgressBar:
-    """`epoch 3/10 [#######.......] 120/391 loss 1.2345 acc 0.4567 812 img/s`. On a terminal it
-    redraws in place; elsewhere (a log file, a test) it prints one line per epoch."""
+    """Per-epoch progress with tqdm.auto: a bar on a terminal, a widget in Jupyter, each
+    replaced by the epoch's summary line when the epoch ends; where the output is a file or a
+    pipe, only the summary lines (no bar characters in a log).
 
-    def __init__(self, stream: TextIO, width: int = 24):
-        self.stream, self.width = stream, width
-        self.tty = hasattr(stream, "isatty") and stream.isatty()
-        self._last = 0.0
+        epoch 3/10:  45%|####      | 210/468 [00:05<00:06, 38.9batch/s, loss=0.1230, acc=0.9610]
+        epoch 3/10: loss 0.1187 acc 0.9624 4980 img/s | val_loss 0.0712 val_acc 0.9790
+    """
 
-    def update(self, head: str, done: int, total: int, text: str, force: bool = False) -> None:
-        if not self.tty:
+    def __init__(self, stream: TextIO, total: int, head: str, quiet: bool = False):
+        self.stream, self.head, self.total = stream, head, total
+        self.bar = None
+        if quiet:
+            self.stream = None
             return
-        now = time.perf_counter()
-        if not force and now - self._last < 0.1:
+        tty = hasattr(stream, "isatty") and stream.isatty()
+        notebook = stream is sys.stdout and _in_notebook()
+        if tty or notebook:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total or None, desc=head, unit="batch", leave=False,
+                            file=None if notebook else stream, dynamic_ncols=True,
+                            mininterval=0.2)
+
+    def update(self, metrics: dict[str, str]) -> None:
+        if self.bar is not None:
+            self.bar.set_postfix(metrics, refresh=False)
+            self.bar.update(1)
+
+    def close(self, text: str) -> None:
+        """End the epoch with its summary line."""
+        self.discard()
+        if self.stream is not None:
+            self.stream.write(f"{self.head}: {text}\n")
+            self.stream.flush()
+
+    def discard(self) -> None:
+        """Remove the bar of an epoch that did not finish."""
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+    def write(self, text: str) -> None:
+        if self.stream is None:
             return
-        self._last = now
-        self.stream.write("\r" + self._line(head, done, total, text) + "\x1b[K")
-        self.stream.flush()
+        if self.bar is not None:
+            self.bar.write(text, file=self.bar.fp)  # above the bar, which stays
+        else:
+            self.stream.write(text + "\n")
+            self.stream.flush()
 
-    def close(self, head: str, done: int, total: int, text: str) -> None:
-        self.stream.write(("\r" if self.tty else "") + self._line(head, done, total, text)
-                          + ("\x1b[K" if self.tty else "") + "\n")
-        self.stream.flush()
 
-    def _line(self, head, done, total, text) -> str:
-        fill = int(self.width * done / max(total, 1))
-        return f"{head} [{'#' * fill}{'.' * (self.width - fill)}] {done}/{total} {text}"
+class _CtrlC:
+    """While fit runs in the main thread: the first SIGINT sets `pressed` (the loop stops at
+    its next step, so no kernel is cut off halfway); a second raises KeyboardInterrupt."""
+
+    def __init__(self):
+        self.pressed = False
+        self._old = None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.pressed:
+            raise KeyboardInterrupt
+        self.pressed = True
+
+    def __exit__(self, *exc):
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
 
 
 # ---- fit -------------------------------------------------------------------------------------
@@ -110,14 +168,17 @@ def evaluate(model, loader: Iterable, loss_fn: Callable = cross_entropy) -> dict
 def fit(model, train_loader: Iterable, val_loader: Iterable | None = None, optimizer=None,
         loss_fn: Callable = cross_entropy, epochs: int = 1, callbacks: Iterable[Callback] = (),
         scheduler=None, checkpoint: str | None = None, monitor: str = "val_loss",
-        on_nan: str = "stop", quiet: bool = False, stream: TextIO | None = None) -> History:
-    """Train `model` for `epochs` epochs; returns a History.
+        on_nan: str = "stop", quiet: bool = False, stream: TextIO | None = None,
+        history: History | None = None, initial_epoch: int = 0) -> History:
+    """Train `model` until epoch `epochs`; returns a History.
 
     train_loader / val_loader: iterables of (x, y) Tensor batches (data.DataLoader). optimizer:
     from tinygrad_ds.optim. loss_fn(output, target) -> scalar Tensor (cross-entropy by default;
     soft (N, C) targets from MixUp work). scheduler: stepped once per epoch. checkpoint: a path
     for the best model by `monitor` (an .npz). on_nan: 'stop' (record why in
     history.stop_reason and return) or 'raise' (NonFiniteLossError). quiet: no progress output.
+    history, initial_epoch: continue a run whose first `initial_epoch` epochs `history` holds
+    (the model, optimizer, schedule and loaders already restored to that point).
     """
     if optimizer is None:
         raise TdsError("fit: give an optimizer, e.g. optim.SGD(model.parameters(), lr=0.1)")
@@ -129,75 +190,102 @@ def fit(model, train_loader: Iterable, val_loader: Iterable | None = None, optim
         if val_loader is None and monitor.startswith("val_"):
             monitor = monitor[4:]
         callbacks.append(ModelCheckpoint(checkpoint, monitor=monitor))
-    history = History()
+    history = history if history is not None else History()
+    history.loss_name = getattr(loss_fn, "__name__", None)
     trainer = Trainer(model, optimizer, loss_fn, history)
-    bar = ProgressBar(stream)
     for cb in callbacks:
         cb.on_train_begin(trainer)
     n_batches = len(train_loader) if hasattr(train_loader, "__len__") else 0
 
-    for epoch in range(1, epochs + 1):
-        head = f"epoch {epoch}/{epochs}"
-        model.train()
-        _set_mode(train_loader, True)
-        seen, loss_sum, correct = 0, 0.0, 0
-        start = time.perf_counter()
-        for step, (x, y) in enumerate(train_loader, 1):
-            out = model(x)
-            loss = loss_fn(out, y)
-            value = float(loss.item())
-            if not math.isfinite(value):
-                msg = (f"loss became {value} at epoch {epoch}, step {step} (after {seen} images "
-                       "this epoch); stopped. Try a smaller learning rate"
-                       + (f"; the best checkpoint so far is kept in {checkpoint}"
-                          if checkpoint and os.path.exists(checkpoint) else ""))
-                if on_nan == "raise":
-                    raise NonFiniteLossError(msg)
-                history.stop_reason, history.diverged = msg, True
-                if not quiet:
-                    stream.write(f"\n{msg}\n" if bar.tty else f"{msg}\n")
+    with _CtrlC() as ctrl_c:
+        for epoch in range(initial_epoch + 1, epochs + 1):
+            bar = ProgressBar(stream, n_batches, f"epoch {epoch}/{epochs}", quiet)
+            try:
+                logs = _train_epoch(trainer, train_loader, bar, epoch, checkpoint, on_nan,
+                                    ctrl_c)
+            except BaseException:
+                bar.discard()  # the error's message must not land in the middle of a bar
+                raise
+            if logs is None:  # diverged or interrupted: this epoch is not recorded
+                bar.discard()
                 break
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            n = x.shape[0]
-            seen += n
-            loss_sum += value * n
-            c = _correct(out, y)
-            correct = -1 if c < 0 or correct < 0 else correct + c
-            if not quiet:
-                rate = seen / max(time.perf_counter() - start, 1e-9)
-                bar.update(head, step, n_batches or step, _metrics_text(
-                    loss_sum / seen, correct / seen if correct >= 0 else None, rate))
-        if history.diverged:
-            break
-        elapsed = time.perf_counter() - start
-        if seen == 0:
-            raise TdsError("fit: the training loader gave no batches")
-        logs = {"epoch": epoch, "loss": loss_sum / seen}
-        if correct >= 0:
-            logs["acc"] = correct / seen
-        if val_loader is not None:
-            logs.update({"val_" + k: v for k, v in evaluate(model, val_loader, loss_fn).items()})
-        logs["lr"] = optimizer.param_groups[0]["lr"] if hasattr(optimizer, "param_groups") \
-            else math.nan
-        logs["images_per_s"] = seen / max(elapsed, 1e-9)
-        logs["time_s"] = elapsed
-        history.append(logs)
-        if not quiet:
-            bar.close(head, n_batches or step, n_batches or step, _epoch_text(logs))
-        if scheduler is not None:
-            scheduler.step()
-        for cb in callbacks:
-            cb.on_epoch_end(trainer, epoch, logs)
-        if trainer.stop:
-            history.stop_reason = trainer.stop
-            if not quiet:
-                stream.write(trainer.stop + "\n")
-            break
+            if val_loader is not None:
+                val = {"val_" + k: v for k, v in evaluate(model, val_loader, loss_fn).items()}
+                tail = {k: logs.pop(k) for k in ("lr", "images_per_s", "time_s")}
+                logs.update(val)
+                logs.update(tail)  # columns: epoch, loss, acc, val_loss, val_acc, lr, ...
+            history.append(logs)
+            bar.close(_epoch_text(logs))
+            if scheduler is not None:
+                scheduler.step()
+            for cb in callbacks:
+                cb.on_epoch_end(trainer, epoch, logs)
+            if trainer.stop:
+                history.stop_reason = trainer.stop
+                bar.write(trainer.stop)
+                break
+            if ctrl_c.pressed:
+                break
+        if ctrl_c.pressed:
+            done = len(history) and int(history.epochs[-1]["epoch"])
+            history.interrupted = True
+            history.stop_reason = f"interrupted after epoch {done}"
     for cb in callbacks:
         cb.on_train_end(trainer)
     return history
+
+
+def _train_epoch(trainer: Trainer, loader, bar: ProgressBar, epoch: int, checkpoint,
+                 on_nan: str, ctrl_c: _CtrlC) -> dict | None:
+    """One pass over the training loader; its logs, or None when it stopped early."""
+    model, optimizer, loss_fn, history = (trainer.model, trainer.optimizer, trainer.loss_fn,
+                                          trainer.history)
+    model.train()
+    _set_mode(loader, True)
+    seen, loss_sum, correct = 0, 0.0, 0
+    start = time.perf_counter()
+    step = 0
+    for step, (x, y) in enumerate(loader, 1):
+        if ctrl_c.pressed:
+            return None
+        out = model(x)
+        if history.num_classes is None and getattr(out, "ndim", 0) == 2:
+            history.num_classes = int(out.shape[1])
+        loss = loss_fn(out, y)
+        value = float(loss.item())
+        if not math.isfinite(value):
+            msg = (f"loss became {value} at epoch {epoch}, step {step} (after {seen} images "
+                   "this epoch); stopped. Try a smaller learning rate"
+                   + (f"; the best checkpoint so far is kept in {checkpoint}"
+                      if checkpoint and os.path.exists(checkpoint) else ""))
+            if on_nan == "raise":
+                raise NonFiniteLossError(msg)
+            history.stop_reason, history.diverged = msg, True
+            bar.write(msg)
+            return None
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        n = x.shape[0]
+        seen += n
+        loss_sum += value * n
+        c = _correct(out, y)
+        correct = -1 if c < 0 or correct < 0 else correct + c
+        bar.update({"loss": f"{loss_sum / seen:.4f}"} |
+                   ({"acc": f"{correct / seen:.4f}"} if correct >= 0 else {}))
+    if ctrl_c.pressed:
+        return None
+    elapsed = time.perf_counter() - start
+    if seen == 0:
+        raise TdsError("fit: the training loader gave no batches")
+    logs = {"epoch": epoch, "loss": loss_sum / seen}
+    if correct >= 0:
+        logs["acc"] = correct / seen
+    logs["lr"] = optimizer.param_groups[0]["lr"] if hasattr(optimizer, "param_groups") \
+        else math.nan
+    logs["images_per_s"] = seen / max(elapsed, 1e-9)
+    logs["time_s"] = elapsed
+    return logs
 
 
 def _metrics_text(loss: float, acc: float | None, rate: float) -> str:
