@@ -1,4 +1,5 @@
-"""Fused softmax cross-entropy on the CPU: one pass per row for the loss, one for the gradient (serial loops: see conv.py)."""
+"""Fused softmax cross-entropy on the CPU: one pass per row for the loss, one for the gradient
+(serial loops: see conv/__init__.py)."""
 from __future__ import annotations
 
 import numpy as np
