@@ -120,7 +120,7 @@ def main() -> None:
     text = "\n".join(lines) + "\n"
     print(text)
     with RESULTS.open("a") as f:
-        f.write("\n" + text)
+        f.write(text + "\n")
 
 
 if __name__ == "__main__":
