@@ -25,8 +25,9 @@ threads spin after the loop, taking the core BLAS's second thread wants. On a sh
 with busy neighbours that costs far more than the parallel loop gains on an idle one. BLAS
 already uses both cores for the products, and serial kernels compile several times faster.
 
-The thresholds below are read when a kernel runs, so a test can move them (monkeypatch) to run
-every algorithm at small sizes. Their measurements are in benchmarks/RESULTS.md.
+The thresholds below (and workspace.CHUNK_ELEMENTS) are read when a kernel runs, so a test can
+move them (monkeypatch) to run every algorithm at small sizes. The measurements behind them are
+in benchmarks/RESULTS.md ("Notes moved from the conv kernels' comments").
 """
 from __future__ import annotations
 
