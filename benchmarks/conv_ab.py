@@ -93,12 +93,13 @@ def main() -> None:
     args = parser.parse_args()
     # a cache of its own: numba's on-disk cache records a kernel's module by name, and here the
     # modules have other names than in the package (compiling both sides takes a few seconds)
-    os.environ["NUMBA_CACHE_DIR"] = tempfile.mkdtemp(prefix="conv_ab_numba_")
-    a = load_conv(args.other.resolve(), "conv_ab_a")
-    b = load_conv(THIS_TREE, "conv_ab_b")
-    load0 = "/".join(f"{v:.1f}" for v in os.getloadavg())
-    rows = ab_rows(a, b, args.repeats)
-    load1 = "/".join(f"{v:.1f}" for v in os.getloadavg())
+    with tempfile.TemporaryDirectory(prefix="conv_ab_numba_") as cache:
+        os.environ["NUMBA_CACHE_DIR"] = cache
+        a = load_conv(args.other.resolve(), "conv_ab_a")
+        b = load_conv(THIS_TREE, "conv_ab_b")
+        load0 = "/".join(f"{v:.1f}" for v in os.getloadavg())
+        rows = ab_rows(a, b, args.repeats)
+        load1 = "/".join(f"{v:.1f}" for v in os.getloadavg())
     date = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
     threads = os.environ.get("OPENBLAS_NUM_THREADS")
     setup = (f"A: {a.__file__}; B: {b.__file__}. Load average (1/5/15 min) {load0} at the "
