@@ -175,8 +175,8 @@ def torch_peer() -> tuple[str, dict[str, float]]:
 
 
 class _RecordingNumpy:
-    """Stands in for numpy inside the cpu conv module: records the shape, strides and dtype of
-    every np.matmul operand (and of its output), and calls numpy."""
+    """Stands in for numpy inside the cpu conv algorithms' modules: records the shape, strides
+    and dtype of every np.matmul operand (and of its output), and calls numpy."""
 
     def __init__(self):
         self.calls = []
@@ -196,21 +196,28 @@ def products_ms(fn) -> float:
     replayed on arrays of the same shapes and strides, one array per layout reused across calls
     (as the kernels reuse their scratch buffers). The rest of the kernel's time is the copies
     those products need (im2col, shifts, layout changes)."""
-    from tinygrad_ds.backend.cpu import conv as cpu_conv
+    from tinygrad_ds.backend.cpu.conv import abt, im2col, im2row, shift3
 
     recorder = _RecordingNumpy()
-    add_abt, abt_calls = cpu_conv._add_abt, []
+    add_abt, abt_calls = abt._add_abt, []
 
     def recording_add_abt(a, off, b, p, zero, out):
         abt_calls.append(((a.shape, a.strides, a.dtype), off, (b.shape, b.strides, b.dtype), p,
                           zero, (out.shape, out.strides, out.dtype)))
         return add_abt(a, off, b, p, zero, out)
 
-    cpu_conv.np, cpu_conv._add_abt = recorder, recording_add_abt
+    algorithms = (im2col, im2row, shift3)  # the modules whose products go through np.matmul
+    for m in algorithms:
+        m.np = recorder
+        if hasattr(m, "_add_abt"):
+            m._add_abt = recording_add_abt
     try:
         fn()
     finally:
-        cpu_conv.np, cpu_conv._add_abt = np, add_abt
+        for m in algorithms:
+            m.np = np
+            if hasattr(m, "_add_abt"):
+                m._add_abt = add_abt
     arrays: dict = {}
 
     def array(role, spec):  # outputs apart from inputs, so that inputs keep their values

@@ -315,7 +315,7 @@ def test_conv_in_batch_chunks(monkeypatch, dtype, c, o, groups, k, stride, paddi
     # 40 entries: one sample per chunk; ABT_MAX_OUTPUT 0: every weight gradient through BLAS
     default = cpu_conv.ABT_MAX_OUTPUT
     for chunk, abt in ((1 << 20, default), (40, default), (1 << 20, 0), (40, 0)):
-        monkeypatch.setattr(cpu_conv, "CHUNK_ELEMENTS", chunk)
+        monkeypatch.setattr(cpu_conv.workspace, "CHUNK_ELEMENTS", chunk)
         monkeypatch.setattr(cpu_conv, "ABT_MAX_OUTPUT", abt)
         xt = tds.Tensor(x, dtype=dtype, requires_grad=True)
         wt = tds.Tensor(w, dtype=dtype, requires_grad=True)
@@ -355,7 +355,7 @@ def test_conv_positions_as_rows(monkeypatch, dtype, c, o, k, stride, padding, di
     default = cpu_conv.ABT_MAX_OUTPUT
     for rows_from, chunk in ((10**9, 1 << 20), (1, 1 << 20), (1, 40)):
         monkeypatch.setattr(cpu_conv, "ROWS_MIN_CHANNELS", rows_from)
-        monkeypatch.setattr(cpu_conv, "CHUNK_ELEMENTS", chunk)
+        monkeypatch.setattr(cpu_conv.workspace, "CHUNK_ELEMENTS", chunk)
         monkeypatch.setattr(cpu_conv, "ABT_MAX_OUTPUT", default if rows_from > 1 else 0)
         xt = tds.Tensor(x, dtype=dtype, requires_grad=True)
         wt = tds.Tensor(w, dtype=dtype, requires_grad=True)
@@ -394,7 +394,7 @@ def test_conv_shift3(monkeypatch, dtype, c, o, h, wd):
     for shift_from, chunk, stack_from in ((10**9, 1 << 20, 10**9), (1, 1 << 20, 10**9),
                                           (1, 40, 10**9), (1, 1 << 20, 1), (1, 40, 1)):
         monkeypatch.setattr(cpu_conv, "SHIFT3_MIN_CHANNELS", shift_from)
-        monkeypatch.setattr(cpu_conv, "CHUNK_ELEMENTS", chunk)
+        monkeypatch.setattr(cpu_conv.workspace, "CHUNK_ELEMENTS", chunk)
         monkeypatch.setattr(cpu_conv, "STACK3_MIN_CHANNELS", stack_from)
         xt = tds.Tensor(x, dtype=dtype, requires_grad=True)
         wt = tds.Tensor(w, dtype=dtype, requires_grad=True)
@@ -415,7 +415,7 @@ def test_shift3_cols_layout(h, wd):
     """_shift3_cols: row (c, kj) is a grid of a row of zeros, then per sample b its rows
     x[b, c, i, j+kj-1] (zero outside x) and a row of zeros (checked against a zero-padded copy,
     over a buffer full of garbage)."""
-    from tinygrad_ds.backend.cpu.conv import _shift3_cols
+    from tinygrad_ds.backend.cpu.conv.shift3 import _shift3_cols
 
     rng = np.random.default_rng(5)
     n, c = 2, 3

@@ -1,5 +1,5 @@
 """Fused softmax cross-entropy on the CPU: one pass per row for the loss, one for the gradient
-(serial loops: see conv.py).
+(serial loops: see conv/__init__.py).
 
 The log-sum-exp is kept in float64: at large logits (a row near 1e4) a float32 lse carries an
 absolute error near its ulp, and exp(x - lse) would turn it into a relative error of the softmax.

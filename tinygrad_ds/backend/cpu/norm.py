@@ -5,10 +5,10 @@ sum(x^2)/M - mean^2 does not cancel catastrophically in one pass. Each backward 
 the data: one reduction (sum gy, sum gy * xhat), one elementwise pass writing gx.
 
 NOTE: the loops are serial and walk contiguous memory; fastmath's `reassoc` lets LLVM split the
-float64 sums into SIMD lanes (without it a sum is one long dependency chain, 4-8x slower than
-memory). No `nnan`/`ninf`: a NaN in the input must still come out as NaN. Per-channel
+float64 sums into SIMD lanes (without it a sum is one long dependency chain, slower than
+memory can feed it). No `nnan`/`ninf`: a NaN in the input must still come out as NaN. Per-channel
 coefficients are computed once in float64 and stored in the data's dtype, so the inner loops of
-a float32 tensor run in float32. Serial, not parallel=True: see conv.py; these kernels are
+a float32 tensor run in float32. Serial, not parallel=True: see conv/__init__.py; these kernels are
 bound by memory bandwidth, which a second thread raises only while the machine is idle.
 
 The input-gradient kernels take (N, C, ...) arrays of any rank and return gx in that shape, in

@@ -1,7 +1,7 @@
 """Pooling on the CPU: one numba loop nest per kernel, (sample, channel) plane by plane.
 
 Max pooling records the flat index (into H*W) of each window's maximum, so its backward is a
-scatter that never compares values again. The loops are serial (see conv.py for why); the
+scatter that never compares values again. The loops are serial (see conv/__init__.py for why); the
 ResNet/VGG case, max pooling 2x2 with stride 2 and no padding, has its own unrolled loop.
 """
 from __future__ import annotations
