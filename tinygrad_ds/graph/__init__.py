@@ -14,12 +14,13 @@ from .backward import derive_backward
 from .check import GraphError, check_graph
 from .collapse import module_graph
 from .ir import Call, Graph, Node
+from .onnx_export import export_onnx
 from .run import GraphRunError, run_graph
 from .summary import Summary, multiply_adds, summarize
 from .trace import TraceLimitError, trace
 
 ir._beside.update(backward=derive_backward, module_graph=module_graph, summary=summarize,
-                  run=run_graph, check=check_graph)
+                  run=run_graph, check=check_graph, to_onnx=export_onnx)
 
 __all__ = ["trace", "Graph", "Node", "Call", "Summary", "multiply_adds", "GraphError",
            "GraphRunError", "TraceLimitError"]

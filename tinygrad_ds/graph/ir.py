@@ -206,9 +206,7 @@ class Graph:
         (dynamic_batch=True requires it, False fixes it). Returns what was written (an
         OnnxExport: path, opset, node and parameter counts, the ModelProto). Needs the onnx
         package (pip install tinygrad-ds[onnx])."""
-        from .onnx_export import export_onnx
-
-        return export_onnx(self, path, opset, dynamic_batch)
+        return _beside["to_onnx"](self, path, opset, dynamic_batch)
 
     # ---- Jupyter -------------------------------------------------------------------------------------
     def _repr_mimebundle_(self, include=None, exclude=None):

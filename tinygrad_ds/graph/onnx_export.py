@@ -22,13 +22,12 @@ import numpy as np
 
 from ..errors import TdsError, fmt_shape
 from .ir import Graph, Node
+from .onnx_ops import OnnxExportError
 
 DEFAULT_OPSET = 17
 MIN_OPSET = 17
 
 
-class OnnxExportError(TdsError):
-    """A graph that cannot be written as ONNX: the message names the op and its module."""
 
 
 @dataclass

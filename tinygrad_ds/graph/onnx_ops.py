@@ -13,7 +13,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import TdsError
 from .ir import Node
+
+
+class OnnxExportError(TdsError):
+    """A graph that cannot be written as ONNX: the message names the op and its module."""
+
 
 INT64_MAX = np.iinfo(np.int64).max
 INT64_MIN = np.iinfo(np.int64).min
@@ -189,8 +195,6 @@ def _pad(b, n, ins, srcs, axes):
 def _getitem(b, n, ins, srcs, axes):
     """Basic indexing (ints, slices, None, Ellipsis) as Slice, Squeeze, Unsqueeze; a single
     integer array among slices as Gather."""
-    from .onnx_export import OnnxExportError
-
     shape = srcs[0].shape
     items = n.attrs["index"] if isinstance(n.attrs["index"], tuple) else (n.attrs["index"],)
     arrays = [i for i in items if isinstance(i, (np.ndarray, list))]
@@ -299,8 +303,6 @@ def _conv2d(b, n, ins, srcs, axes):
 def _conv_transpose2d(b, n, ins, srcs, axes):
     """(N, O, OH, OW), w (O, C/G, KH, KW) -> (N, C, H, W) of out_hw: ONNX's ConvTranspose
     with the output padding that gives out_hw."""
-    from .onnx_export import OnnxExportError
-
     a = n.attrs
     (sh, sw), (ph, pw), (dh, dw) = a["stride"], a["padding"], a["dilation"]
     kh, kw = srcs[1].shape[2:]

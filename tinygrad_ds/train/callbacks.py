@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import Any
 
 from ..errors import TdsError
 from .history import _mode
 
-if TYPE_CHECKING:
-    from .loop import Trainer
+# the loop (loop.py) calls the callbacks and imports this module; here it is only a name
+Trainer = Any
 
 
 class Callback:
