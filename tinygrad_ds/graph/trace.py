@@ -124,7 +124,7 @@ class Recorder:
         if not scope:
             return "the top level"
         call = self.calls[scope[-1]]
-        return f"module {call.path} ({call.type})"
+        return _describe_module(call.path, call.type)
 
     # ---- values ----------------------------------------------------------------------------------
     def add(self, node: Node, tensor=None) -> int:
@@ -222,6 +222,24 @@ class Recorder:
                 self.by_data[id(v)] = aid
                 self.keep.append(v)
         return nid
+
+
+def _describe_module(path: str, type_name: str) -> str:
+    return f"module {path} ({type_name})" if path else f"the model ({type_name})"
+
+
+def _module_in(tb, rec: Recorder) -> str:
+    """The innermost module whose forward a traceback passes through ('module layer1.0
+    (BasicBlock)'), else where the recorder is now: by the time an error reaches trace() the
+    module calls it went through have returned."""
+    found = None
+    while tb is not None:
+        owner = tb.tb_frame.f_locals.get("self")
+        if owner is not None and id(owner) in rec.module_names and \
+                hasattr(owner, "named_modules"):
+            found = _describe_module(rec.module_names[id(owner)], type(owner).__name__)
+        tb = tb.tb_next
+    return found or rec.where()
 
 
 def _fixed(t) -> Callable:
@@ -373,9 +391,10 @@ def trace(fn, *examples, mode: str | None = None, max_ops: int = DEFAULT_MAX_OPS
             out = fn(*inputs)
             grads = {pid: p.grad for pid, (p, _) in rec.grads_seen.items()}
     except MetaValueError as e:
-        line = _user_line(sys.exc_info()[2])
+        tb = sys.exc_info()[2]
+        line = _user_line(tb)
         where = f"{line}: " if line else ""
-        raise MetaValueError(f"{where}in {rec.where()}: {e}") from None
+        raise MetaValueError(f"{where}in {_module_in(tb, rec)}: {e}") from None
     finally:
         autograd.op_hooks.remove(rec.hook)
         autograd.state_hooks.remove(rec.state)
