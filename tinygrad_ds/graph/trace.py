@@ -26,6 +26,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .. import autograd, random
+from ..backend import constant_kernels
 from ..backend.meta import MetaArray, MetaValueError
 from ..errors import TdsError
 from ..tensor import Tensor
@@ -80,6 +81,7 @@ class Recorder:
         self._anon = 0
         self._roots = 0
         self.grads_seen: dict[int, tuple] = {}  # id(param) -> (param, its .grad when first seen)
+        self.grad_owners: dict[int, Any] = {}  # id(a .grad from before the call) -> its param
         if model is not None and hasattr(model, "named_modules"):
             self._name_module(model, "")
 
@@ -158,6 +160,13 @@ class Recorder:
             self.grads_seen.setdefault(id(t), (t, t.grad))
             node = Node(nid, "param", "param", shape, dtype, name=name, value=t,
                         source=_fixed(t))
+        elif self._grad_owner(t) is not None:
+            # a gradient left by an earlier step (accumulation, or zero_grad(set_to_none=False)):
+            # state read when the graph runs, not the value it had when traced
+            p = self._grad_owner(t)
+            name = self.param_names.get(id(p), f"param{nid}") + ".grad"
+            node = Node(nid, "state", "state", shape, dtype, name=name, value=t,
+                        source=_grad_source(p))
         elif id(t) in self.buffer_names:
             node = Node(nid, "buffer", "buffer", shape, dtype, name=self.buffer_names[id(t)],
                         value=t, source=_fixed(t))
@@ -167,6 +176,12 @@ class Recorder:
         else:
             node = Node(nid, "const", "const", shape, dtype, value=data)
         return self.add(node, t)
+
+    def _grad_owner(self, t):
+        p = self.grad_owners.get(id(t))
+        if p is None:
+            p = next((p for p, g in self.grads_seen.values() if g is t), None)
+        return p
 
     def state(self, t, name: str, source: Callable) -> None:
         """State hook: `t` is persistent state `name` (optimizer buffer, learning rate, rng)."""
@@ -222,6 +237,16 @@ class Recorder:
                 self.by_data[id(v)] = aid
                 self.keep.append(v)
         return nid
+
+
+def _grad_source(p) -> Callable:
+    """The source of parameter p's gradient: its .grad when the graph runs (zeros when None, so
+    that adding to it gives what eager's first accumulation stores)."""
+    def source():
+        if p.grad is not None:
+            return p.grad
+        return Tensor._wrap(constant_kernels(p.data).full(p.shape, 0.0, p.dtype))
+    return source
 
 
 def _describe_module(path: str, type_name: str) -> str:
@@ -388,6 +413,7 @@ def trace(fn, *examples, mode: str | None = None, max_ops: int = DEFAULT_MAX_OPS
     autograd.state_hooks.append(rec.state)
     try:
         with _Preserved(fn, mode, rec) as kept, autograd.enable_grad():
+            rec.grad_owners = {id(g): p for p, g in kept.grads if g is not None}
             out = fn(*inputs)
             grads = {pid: p.grad for pid, (p, _) in rec.grads_seen.items()}
     except MetaValueError as e:
