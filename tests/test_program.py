@@ -218,6 +218,62 @@ def test_tracing_changes_nothing(opt):
         assert all(m.training for m in model.modules()) and rng_state() == rng_before
 
 
+def _small():
+    tds.manual_seed(0)
+    return nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.ReLU(), nn.Linear(4, 2))
+
+
+def _xy(k: int):
+    rng = np.random.default_rng(k)
+    return (tds.Tensor(rng.standard_normal((5, 3)).astype(np.float32)),
+            tds.Tensor(rng.integers(0, 2, 5)))
+
+
+@pytest.mark.parametrize("zero", ["none", "set_to_zero"])
+def test_gradients_of_earlier_steps_are_read_when_the_graph_runs(zero):
+    """A step that accumulates into .grad (no zero_grad), or zeroes it in place
+    (zero_grad(set_to_none=False)): the graph reads the gradients there when it runs, and
+    tracing leaves them as they were."""
+    eager, traced = _small(), _small()
+    eopt, topt = optim.SGD(eager.parameters(), lr=0.1), optim.SGD(traced.parameters(), lr=0.1)
+
+    def step_of_(model, opt):
+        def step(x, y):
+            loss = F.cross_entropy(model(x), y)
+            if zero == "set_to_zero":
+                opt.zero_grad(set_to_none=False)
+            loss.backward()
+            return loss
+        return step
+
+    for model, opt in ((eager, eopt), (traced, topt)):
+        step_of_(model, opt)(*_xy(0))  # gradients exist before the trace
+    before = snapshot(traced, topt)
+    g = tds.trace(step_of_(traced, topt), *_xy(1))
+    assert_same_state(snapshot(traced, topt), before, 0, "tracing changed the gradients")
+    for k in (1, 2, 3):
+        step_of_(eager, eopt)(*_xy(k))
+        g.run(*_xy(k))
+        assert_same_state(snapshot(traced, topt), snapshot(eager, eopt), 1e-6, f"step {k}")
+
+
+def test_state_changed_after_tracing_is_read_when_the_graph_runs():
+    """A learning rate a schedule changes, running statistics set by hand: read at run time."""
+    eager, traced = _small(), _small()
+    eopt, topt = optim.SGD(eager.parameters(), lr=0.1), optim.SGD(traced.parameters(), lr=0.1)
+    g = tds.trace(step_of(traced, topt), *_xy(0))
+    for k, lr in enumerate((0.1, 0.01, 0.5)):
+        eopt.param_groups[0]["lr"] = topt.param_groups[0]["lr"] = lr
+        step_of(eager, eopt)(*_xy(k))
+        g.run(*_xy(k))
+    assert_same_state(snapshot(traced, topt), snapshot(eager, eopt), 1e-6, "lr schedule")
+    traced.eval()
+    forward = tds.trace(traced, (5, 3))
+    traced[1].running_mean.data[...] = 1.5
+    x = _xy(4)[0]
+    np.testing.assert_allclose(forward.run(x).data, traced(x).data, rtol=1e-6)
+
+
 # ---- other batch sizes -----------------------------------------------------------------------------
 @pytest.mark.parametrize("name", ["resnet8_B", "densenet", "unet", "alexnet_small"])
 def test_replay_at_a_second_batch_size(name):
