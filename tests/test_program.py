@@ -323,13 +323,25 @@ def test_an_op_that_fixes_the_batch_is_named(fn, op):
 
 # ---- g.check() ---------------------------------------------------------------------------------------
 @pytest.mark.parametrize("name", list(ZOO))
-def test_check_passes_on_every_zoo_forward(name):
+def test_check_passes_on_every_zoo_forward_and_backward(name):
     model, _ = make(name, "sgd", "eval")
-    shape = (2,) + ZOO[name][1]
-    for mode in ("eval", "train"):
-        g = tds.trace(model, shape, mode=mode).check()
-        assert g.nodes[g.outputs[0]].shape == tuple(model(tds.Tensor(
-            np.zeros(shape, np.float32))).shape)
+    x = batch(name, 1)[0]
+    graphs = {mode: tds.trace(model, tuple(x.shape), mode=mode).check()
+              for mode in ("train", "eval")}
+    for g in graphs.values():
+        g.backward().check()
+    np.testing.assert_allclose(graphs["eval"].run(x).data, model(x).data, rtol=1e-5, atol=1e-6)
+
+
+def test_forward_graph_in_train_mode_updates_running_statistics():
+    eager, _ = make("resnet8_B", "sgd", "train")
+    model, _ = make("resnet8_B", "sgd", "train")
+    g = tds.trace(model, (2, 3, 8, 8), mode="train")
+    for k in range(2):
+        x = batch("resnet8_B", k)[0]
+        np.testing.assert_allclose(g.run(x).data, eager(x).data, rtol=1e-5, atol=1e-6)
+    assert int(model.bn1.num_batches_tracked.data) == 2
+    assert_same_state(snapshot(model), snapshot(eager), 1e-6, "train-mode forward")
 
 
 def test_check_finds_a_wrong_shape():
