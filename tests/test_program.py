@@ -30,6 +30,7 @@ from tinygrad_ds.backend.meta import MetaValueError
 from tinygrad_ds.graph.run import GraphRunError
 from tinygrad_ds.graph.trace import TraceLimitError
 from tinygrad_ds.nn import models
+from tinygrad_ds.ops.movement import gather
 
 # name -> (constructor, input shape (one sample), classes): the smallest configurations
 ZOO = {
@@ -384,6 +385,15 @@ STEPS = {
     "softmax": lambda x: F.softmax(x, axis=1),
     "log_softmax": lambda x: F.log_softmax(x, axis=1) * 0.5,
     "logsumexp": lambda x: x - x.logsumexp(axis=1, keepdims=True),
+    "take": lambda x: x[:, [3, 1, 0, 2]],
+    "gather_argmax": lambda x: x - gather(x, x.argmax(axis=1, keepdims=True), 1),
+    "gelu": lambda x: x.gelu(),
+    "leaky_clip": lambda x: x.leaky_relu(0.1).clip(-1.0, 1.5),
+    "var": lambda x: x - x.var(axis=1, keepdims=True),
+    "std0": lambda x: x / (x.std(axis=0, keepdims=True) + 1.0),
+    "stack": lambda x: tds.stack([x, x * 2.0], axis=1).sum(axis=1),
+    "split": lambda x: tds.concat(x.split(2, axis=1)[::-1], axis=1),
+    "sign_square": lambda x: x.square() * x.sign(),
 }
 
 
