@@ -94,14 +94,32 @@ def _reshaped(n, x_traced: tuple, x_now: tuple, old: int, new: int) -> tuple:
 
 
 def _rebatched(n, attrs: dict, old: int, new: int, env: dict, graph) -> dict:
-    """n's attributes at batch size `new`: a reshape's shape follows its input's axes; another
-    shape attribute (an expand, a mask, a gradient's shape) whose first axis is the traced batch
-    size takes the new one (the batch axis comes first; a later axis of that size is another
-    axis that happens to have it)."""
+    """n's attributes at batch size `new`. A reshape's shape follows its input's axes, a random
+    mask's the axes of the value it is like, an expand's the axes it does not broadcast. Another
+    shape attribute (a gradient's shape, an axis an expand broadcasts to) whose first axis is
+    the traced batch size takes the new one: the batch axis comes first, and a later axis of
+    that size is another axis that happens to have it."""
     out = dict(attrs)
     if n.op == "reshape" and "shape" in attrs:
         x = n.inputs[0]
         out["shape"] = _reshaped(n, graph.nodes[x].shape, env[x].shape, old, new)
+        return out
+    if n.op == "bernoulli_mask":
+        like = n.inputs[1]
+        was, now, shape = graph.nodes[like].shape, env[like].shape, attrs["shape"]
+        if tuple(was) != tuple(now) and len(shape) == len(was):
+            out["shape"] = tuple(z if s == w else s for s, w, z in zip(shape, was, now))
+        return out
+    if n.op == "expand" and "shape" in attrs:
+        x = n.inputs[0]
+        was, now, shape = graph.nodes[x].shape, env[x].shape, list(attrs["shape"])
+        lead = len(shape) - len(was)
+        for i, (w, z) in enumerate(zip(was, now)):
+            if w != 1:  # an axis the expand keeps: as it is now
+                shape[lead + i] = z
+        if shape and shape[0] == old and (lead > 0 or was[0] == 1):
+            shape[0] = new
+        out["shape"] = tuple(shape)
         return out
     for key in _SHAPE_ATTRS:
         v = attrs.get(key)
@@ -150,9 +168,14 @@ def run_graph(graph, inputs, return_all: bool = False):
         kind = n.kind
         if kind == "op":
             attrs = n.attrs
-            if rebatch and any(i in dependent for i in n.inputs):
-                dependent.add(n.id)
-                attrs = _rebatched(n, attrs, old, new, env, graph)
+            if rebatch:
+                # also an op none of whose inputs depends on the batch, whose shape attribute
+                # does (a class weight expanded to the input's shape)
+                changed = _rebatched(n, attrs, old, new, env, graph)
+                if any(i in dependent for i in n.inputs) or \
+                        any(changed.get(k) != attrs.get(k) for k in _SHAPE_ATTRS):
+                    dependent.add(n.id)
+                    attrs = changed
             try:
                 if tape:
                     t = n.fn.apply(*[tensors[i] for i in n.inputs], **attrs)
@@ -161,7 +184,7 @@ def run_graph(graph, inputs, return_all: bool = False):
                 else:
                     ctx = Context(n.fn, (), attrs)
                     out = n.fn.forward(ctx, *[env[i] for i in n.inputs], **attrs)
-            except (ShapeError, ValueError) as e:
+            except (ShapeError, ValueError, IndexError) as e:
                 if not rebatch:
                     raise
                 raise GraphRunError(f"run(): {_where(n)} does not run at batch size {new} (traced "
