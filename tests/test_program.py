@@ -290,6 +290,48 @@ def test_replay_at_a_second_batch_size(name):
     assert_same_state(snapshot(model, optimizer), snapshot(eager_model, eager_opt), 1e-5, name)
 
 
+LOSSES = {
+    "cross_entropy_smoothing_ignore": lambda o, y: F.cross_entropy(o, y, label_smoothing=0.1,
+                                                                   ignore_index=1),
+    "cross_entropy_class_weights": lambda o, y: F.cross_entropy(
+        o, y, weight=tds.Tensor(np.array([1.0, 2.0, 0.5], np.float32))),
+    "cross_entropy_soft": lambda o, y: F.cross_entropy(o, (o * 0.5).softmax(axis=1).detach()),
+    "nll_sum": lambda o, y: F.nll_loss(F.log_softmax(o, axis=1), y, reduction="sum"),
+    "mse": lambda o, y: F.mse_loss(o, o.detach() * 0.5 + 1.0),
+    "bce_pos_weight": lambda o, y: F.binary_cross_entropy_with_logits(
+        o, (o.detach() > 0).astype("float32"),
+        pos_weight=tds.Tensor(np.array([1.0, 2.0, 3.0], np.float32))),
+}
+
+
+@pytest.mark.parametrize("loss", list(LOSSES))
+def test_layers_and_losses_replay_at_two_batch_sizes(loss):
+    """Layers the zoo does not use (LayerNorm, GroupNorm, InstanceNorm, GELU, transposed
+    convolution, ceil-mode pooling) and every loss, with Adam (AMSGrad, L2), traced at batch 3
+    and replayed at 3, 5 and 2."""
+    def build():
+        tds.manual_seed(0)
+        return nn.Sequential(
+            nn.ConvTranspose2d(2, 4, 3, stride=2, padding=1), nn.GroupNorm(2, 4), nn.GELU(),
+            nn.MaxPool2d(3, 2, 1, ceil_mode=True), nn.InstanceNorm2d(4), nn.LeakyReLU(0.1),
+            nn.AvgPool2d(2, 2, 1, ceil_mode=True, count_include_pad=False),
+            nn.LayerNorm((4, 3, 3)), nn.Flatten(), nn.Linear(36, 3))
+    eager, traced = build(), build()
+    eopt, topt = (optim.Adam(m.parameters(), lr=1e-2, amsgrad=True, weight_decay=1e-3)
+                  for m in (eager, traced))
+
+    def data(k, n):
+        rng = np.random.default_rng(k)
+        return (tds.Tensor(rng.standard_normal((n, 2, 4, 4)).astype(np.float32)),
+                tds.Tensor(rng.integers(0, 3, n)))
+
+    g = tds.trace(step_of(traced, topt, LOSSES[loss]), *data(0, 3)).check()
+    for k, n in enumerate((3, 5, 2)):
+        want = step_of(eager, eopt, LOSSES[loss])(*data(k, n)).item()
+        assert g.run(*data(k, n)).item() == pytest.approx(want, rel=1e-5)
+    assert_same_state(snapshot(traced, topt), snapshot(eager, eopt), 1e-5, loss)
+
+
 def test_forward_graph_at_a_second_batch_size():
     model, _ = make("resnet8", "sgd", "eval")
     g = tds.trace(model, (2, 3, 8, 8))
