@@ -567,16 +567,16 @@ def test_kernel(backend_name, case):
 
 # ---- a missing kernel --------------------------------------------------------------------------
 def test_missing_kernel_names_the_kernel_and_the_backend():
-    with pytest.raises(AttributeError, match=r"'no_such_kernel'.*'meta'"):
+    with pytest.raises(AttributeError, match=r"backend 'meta' has no kernel 'no_such_kernel'"):
         kernels_for(MetaArray((2, 3))).no_such_kernel
-    with pytest.raises(AttributeError, match=r"'no_such_kernel'.*'cpu'"):
+    with pytest.raises(AttributeError, match=r"backend 'cpu' has no kernel 'no_such_kernel'"):
         kernels_for(np.zeros(2)).no_such_kernel
     assert not hasattr(kernels_for(np.zeros(2)), "no_such_kernel")
 
 
 def test_op_without_a_shape_rule_names_the_op(monkeypatch):
     monkeypatch.delattr(backend.get("meta"), "softmax")
-    with pytest.raises(tds.TdsError, match=r"softmax.*meta"):
+    with pytest.raises(tds.TdsError, match=r"'meta' has no kernel 'softmax'.*no shape rule"):
         tds.trace(lambda x: F.softmax(x, axis=1), (2, 3))
     x = tds.Tensor(rand(2, 3))
     np.testing.assert_allclose(F.softmax(x, axis=1).data.sum(axis=1), 1, rtol=1e-6)
