@@ -276,7 +276,7 @@ def test_state_changed_after_tracing_is_read_when_the_graph_runs():
 
 
 # ---- other batch sizes -----------------------------------------------------------------------------
-@pytest.mark.parametrize("name", ["resnet8_B", "densenet", "unet", "alexnet_small"])
+@pytest.mark.parametrize("name", ["resnet8_B", "densenet", "unet"])
 def test_replay_at_a_second_batch_size(name):
     mode = "train"
     eager_model, eager_opt = make(name, "sgd", mode)
@@ -307,15 +307,16 @@ LOSSES = {
 @pytest.mark.parametrize("loss", list(LOSSES))
 def test_layers_and_losses_replay_at_two_batch_sizes(loss):
     """Layers the zoo does not use (LayerNorm, GroupNorm, InstanceNorm, GELU, transposed
-    convolution, ceil-mode pooling) and every loss, with Adam (AMSGrad, L2), traced at batch 3
-    and replayed at 3, 5 and 2."""
+    convolution, ceil-mode pooling, Dropout2d) and every loss, with Adam (AMSGrad, L2), traced
+    at batch 3 and replayed at 3, 5 and 2 (the dropout masks drawn at that size)."""
     def build():
         tds.manual_seed(0)
         return nn.Sequential(
-            nn.ConvTranspose2d(2, 4, 3, stride=2, padding=1), nn.GroupNorm(2, 4), nn.GELU(),
+            nn.ConvTranspose2d(2, 4, 3, stride=2, padding=1), nn.Dropout2d(0.2), nn.GroupNorm(2, 4),
+            nn.GELU(),
             nn.MaxPool2d(3, 2, 1, ceil_mode=True), nn.InstanceNorm2d(4), nn.LeakyReLU(0.1),
             nn.AvgPool2d(2, 2, 1, ceil_mode=True, count_include_pad=False),
-            nn.LayerNorm((4, 3, 3)), nn.Flatten(), nn.Linear(36, 3))
+            nn.LayerNorm((4, 3, 3)), nn.Flatten(), nn.Dropout(0.3), nn.Linear(36, 3))
     eager, traced = build(), build()
     eopt, topt = (optim.Adam(m.parameters(), lr=1e-2, amsgrad=True, weight_decay=1e-3)
                   for m in (eager, traced))
@@ -327,7 +328,9 @@ def test_layers_and_losses_replay_at_two_batch_sizes(loss):
 
     g = tds.trace(step_of(traced, topt, LOSSES[loss]), *data(0, 3)).check()
     for k, n in enumerate((3, 5, 2)):
+        tds.manual_seed(k)
         want = step_of(eager, eopt, LOSSES[loss])(*data(k, n)).item()
+        tds.manual_seed(k)
         assert g.run(*data(k, n)).item() == pytest.approx(want, rel=1e-5)
     assert_same_state(snapshot(traced, topt), snapshot(eager, eopt), 1e-5, loss)
 
