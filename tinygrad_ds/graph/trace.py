@@ -82,6 +82,7 @@ class Recorder:
         self._roots = 0
         self.grads_seen: dict[int, tuple] = {}  # id(param) -> (param, its .grad when first seen)
         self.grad_owners: dict[int, Any] = {}  # id(a .grad from before the call) -> its param
+        self.optimizer_names: dict[int, str] = {}  # id(optimizer) -> its state's name prefix
         if model is not None and hasattr(model, "named_modules"):
             self._name_module(model, "")
 
@@ -187,6 +188,15 @@ class Recorder:
         """State hook: `t` is persistent state `name` (optimizer buffer, learning rate, rng)."""
         if id(t) in self.by_tensor:
             return
+        owner = _state_owner(source)
+        if owner is not None and name.startswith("optimizer."):
+            # each optimizer its own names: 'optimizer.state.0.exp_avg' for the first one met,
+            # 'optimizer2.state.0.exp_avg' for a second (a GAN's two optimizers)
+            prefix = self.optimizer_names.get(id(owner))
+            if prefix is None:
+                k = len(self.optimizer_names)
+                prefix = self.optimizer_names[id(owner)] = f"optimizer{k + 1 if k else ''}"
+            name = prefix + name[len("optimizer"):]
         nid = self.by_state.get(name)
         if nid is not None:  # read again (a new Tensor object for the same state)
             self.by_tensor[id(t)] = nid
@@ -237,6 +247,22 @@ class Recorder:
                 self.by_data[id(v)] = aid
                 self.keep.append(v)
         return nid
+
+
+def _state_owner(source: Callable):
+    """The optimizer a state source reads from (the object with param_groups that the source
+    is bound to or closes over), or None."""
+    candidates = [getattr(source, "__self__", None), getattr(source, "func", None)]
+    for cell in getattr(source, "__closure__", None) or ():
+        try:
+            candidates.append(cell.cell_contents)
+        except ValueError:  # an empty cell
+            pass
+    for c in candidates:
+        c = getattr(c, "__self__", c)
+        if hasattr(c, "param_groups"):
+            return c
+    return None
 
 
 def _grad_source(p) -> Callable:
