@@ -258,6 +258,43 @@ def test_gradients_of_earlier_steps_are_read_when_the_graph_runs(zero):
         assert_same_state(snapshot(traced, topt), snapshot(eager, eopt), 1e-6, f"step {k}")
 
 
+def test_two_models_and_two_optimizers_in_one_step():
+    """A GAN-like step: each optimizer's state is its own (named apart) in the graph."""
+    def build():
+        tds.manual_seed(2)
+        gen, disc = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 3)), nn.Linear(3, 1)
+        return gen, disc, optim.Adam(gen.parameters(), lr=1e-2), \
+            optim.Adam(disc.parameters(), lr=1e-2)
+
+    def step_of_(gen, disc, opt_g, opt_d):
+        def step(x):
+            fake = gen(x)
+            zeros, ones = tds.Tensor(np.zeros((5, 1), np.float32)), \
+                tds.Tensor(np.ones((5, 1), np.float32))
+            d_loss = F.binary_cross_entropy_with_logits(disc(fake.detach()), zeros)
+            opt_d.zero_grad()
+            d_loss.backward()
+            opt_d.step()
+            g_loss = F.binary_cross_entropy_with_logits(disc(fake), ones)
+            opt_g.zero_grad()
+            g_loss.backward()
+            opt_g.step()
+            return d_loss, g_loss
+        return step
+
+    eager, traced = build(), build()
+    g = tds.trace(step_of_(*traced), _xy(0)[0]).check()
+    names = [n.name for n in g.nodes if n.kind == "state" and ".state." in n.name]
+    assert len(names) == len(set(names)) == 3 * (4 + 2)  # step, exp_avg, exp_avg_sq; 6 params
+    for k in range(3):
+        x = _xy(k)[0]
+        np.testing.assert_allclose([t.item() for t in g.run(x)],
+                                   [t.item() for t in step_of_(*eager)(x)], rtol=1e-6)
+    for a, b in ((0, 2), (1, 3)):
+        assert_same_state(snapshot(traced[a], traced[b]), snapshot(eager[a], eager[b]), 1e-6,
+                          "GAN")
+
+
 def test_state_changed_after_tracing_is_read_when_the_graph_runs():
     """A learning rate a schedule changes, running statistics set by hand: read at run time."""
     eager, traced = _small(), _small()
