@@ -603,6 +603,27 @@ def test_run_with_a_wrong_input_names_it_and_both_shapes():
     assert g.run(x, t).item() == pytest.approx(np.log(3))
 
 
+def test_a_schedule_stepped_inside_a_traced_step_is_an_error():
+    model = _small()
+    opt = optim.SGD(model.parameters(), lr=0.1)
+    sched = optim.StepLR(opt, step_size=1, gamma=0.5)
+
+    def step(x, y):
+        loss = step_of(model, opt)(x, y)
+        sched.step()
+        return loss
+
+    with pytest.raises(tds.TdsError, match=r"StepLR.step\(\) inside a traced function.*after "
+                                           r"graph.run"):
+        tds.trace(step, *_xy(0))
+    assert opt.param_groups[0]["lr"] == 0.1 and sched.last_epoch == 0
+    g = tds.trace(step_of(model, opt), *_xy(0))  # stepped outside, the graph reads the new lr
+    g.run(*_xy(1))
+    sched.step()
+    lr = next(n for n in g.nodes if n.name.endswith(".lr"))
+    assert lr.source().item() == pytest.approx(0.05)
+
+
 class Forever(nn.Module):
     def forward(self, x):
         while True:
