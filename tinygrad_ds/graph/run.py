@@ -88,7 +88,9 @@ def _reshaped(n, x_traced: tuple, x_now: tuple, old: int, new: int) -> tuple:
             raise GraphRunError(
                 f"run(): {_where(n)} fixed the batch size: it reshapes {fmt_shape(x_traced)} to "
                 f"{fmt_shape(n.shape)}, which merges or splits the axis of size {was} that now "
-                f"has size {now}; the graph runs only at batch {old} (trace it again at {new})")
+                f"has size {now}; the graph runs only at batch {old} (trace it again at {new})"
+                + ("; traced at batch 1, a graph cannot tell the batch axis from other axes of "
+                   "size 1: trace at batch 2 or more" if old == 1 else ""))
         out[same[0]] = now
     return tuple(out)
 
@@ -130,12 +132,21 @@ def _rebatched(n, attrs: dict, old: int, new: int, env: dict, graph) -> dict:
 
 
 def _broadcasts_anew(n, env: dict, graph, out) -> bool:
-    """An elementwise op whose operands had the output's shape when traced but broadcast now
-    (a graph traced at batch 1, where a size-1 axis looked like the batch)."""
+    """A differentiated elementwise op one of whose operands that needs a gradient had the
+    output's shape when traced but broadcasts now (a graph traced at batch 1, where a size-1
+    axis looked like the batch): its traced backward does not sum the gradient over that axis.
+    (A broadcast in an op no gradient flows through, such as a backward op, is harmless.)"""
     if not (isinstance(n.fn, type) and (issubclass(n.fn, Binary) or n.fn is Where)):
         return False
-    return any(graph.nodes[i].shape == n.shape and tuple(env[i].shape) != tuple(out.shape)
-               for i in n.inputs)
+    traced = getattr(graph, "_tensors", {})
+
+    def needs_grad(i) -> bool:
+        t = traced.get(i)
+        return t is not None and bool(t.requires_grad)
+
+    return needs_grad(n.id) and any(
+        graph.nodes[i].shape == n.shape and tuple(env[i].shape) != tuple(out.shape)
+        and needs_grad(i) for i in n.inputs)
 
 
 def _expected(shape: tuple, old: int, new: int) -> set[tuple]:
