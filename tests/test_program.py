@@ -372,6 +372,35 @@ def test_layers_and_losses_replay_at_two_batch_sizes(loss):
     assert_same_state(snapshot(traced, topt), snapshot(eager, eopt), 1e-5, loss)
 
 
+def test_a_step_traced_at_batch_1():
+    """Traced at batch 1, a step runs at other batch sizes, unless an op that needs a gradient
+    broadcast along a size-1 axis the trace could not tell from the batch: then an error."""
+    eager_model, eager_opt = make("resnet8_B", "adamw", "eval")
+    model, optimizer = make("resnet8_B", "adamw", "eval")
+    g = tds.trace(step_of(model, optimizer), *batch("resnet8_B", 0, 1))
+    for k, n in enumerate((1, 3, 2)):
+        want = step_of(eager_model, eager_opt)(*batch("resnet8_B", k, n)).item()
+        assert g.run(*batch("resnet8_B", k, n)).item() == pytest.approx(want, rel=1e-5)
+    assert_same_state(snapshot(model, optimizer), snapshot(eager_model, eager_opt), 1e-5, "b1")
+
+    w = nn.Parameter(np.linspace(0.5, 1.5, 4, dtype=np.float32))
+    opt = optim.SGD([w], lr=0.1)
+
+    def center(x):
+        y = x * w
+        y = y - y.mean(axis=0, keepdims=True)  # at batch 1 the same shape: no sum recorded
+        loss = (y * y).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return y
+
+    g = tds.trace(center, (1, 4))
+    with pytest.raises(GraphRunError, match=r"op #\d+ '(add|sub)' broadcasts .* batch 1.*trace at "
+                                            r"batch 2 or more"):
+        g.run(np.ones((2, 4), np.float32))
+
+
 def test_forward_graph_at_a_second_batch_size():
     model, _ = make("resnet8", "sgd", "eval")
     g = tds.trace(model, (2, 3, 8, 8))
