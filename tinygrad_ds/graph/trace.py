@@ -158,7 +158,10 @@ class Recorder:
         shape, dtype = tuple(data.shape), data.dtype
         if id(t) in self.param_names or getattr(type(t), "is_parameter", False):
             name = self.param_names.get(id(t), f"param{nid}")
-            self.grads_seen.setdefault(id(t), (t, t.grad))
+            if id(t) not in self.grads_seen:
+                self.grads_seen[id(t)] = (t, t.grad)
+                if t.grad is not None:  # (kept alive by grads_seen)
+                    self.grad_owners.setdefault(id(t.grad), t)
             node = Node(nid, "param", "param", shape, dtype, name=name, value=t,
                         source=_fixed(t))
         elif self._grad_owner(t) is not None:
@@ -179,10 +182,7 @@ class Recorder:
         return self.add(node, t)
 
     def _grad_owner(self, t):
-        p = self.grad_owners.get(id(t))
-        if p is None:
-            p = next((p for p, g in self.grads_seen.values() if g is t), None)
-        return p
+        return self.grad_owners.get(id(t))
 
     def state(self, t, name: str, source: Callable) -> None:
         """State hook: `t` is persistent state `name` (optimizer buffer, learning rate, rng)."""
@@ -439,7 +439,7 @@ def trace(fn, *examples, mode: str | None = None, max_ops: int = DEFAULT_MAX_OPS
     autograd.state_hooks.append(rec.state)
     try:
         with _Preserved(fn, mode, rec) as kept, autograd.enable_grad():
-            rec.grad_owners = {id(g): p for p, g in kept.grads if g is not None}
+            rec.grad_owners.update({id(g): p for p, g in kept.grads if g is not None})
             out = fn(*inputs)
             grads = {pid: p.grad for pid, (p, _) in rec.grads_seen.items()}
     except MetaValueError as e:
