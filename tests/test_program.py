@@ -121,7 +121,7 @@ def rng_state():
     return copy.deepcopy(random.generator().bit_generator.state)
 
 
-# ---- replay equals eager ---------------------------------------------------------------------------
+# ---- replay equals eager -------------------------------------------------------------------------
 # AlexNet's fixed 64..384-channel convolutions make each of its steps cost about a second on two
 # cores: it runs one optimizer per mode; every other model runs every combination.
 REPLAY_CASES = [(name, mode, opt) for name in ZOO for mode in ("train", "eval")
@@ -190,7 +190,7 @@ def test_batch_norm_momentum_and_no_running_stats_replay(momentum):
     assert_same_state(snapshot(traced, topt), snapshot(eager, eopt), 1e-6, "batch norm")
 
 
-# ---- tracing changes nothing ---------------------------------------------------------------------------
+# ---- tracing changes nothing ---------------------------------------------------------------------
 @pytest.mark.parametrize("opt", list(OPTIMIZERS))
 def test_tracing_changes_nothing(opt):
     """After a step (gradients, optimizer buffers and running statistics exist) a trace of a
@@ -312,7 +312,7 @@ def test_state_changed_after_tracing_is_read_when_the_graph_runs():
     np.testing.assert_allclose(forward.run(x).data, traced(x).data, rtol=1e-6)
 
 
-# ---- other batch sizes -----------------------------------------------------------------------------
+# ---- other batch sizes ---------------------------------------------------------------------------
 @pytest.mark.parametrize("name", ["resnet8_B", "densenet", "unet"])
 def test_replay_at_a_second_batch_size(name):
     mode = "train"
@@ -433,7 +433,7 @@ def test_an_op_that_fixes_the_batch_is_named(fn, op):
     assert "traced at 2" in str(e.value) or "batch 2" in str(e.value)
 
 
-# ---- g.check() ---------------------------------------------------------------------------------------
+# ---- g.check() -----------------------------------------------------------------------------------
 @pytest.mark.parametrize("name", list(ZOO))
 def test_check_passes_on_every_zoo_forward_and_backward(name):
     model, _ = make(name, "sgd", "eval")
@@ -464,7 +464,7 @@ def test_check_finds_a_wrong_shape():
         g.check()
 
 
-# ---- random op sequences ---------------------------------------------------------------------------
+# ---- random op sequences -------------------------------------------------------------------------
 D = 4  # features; (B, D) in and out of every step, so that any sequence composes
 
 STEPS = {
@@ -546,7 +546,7 @@ def test_random_op_sequences_trace_replay_and_match_eager(names, b, b2, seed):
         np.testing.assert_allclose(w.data, want_w, rtol=1e-6, atol=1e-7, err_msg=str(names))
 
 
-# ---- dropout -----------------------------------------------------------------------------------------
+# ---- dropout -------------------------------------------------------------------------------------
 def test_dropout_replay_draws_eagers_masks():
     def build():
         tds.manual_seed(1)
@@ -573,7 +573,7 @@ def test_dropout_replay_draws_eagers_masks():
     assert a != b
 
 
-# ---- bad input -----------------------------------------------------------------------------------------
+# ---- bad input -----------------------------------------------------------------------------------
 def _branchy(x):
     y = x * 2
     if y.sum() > 0:  # the line the error must name

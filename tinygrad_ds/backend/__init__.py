@@ -110,5 +110,5 @@ def kernels_for(*arrays) -> ModuleType:
     return get(found)
 
 
-__all__ = ["KERNELS", "missing", "MissingKernelError", "register_backend", "registered", "get", "kernels_for",
-           "backend_name", "constant_kernels"]
+__all__ = ["KERNELS", "missing", "MissingKernelError", "register_backend", "registered", "get",
+           "kernels_for", "backend_name", "constant_kernels"]
