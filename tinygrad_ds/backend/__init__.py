@@ -52,8 +52,25 @@ def get(name: str) -> ModuleType:
         raise TdsError(f"no kernel backend called {name!r}; registered: {registered()}") from None
     if isinstance(mod, str):
         mod = _backends[name] = importlib.import_module(mod)
+    if isinstance(mod, ModuleType) and "__getattr__" not in vars(mod):
+        mod.__getattr__ = _no_kernel(name)  # PEP 562: called for names the module lacks
     _modules[name] = mod
     return mod
+
+
+class MissingKernelError(TdsError, AttributeError):
+    """A backend lacks a kernel an op asked for (an AttributeError, so hasattr() says False)."""
+
+
+def _no_kernel(backend: str):
+    def __getattr__(attr: str):
+        if attr.startswith("__"):  # import machinery and introspection probe for these
+            raise AttributeError(attr)
+        note = "" if attr in KERNELS else f" ({attr!r} is not a name of the kernel table)"
+        if backend == "meta" and not note:
+            note = ": this op has no shape rule, so it cannot be traced"
+        raise MissingKernelError(f"backend {backend!r} has no kernel {attr!r}{note}")
+    return __getattr__
 
 
 def backend_name(array) -> str | None:
@@ -93,5 +110,5 @@ def kernels_for(*arrays) -> ModuleType:
     return get(found)
 
 
-__all__ = ["KERNELS", "missing", "register_backend", "registered", "get", "kernels_for",
-           "backend_name", "constant_kernels"]
+__all__ = ["KERNELS", "missing", "MissingKernelError", "register_backend", "registered", "get",
+           "kernels_for", "backend_name", "constant_kernels"]

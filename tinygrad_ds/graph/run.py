@@ -25,6 +25,7 @@ import numpy as np
 from .. import autograd
 from ..autograd import Context
 from ..errors import ShapeError, TdsError, fmt_shape
+from ..ops.elementwise import Binary, Where
 from ..tensor import Tensor
 
 _SHAPE_ATTRS = ("shape", "in_shape")
@@ -69,13 +70,83 @@ def _bind_inputs(graph, inputs) -> tuple[dict[int, Any], int | None, int | None]
     return env, batch[0], batch[1]
 
 
-def _rebatched(attrs: dict, old: int, new: int) -> dict:
+def _reshaped(n, x_traced: tuple, x_now: tuple, old: int, new: int) -> tuple:
+    """The shape reshape node n gives at another batch size, its input now `x_now` (traced as
+    `x_traced`): each input axis whose size changed must stay one axis of the output (the same
+    elements before it, the same size when traced), which then takes the new size. Otherwise
+    the reshape mixes the batch with other axes: GraphRunError."""
+    out = list(n.shape)
+    if tuple(x_now) == tuple(x_traced):
+        return tuple(out)
+    before_in = np.cumprod((1,) + tuple(x_traced[:-1])) if x_traced else ()
+    before_out = np.cumprod((1,) + tuple(n.shape[:-1])) if n.shape else ()
+    for i, (was, now) in enumerate(zip(x_traced, x_now)):
+        if was == now:
+            continue
+        same = [j for j, s in enumerate(n.shape) if s == was and before_out[j] == before_in[i]]
+        if not same or len(x_now) != len(x_traced):
+            raise GraphRunError(
+                f"run(): {_where(n)} fixed the batch size: it reshapes {fmt_shape(x_traced)} to "
+                f"{fmt_shape(n.shape)}, which merges or splits the axis of size {was} that now "
+                f"has size {now}; the graph runs only at batch {old} (trace it again at {new})"
+                + ("; traced at batch 1, a graph cannot tell the batch axis from other axes of "
+                   "size 1: trace at batch 2 or more" if old == 1 else ""))
+        out[same[0]] = now
+    return tuple(out)
+
+
+def _rebatched(n, attrs: dict, old: int, new: int, env: dict, graph) -> dict:
+    """n's attributes at batch size `new`. A reshape's shape follows its input's axes, a random
+    mask's the axes of the value it is like, an expand's the axes it does not broadcast. Another
+    shape attribute (a gradient's shape, an axis an expand broadcasts to) whose first axis is
+    the traced batch size takes the new one: the batch axis comes first, and a later axis of
+    that size is another axis that happens to have it."""
     out = dict(attrs)
+    if n.op == "reshape" and "shape" in attrs:
+        x = n.inputs[0]
+        out["shape"] = _reshaped(n, graph.nodes[x].shape, env[x].shape, old, new)
+        return out
+    if n.op == "bernoulli_mask":
+        like = n.inputs[1]
+        was, now, shape = graph.nodes[like].shape, env[like].shape, attrs["shape"]
+        if tuple(was) != tuple(now) and len(shape) == len(was):
+            out["shape"] = tuple(z if s == w else s for s, w, z in zip(shape, was, now))
+        return out
+    if n.op == "expand" and "shape" in attrs:
+        x = n.inputs[0]
+        was, now, shape = graph.nodes[x].shape, env[x].shape, list(attrs["shape"])
+        lead = len(shape) - len(was)
+        for i, (w, z) in enumerate(zip(was, now)):
+            if w != 1:  # an axis the expand keeps: as it is now
+                shape[lead + i] = z
+        if shape and shape[0] == old and (lead > 0 or was[0] == 1):
+            shape[0] = new
+        out["shape"] = tuple(shape)
+        return out
     for key in _SHAPE_ATTRS:
         v = attrs.get(key)
-        if isinstance(v, tuple) and v and all(isinstance(s, (int, np.integer)) for s in v):
-            out[key] = tuple(new if s == old else s for s in v)
+        if isinstance(v, tuple) and v and all(isinstance(s, (int, np.integer)) for s in v) \
+                and v[0] == old:
+            out[key] = (new,) + tuple(v[1:])
     return out
+
+
+def _broadcasts_anew(n, env: dict, graph, out) -> bool:
+    """A differentiated elementwise op one of whose operands that needs a gradient had the
+    output's shape when traced but broadcasts now (a graph traced at batch 1, where a size-1
+    axis looked like the batch): its traced backward does not sum the gradient over that axis.
+    (A broadcast in an op no gradient flows through, such as a backward op, is harmless.)"""
+    if not (isinstance(n.fn, type) and (issubclass(n.fn, Binary) or n.fn is Where)):
+        return False
+    traced = getattr(graph, "_tensors", {})
+
+    def needs_grad(i) -> bool:
+        t = traced.get(i)
+        return t is not None and bool(t.requires_grad)
+
+    return needs_grad(n.id) and any(
+        graph.nodes[i].shape == n.shape and tuple(env[i].shape) != tuple(out.shape)
+        and needs_grad(i) for i in n.inputs)
 
 
 def _expected(shape: tuple, old: int, new: int) -> set[tuple]:
@@ -108,9 +179,14 @@ def run_graph(graph, inputs, return_all: bool = False):
         kind = n.kind
         if kind == "op":
             attrs = n.attrs
-            if rebatch and any(i in dependent for i in n.inputs):
-                dependent.add(n.id)
-                attrs = _rebatched(attrs, old, new)
+            if rebatch:
+                # also an op none of whose inputs depends on the batch, whose shape attribute
+                # does (a class weight expanded to the input's shape)
+                changed = _rebatched(n, attrs, old, new, env, graph)
+                if any(i in dependent for i in n.inputs) or \
+                        any(changed.get(k) != attrs.get(k) for k in _SHAPE_ATTRS):
+                    dependent.add(n.id)
+                    attrs = changed
             try:
                 if tape:
                     t = n.fn.apply(*[tensors[i] for i in n.inputs], **attrs)
@@ -119,13 +195,20 @@ def run_graph(graph, inputs, return_all: bool = False):
                 else:
                     ctx = Context(n.fn, (), attrs)
                     out = n.fn.forward(ctx, *[env[i] for i in n.inputs], **attrs)
-            except (ShapeError, ValueError) as e:
+            except (ShapeError, ValueError, IndexError) as e:
                 if not rebatch:
                     raise
                 raise GraphRunError(f"run(): {_where(n)} does not run at batch size {new} (traced "
                                     f"at {old}): {e}") from None
             if isinstance(out, np.generic):
                 out = np.asarray(out)
+            if n.id in dependent and graph.kind == "program" and _broadcasts_anew(n, env, graph,
+                                                                                    out):
+                raise GraphRunError(
+                    f"run(): {_where(n)} broadcasts an operand at batch {new} that had the "
+                    f"output's shape {fmt_shape(n.shape)} at the traced batch {old}, so the "
+                    "traced backward lacks the sum over that axis: trace at batch 2 or more to "
+                    "run at other batch sizes")
             if n.id in dependent and tuple(out.shape) not in _expected(n.shape, old, new):
                 raise GraphRunError(
                     f"run(): {_where(n)} fixed the batch size: traced at batch {old} it gave "

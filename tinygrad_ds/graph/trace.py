@@ -26,6 +26,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .. import autograd, random
+from ..backend import constant_kernels
 from ..backend.meta import MetaArray, MetaValueError
 from ..errors import TdsError
 from ..tensor import Tensor
@@ -80,6 +81,8 @@ class Recorder:
         self._anon = 0
         self._roots = 0
         self.grads_seen: dict[int, tuple] = {}  # id(param) -> (param, its .grad when first seen)
+        self.grad_owners: dict[int, Any] = {}  # id(a .grad from before the call) -> its param
+        self.optimizer_names: dict[int, str] = {}  # id(optimizer) -> its state's name prefix
         if model is not None and hasattr(model, "named_modules"):
             self._name_module(model, "")
 
@@ -124,7 +127,7 @@ class Recorder:
         if not scope:
             return "the top level"
         call = self.calls[scope[-1]]
-        return f"module {call.path} ({call.type})"
+        return _describe_module(call.path, call.type)
 
     # ---- values ----------------------------------------------------------------------------------
     def add(self, node: Node, tensor=None) -> int:
@@ -155,9 +158,19 @@ class Recorder:
         shape, dtype = tuple(data.shape), data.dtype
         if id(t) in self.param_names or getattr(type(t), "is_parameter", False):
             name = self.param_names.get(id(t), f"param{nid}")
-            self.grads_seen.setdefault(id(t), (t, t.grad))
+            if id(t) not in self.grads_seen:
+                self.grads_seen[id(t)] = (t, t.grad)
+                if t.grad is not None:  # (kept alive by grads_seen)
+                    self.grad_owners.setdefault(id(t.grad), t)
             node = Node(nid, "param", "param", shape, dtype, name=name, value=t,
                         source=_fixed(t))
+        elif self._grad_owner(t) is not None:
+            # a gradient left by an earlier step (accumulation, or zero_grad(set_to_none=False)):
+            # state read when the graph runs, not the value it had when traced
+            p = self._grad_owner(t)
+            name = self.param_names.get(id(p), f"param{nid}") + ".grad"
+            node = Node(nid, "state", "state", shape, dtype, name=name, value=t,
+                        source=_grad_source(p))
         elif id(t) in self.buffer_names:
             node = Node(nid, "buffer", "buffer", shape, dtype, name=self.buffer_names[id(t)],
                         value=t, source=_fixed(t))
@@ -168,10 +181,22 @@ class Recorder:
             node = Node(nid, "const", "const", shape, dtype, value=data)
         return self.add(node, t)
 
+    def _grad_owner(self, t):
+        return self.grad_owners.get(id(t))
+
     def state(self, t, name: str, source: Callable) -> None:
         """State hook: `t` is persistent state `name` (optimizer buffer, learning rate, rng)."""
         if id(t) in self.by_tensor:
             return
+        owner = _state_owner(source)
+        if owner is not None and name.startswith("optimizer."):
+            # each optimizer its own names: 'optimizer.state.0.exp_avg' for the first one met,
+            # 'optimizer2.state.0.exp_avg' for a second (a GAN's two optimizers)
+            prefix = self.optimizer_names.get(id(owner))
+            if prefix is None:
+                k = len(self.optimizer_names)
+                prefix = self.optimizer_names[id(owner)] = f"optimizer{k + 1 if k else ''}"
+            name = prefix + name[len("optimizer"):]
         nid = self.by_state.get(name)
         if nid is not None:  # read again (a new Tensor object for the same state)
             self.by_tensor[id(t)] = nid
@@ -224,6 +249,50 @@ class Recorder:
                 self.by_data[id(v)] = aid
                 self.keep.append(v)
         return nid
+
+
+def _state_owner(source: Callable):
+    """The optimizer a state source reads from (the object with param_groups that the source
+    is bound to or closes over), or None."""
+    candidates = [getattr(source, "__self__", None), getattr(source, "func", None)]
+    for cell in getattr(source, "__closure__", None) or ():
+        try:
+            candidates.append(cell.cell_contents)
+        except ValueError:  # an empty cell
+            pass
+    for c in candidates:
+        c = getattr(c, "__self__", c)
+        if hasattr(c, "param_groups"):
+            return c
+    return None
+
+
+def _grad_source(p) -> Callable:
+    """The source of parameter p's gradient: its .grad when the graph runs (zeros when None, so
+    that adding to it gives what eager's first accumulation stores)."""
+    def source():
+        if p.grad is not None:
+            return p.grad
+        return Tensor._wrap(constant_kernels(p.data).full(p.shape, 0.0, p.dtype))
+    return source
+
+
+def _describe_module(path: str, type_name: str) -> str:
+    return f"module {path} ({type_name})" if path else f"the model ({type_name})"
+
+
+def _module_in(tb, rec: Recorder) -> str:
+    """The innermost module whose forward a traceback passes through ('module layer1.0
+    (BasicBlock)'), else where the recorder is now: by the time an error reaches trace() the
+    module calls it went through have returned."""
+    found = None
+    while tb is not None:
+        owner = tb.tb_frame.f_locals.get("self")
+        if owner is not None and id(owner) in rec.module_names and \
+                hasattr(owner, "named_modules"):
+            found = _describe_module(rec.module_names[id(owner)], type(owner).__name__)
+        tb = tb.tb_next
+    return found or rec.where()
 
 
 def _fixed(t) -> Callable:
@@ -372,12 +441,14 @@ def trace(fn, *examples, mode: str | None = None, max_ops: int = DEFAULT_MAX_OPS
     autograd.state_hooks.append(rec.state)
     try:
         with _Preserved(fn, mode, rec) as kept, autograd.enable_grad():
+            rec.grad_owners.update({id(g): p for p, g in kept.grads if g is not None})
             out = fn(*inputs)
             grads = {pid: p.grad for pid, (p, _) in rec.grads_seen.items()}
     except MetaValueError as e:
-        line = _user_line(sys.exc_info()[2])
+        tb = sys.exc_info()[2]
+        line = _user_line(tb)
         where = f"{line}: " if line else ""
-        raise MetaValueError(f"{where}in {rec.where()}: {e}") from None
+        raise MetaValueError(f"{where}in {_module_in(tb, rec)}: {e}") from None
     finally:
         autograd.op_hooks.remove(rec.hook)
         autograd.state_hooks.remove(rec.state)

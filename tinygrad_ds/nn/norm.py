@@ -57,9 +57,11 @@ class _BatchNorm(Module):
         if self.training and self.track_running_stats:
             nbt = self.num_batches_tracked
             with no_grad():
-                assign(nbt, nbt + 1)
+                count = nbt + 1
+                assign(nbt, count)
                 if self.momentum is None:  # cumulative moving average, read when it runs
-                    momentum = 1.0 / nbt.astype(x.dtype)
+                    # (of the new count: while tracing, the write into nbt is not carried out)
+                    momentum = 1.0 / count.astype(x.dtype)
         use_batch_stats = self.training or not self.track_running_stats
         if use_batch_stats:
             n = x.size // x.shape[1]

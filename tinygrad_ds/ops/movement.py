@@ -134,7 +134,9 @@ class Pad(Function):
 
     @staticmethod
     def backward(ctx, g):
-        index = tuple(slice(b, g.shape[i] - a) for i, (b, a) in enumerate(ctx.attrs["pad_width"]))
+        # the stop counts from the end (-a), not from g's length, so that a graph replayed at
+        # another batch size slices the padded gradient of that size
+        index = tuple(slice(b, -a if a else None) for b, a in ctx.attrs["pad_width"])
         return g[index]
 
 

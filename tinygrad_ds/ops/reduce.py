@@ -164,9 +164,14 @@ def var(x, axis=None, keepdims: bool = False, correction: int = 1):
     """Variance with Bessel's correction by default (unbiased, as torch.var)."""
     axes = normalize_axes("var", axis, x.ndim)
     _check_nonempty("var", x, axes)
-    n = int(np.prod([x.shape[a] for a in axes]))
+    from .elementwise import Where, scalar_like
+
     d = x - mean(x, axes, keepdims=True)
-    return sum(d * d, axes, keepdims) * (1.0 / (n - correction) if n > correction else np.nan)
+    # the count is taken when the op runs (a graph may run at another batch size); nan where it
+    # is not above the correction, as torch.var
+    dof = sum(x.ones_like(), axes, keepdims) - correction
+    dof = Where.apply(dof > 0, dof, scalar_like(dof, np.nan))
+    return sum(d * d, axes, keepdims) / dof
 
 
 def any(x):  # noqa: A001 - the op's name

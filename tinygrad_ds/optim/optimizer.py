@@ -13,6 +13,7 @@ import numpy as np
 from .. import autograd
 from ..backend import constant_kernels
 from ..errors import TdsError
+from ..ops.state import assign
 from ..tensor import Tensor
 
 
@@ -57,8 +58,11 @@ class Optimizer:
             for p in g["params"]:
                 if set_to_none or p.grad is None:
                     p.grad = None
-                else:
-                    p.grad.data[...] = 0
+                else:  # a write (an op): a traced step records it and replays it
+                    with autograd.no_grad():
+                        grad = p.grad if isinstance(p.grad, Tensor) else Tensor._wrap(p.grad)
+                        assign(grad, Tensor._wrap(constant_kernels(p.data).full((), 0.0,
+                                                                                 grad.dtype)))
 
     def _with_grads(self, group):
         """(param, grad Tensor) for each parameter of `group` that has a gradient."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 
+from .. import autograd
 from ..errors import TdsError
 from .optimizer import Optimizer
 
@@ -34,6 +35,12 @@ class LRScheduler:
             g["lr"] = self.factor(self.last_epoch, g["initial_lr"])
 
     def step(self) -> None:
+        if not autograd.writes_enabled:  # inside tds.trace(fn, ...)
+            raise TdsError(
+                f"{type(self).__name__}.step() inside a traced function: a schedule is Python "
+                "state that a graph cannot replay (and tracing must change nothing); call "
+                "scheduler.step() after graph.run(...), which reads the learning rate when it "
+                "runs")
         self.last_epoch += 1
         self._apply()
 
