@@ -47,6 +47,7 @@ test: $(STAMP) graphviz chromium
 bench: $(STAMP)
 	$(PY) benchmarks/kernels.py
 	$(PY) benchmarks/train.py
+	$(PY) benchmarks/program.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
