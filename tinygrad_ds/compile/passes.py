@@ -1,0 +1,161 @@
+"""The graph-to-graph passes: dead code, common subexpressions, constant folding, algebra.
+
+Each pass is a function Graph -> Graph that returns a new, checked-well-formed graph (the old one
+is not changed) and can be left out of `tds.compile(..., passes=[...])`. None of them removes,
+merges or folds an op with effects (`assign`, a random mask, a check that raises on bad input).
+
+    g2 = eliminate_dead_code(g)          # only what outputs, effects and writes need
+    g2 = eliminate_common_subexpressions(g)   # one node per (op, attributes, inputs)
+    g2 = fold_constants(g)               # ops of constants become constants
+    g2 = simplify(g)                     # x*1, x+0, x-0, x/1, --x, reshape to its own shape ...
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+import numpy as np
+
+from ..autograd import Context
+from ..graph.ir import Graph
+from .rewrite import EFFECT_OPS, attrs_key, live_roots, rebuild, resolve, roots
+
+FOLD_MAX_ELEMENTS = 1 << 16  # a folded constant larger than this would bloat the graph
+
+
+def eliminate_dead_code(graph: Graph) -> Graph:
+    """Keep the nodes that the outputs, the `.grad` effects and the ops with effects (writes
+    into state, random draws, checks) need; drop the rest."""
+    live = live_roots(graph)
+    stack = list(live)
+    while stack:
+        for i in graph.nodes[stack.pop()].inputs:
+            if i not in live:
+                live.add(i)
+                stack.append(i)
+    return rebuild(graph, live)
+
+
+def eliminate_common_subexpressions(graph: Graph) -> Graph:
+    """Merge nodes that compute the same thing: the same op with the same attributes on the same
+    inputs (and equal small constants). Ops with effects are never merged, and an op that reads
+    memory an `assign` wrote in between is not merged with a read from before the write."""
+    subst: dict[int, int] = {}
+    seen: dict[tuple, int] = {}
+    root = roots(graph)
+    writes: dict[int, int] = {}  # memory root -> assigns to it so far
+    for n in graph.nodes:
+        ins = tuple(resolve(subst, i) for i in n.inputs)
+        key = None
+        if n.kind == "op" and n.op not in EFFECT_OPS:
+            key = ("op", n.op, n.fn, attrs_key(n.attrs), ins, n.shape, str(n.dtype),
+                   tuple(writes.get(root[i], 0) for i in ins))
+        elif n.kind == "aux":
+            key = ("aux", ins, n.attrs.get("index"))
+        elif n.kind == "const" and isinstance(n.value, np.ndarray) and n.value.size <= 1024:
+            key = ("const", n.shape, str(n.dtype), n.value.tobytes())
+        if n.kind == "op" and n.op == "assign":
+            writes[root[n.inputs[0]]] = writes.get(root[n.inputs[0]], 0) + 1
+        if key is None:
+            continue
+        if key in seen:
+            subst[n.id] = seen[key]
+        else:
+            seen[key] = n.id
+    return rebuild(graph, None, subst)
+
+
+def fold_constants(graph: Graph) -> Graph:
+    """An op whose inputs are all constants (and `full_like`, whose value never depends on its
+    input) becomes a constant computed now, by the op's own forward. Ops with effects, ops that
+    save values for their backward which another node reads, and results larger than
+    FOLD_MAX_ELEMENTS stay."""
+    values: dict[int, np.ndarray] = {n.id: n.value for n in graph.nodes if n.kind == "const"}
+    has_aux = {n.inputs[0] for n in graph.nodes if n.kind == "aux"}
+    replace = {}
+    for n in graph.nodes:
+        if n.kind != "op" or n.op in EFFECT_OPS or n.id in has_aux:
+            continue
+        if int(np.prod(n.shape)) > FOLD_MAX_ELEMENTS:
+            continue
+        if n.op == "full_like":
+            value = np.full(n.shape, n.attrs["value"], dtype=n.dtype)
+        elif n.inputs and all(i in values for i in n.inputs):
+            value = n.fn.forward(Context(n.fn, (), n.attrs), *[values[i] for i in n.inputs],
+                                 **n.attrs)
+            value = np.array(value)  # its own memory: a view of a constant would alias it
+        else:
+            continue
+        if tuple(value.shape) != tuple(n.shape) or value.dtype != n.dtype:
+            continue
+        values[n.id] = value
+        replace[n.id] = dataclasses.replace(n, kind="const", op="const", inputs=(), attrs={},
+                                            fn=None, value=value, params=())
+    if not replace:
+        return graph
+    # constants feeding only folded ops are dead now: drop them, keep everything else
+    out = rebuild(graph, None, None, replace)
+    used = {i for n in out.nodes for i in n.inputs} | set(out.outputs)
+    used |= {v for _, _, v in out.effects}
+    keep = {n.id for n in out.nodes if n.kind != "const" or n.id in used}
+    return rebuild(out, keep)
+
+
+def _const(graph: Graph, i: int, value: float) -> bool:
+    n = graph.nodes[i]
+    return n.kind == "const" and isinstance(n.value, np.ndarray) and n.value.size > 0 and \
+        bool(np.all(n.value == value))
+
+
+def simplify(graph: Graph) -> Graph:
+    """Algebraic identities whose result is an existing value of the same shape and dtype:
+    x*1, 1*x, x+0, 0+x, x-0, x/1, -(-x), reshape/expand to x's own shape, permute by the
+    identity, cast to x's own dtype. (x*0 stays: it is nan where x is.)"""
+    subst: dict[int, int] = {}
+    for n in graph.nodes:
+        if n.kind != "op":
+            continue
+        ins = [resolve(subst, i) for i in n.inputs]
+        x = _identity_of(graph, n, ins, subst)
+        if x is not None and graph.nodes[x].shape == n.shape and \
+                graph.nodes[x].dtype == n.dtype:
+            subst[n.id] = x
+    if not subst:
+        return graph
+    return rebuild(graph, None, subst)
+
+
+def _identity_of(graph: Graph, n, ins: list[int], subst: dict[int, int]) -> int | None:
+    op = n.op
+    if op == "mul":
+        if _const(graph, ins[1], 1):
+            return ins[0]
+        if _const(graph, ins[0], 1):
+            return ins[1]
+    elif op == "add":
+        if _const(graph, ins[1], 0):
+            return ins[0]
+        if _const(graph, ins[0], 0):
+            return ins[1]
+    elif op == "sub" and _const(graph, ins[1], 0):
+        return ins[0]
+    elif op == "div" and _const(graph, ins[1], 1):
+        return ins[0]
+    elif op == "neg":
+        inner = graph.nodes[ins[0]]
+        if inner.kind == "op" and inner.op == "neg":
+            return resolve(subst, inner.inputs[0])
+    elif op in ("reshape", "expand", "cast"):
+        return ins[0]  # the caller checks that shape and dtype are x's own
+    elif op == "permute" and tuple(n.attrs.get("axes", ())) == tuple(range(len(n.shape))):
+        return ins[0]
+    return None
+
+
+# name -> pass, in the order tds.compile runs them
+PASSES: dict[str, Callable[[Graph], Graph]] = {
+    "fold_constants": fold_constants,
+    "simplify": simplify,
+    "cse": eliminate_common_subexpressions,
+    "dce": eliminate_dead_code,
+}
