@@ -22,6 +22,7 @@ from .tensor import Tensor
 from . import nn  # noqa: E402  (layers build on everything above)
 from . import data, optim  # noqa: E402  (batches of Tensors; updates of Parameters)
 from .graph import Graph, trace  # noqa: E402  (tracing runs models: after nn)
+from .compile import compile  # noqa: E402, A004  (passes over traced graphs: after graph)
 
 cat = concat
 
@@ -40,4 +41,4 @@ __all__ = [
     "zeros_like", "ones_like", "full_like", "randn_like", "rand_like",
     "concat", "cat", "stack", "where", "gradcheck", "manual_seed",
 ]
-__all__ += ["trace", "Graph"]
+__all__ += ["trace", "Graph", "compile"]

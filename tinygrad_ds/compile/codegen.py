@@ -179,6 +179,8 @@ def _expr(n, t: str, a: list[str], dts: list) -> list[str]:
         return [f"{t} = {a[0]} if {a[0]} > {zero} else {T}({a[0]} * {slope})"]
     if op == "where":
         return [f"{t} = {a[1]} if {a[0]} else {a[2]}"]
+    if op == "copy":
+        return [f"{t} = {a[0]}"]
     if op == "cast":
         return [f"{t} = {_cast(a[0], dts[0], n.dtype)}"]
     raise NotImplementedError(op)

@@ -30,7 +30,8 @@ from .rewrite import roots
 UNARY = ("neg", "exp", "log", "sqrt", "abs", "sign", "relu", "sigmoid", "tanh")
 BINARY = ("add", "sub", "mul", "div", "maximum", "minimum")
 COMPARE = ("less", "less_equal", "equal", "not_equal")
-ELEMENTWISE = frozenset(UNARY + BINARY + COMPARE + ("where", "cast", "leaky_relu"))
+# copy: the identity into new memory (a gradient's own copy, written by the loop that makes it)
+ELEMENTWISE = frozenset(UNARY + BINARY + COMPARE + ("where", "cast", "leaky_relu", "copy"))
 DTYPES = frozenset({"float32", "float64", "int64", "bool"})
 
 
@@ -96,16 +97,32 @@ def fuse(graph: Graph, min_size: int = 1) -> Fusion:
     reasons: dict[int, str] = {}
     epoch = 0
 
+    merged: dict[int, int] = {}  # group merged into another -> that group
+
+    def find(g: int) -> int:
+        while g in merged:
+            g = merged[g]
+        return g
+
     def reaches(start: set[int], target: int) -> bool:
-        stack, seen = list(start), set()
+        stack, seen = [find(g) for g in start], set()
         while stack:
             g = stack.pop()
             if g == target:
                 return True
             if g not in seen:
                 seen.add(g)
-                stack.extend(groups[g].deps)
+                stack.extend(find(x) for x in groups[g].deps)
         return False
+
+    def merge(g: Group, h: Group) -> None:
+        """h's ops join g (both open, same shape, neither depending on the other)."""
+        merged[h.id] = g.id
+        g.members = sorted(g.members + h.members)
+        for m in h.members:
+            group_of[m] = g.id
+        h.members = []
+        g.deps = {find(x) for x in g.deps | h.deps} - {g.id}
 
     for n in nodes:
         d: set[int] = set()
@@ -155,6 +172,15 @@ def fuse(graph: Graph, min_size: int = 1) -> Fusion:
             break
         if joined is None and why is not None:
             reasons[n.id] = why
+        if joined is not None:  # operands in other open groups of this shape: one loop
+            for i in n.inputs:
+                h = groups[group_of[i]] if i in group_of else None
+                if h is None or h.id == joined.id or h.shape != joined.shape or \
+                        h.epoch != epoch or h.stored_roots or joined.stored_roots:
+                    continue
+                if reaches(joined.deps, h.id) or reaches(h.deps, joined.id):
+                    continue
+                merge(joined, h)
         if joined is None:
             joined = Group(len(groups), tuple(n.shape), epoch=epoch)
             groups.append(joined)
@@ -162,7 +188,7 @@ def fuse(graph: Graph, min_size: int = 1) -> Fusion:
         group_of[n.id] = joined.id
         for j in n.inputs:
             if group_of.get(j) != joined.id:
-                joined.deps |= dep.get(j, set())
+                joined.deps |= {find(x) for x in dep.get(j, set())}
         joined.deps.discard(joined.id)
         d.add(joined.id)
         dep[n.id] = d
@@ -176,6 +202,7 @@ def fuse(graph: Graph, min_size: int = 1) -> Fusion:
     groups = [g for g in groups if g.members]
     for k, g in enumerate(groups):
         g.id = k
+        g.deps = set()  # (ids before renumbering: not read after fusion)
         for m in g.members:
             group_of[m] = k
     for g in groups:

@@ -102,7 +102,11 @@ def fold_constants(graph: Graph) -> Graph:
 
 
 def _const(graph: Graph, i: int, value: float) -> bool:
+    """Is node i a constant equal to `value` everywhere (or the negation of one: x - c is
+    traced as x + (-c))?"""
     n = graph.nodes[i]
+    if n.kind == "op" and n.op == "neg" and value == 0:
+        n = graph.nodes[n.inputs[0]]
     return n.kind == "const" and isinstance(n.value, np.ndarray) and n.value.size > 0 and \
         bool(np.all(n.value == value))
 
