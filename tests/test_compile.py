@@ -124,7 +124,7 @@ def test_fused_group_source_compiles_and_matches():
                                                        "add", "tanh", "maximum"]
     code, header = group_source(g, group)
     assert "def fused_add_relu_mul_sigmoid_etc(" in code and "range(5)" in code
-    assert all(f"t{m}" in header for m in group.members)
+    assert all(f"#{m} {g.nodes[m].op}(" in header for m in group.members)
     kernel = load_kernel(code)
     x = np.random.default_rng(0).standard_normal((3, 5)).astype(np.float32)
     args = {g.inputs[0]: x, **{n.id: n.value for n in g.nodes if n.kind == "const"}}

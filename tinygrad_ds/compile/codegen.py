@@ -91,6 +91,8 @@ def group_source(graph: Graph, group: Group) -> tuple[str, str]:
         if i not in var and nodes[i].kind == "const":
             var[i] = _literal(np.asarray(nodes[i].value))
     outs = {m: f"o{k}" for k, m in enumerate(group.outputs)}
+    local = {m: f"t{k}" for k, m in enumerate(group.members)}  # by position: equal loops of
+    # different layers get equal code, hence one kernel
     ind = "    " * (len(shape) + 1)
     body: list[str] = []
     # loads first: every outside operand is read before anything is stored (a folded assign
@@ -110,7 +112,7 @@ def group_source(graph: Graph, group: Group) -> tuple[str, str]:
                           f"{_cast(var[src], nodes[src].dtype, nodes[dst].dtype)}")
             var[m] = var[src]
             continue
-        t = f"t{m}"
+        t = local[m]
         for line in _expr(n, t, [var[i] for i in n.inputs], [nodes[i].dtype for i in n.inputs]):
             body.append(ind + line)
         var[m] = t
@@ -131,8 +133,8 @@ def group_source(graph: Graph, group: Group) -> tuple[str, str]:
     for m in group.members:
         n = nodes[m]
         where = f" in {n.module}" if n.module else ""
-        header.append(f"#   t{m} = {n.op}({', '.join(var.get(i, f'#{i}') for i in n.inputs)})"
-                      f"{where}")
+        header.append(f"#   {local[m]} = #{m} {n.op}("
+                      f"{', '.join(var.get(i, f'#{i}') for i in n.inputs)}){where}")
     for i in group.inputs:
         header.append(f"#   {args[i]}: node #{i} ({nodes[i].name or nodes[i].op}, "
                       f"{nodes[i].shape}, {nodes[i].dtype})")
