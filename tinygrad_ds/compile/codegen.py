@@ -1,9 +1,9 @@
 """Code generation: a fused group becomes the Python source of one numba kernel.
 
-The kernel has the group's shapes as constants (loop bounds, output shapes), reads each outside
-operand once per element (broadcast operands at index 0 along their size-1 axes), keeps every
-intermediate in a local variable, writes the values needed outside into new arrays and the
-folded assigns into their targets. 0-d constants are written into the source as literals.
+The kernel has the group's shapes as constants (loop bounds), reads each outside operand once
+per element (broadcast operands at index 0 along their size-1 axes), keeps every intermediate in
+a local variable, writes the values needed outside into the output arrays it is given (the plan
+owns them) and the folded assigns into their targets. 0-d constants are literals in the source.
 
     src = group_source(graph, group)      # readable: a comment names the graph nodes
     kernel = load_kernel(src)             # compiled once; cached on disk by a hash of the source
@@ -118,16 +118,15 @@ def group_source(graph: Graph, group: Group) -> tuple[str, str]:
         var[m] = t
         if m in outs:
             stores.append(f"{ind}{outs[m]}{_index(shape, shape)} = {t}")
+    params = [args[i] for i in group.inputs] + list(outs.values())
     lines = ["import numpy as np", "from numba import njit", "", "",
              "@njit(cache=True, error_model='numpy')",
-             f"def {name}({', '.join(args[i] for i in group.inputs)}):"]
+             f"def {name}({', '.join(params)}):"]
     for m, o in outs.items():
-        lines.append(f"    {o} = np.empty({shape!r}, {_np(nodes[m].dtype)})")
+        lines.append(f"    # {o}: {shape!r} {nodes[m].dtype}, written here")
     for k, s in enumerate(shape):
         lines.append("    " * (k + 1) + f"for i{k} in range({s}):")
     lines += body + stores
-    ret = ", ".join(outs.values())
-    lines.append(f"    return {ret}" + ("," if len(outs) == 1 else "") if outs else "    return None")
     code = "\n".join(lines) + "\n"
     header = [f"# {name}: {len(group.members)} graph nodes over shape {shape}"]
     for m in group.members:

@@ -4,7 +4,9 @@ Every value of the graph gets a slot (an index into one list). Constants are in 
 the start; parameters, buffers and optimizer state are read from their sources at the start of
 each replay (state is read as it is now, as `Graph.run` does); then each step runs:
 
-- ('kernel', fn, input slots, output slots, written slots): a generated fused loop;
+- ('kernel', fn, input slots, outputs, written slots): a generated fused loop; each output is
+  (slot, shape, dtype, array): the array the plan keeps and reuses at every replay, or None for
+  a value that outlives the replay (an output, a .grad), made new each time;
 - ('op', Function, attrs, input slots, output slot, aux): an op the compiler has no generated
   code for, run by its own eager forward (aux: (slot, index) of values it saved that other
   nodes read).
@@ -25,6 +27,7 @@ from ..graph.ir import Graph
 from ..tensor import Tensor
 from .codegen import group_source, load_kernel
 from .fusion import Fusion, fuse
+from .rewrite import roots
 
 
 class PlanShapeError(TdsError):
@@ -68,9 +71,12 @@ class Plan:
         for step in self.steps:
             if step[0] == "kernel":
                 _, fn, ins, outs, written = step
-                res = fn(*[vals[i] for i in ins])
-                for slot, arr in zip(outs, res or ()):
+                args = [vals[i] for i in ins]
+                for slot, shape, dtype, buf in outs:
+                    arr = np.empty(shape, dtype) if buf is None else buf
                     vals[slot] = arr
+                    args.append(arr)
+                fn(*args)
                 for slot in written:
                     autograd.bump_version(vals[slot])
             else:
@@ -118,6 +124,10 @@ def build_plan(graph: Graph, fusion: Fusion | None = None, generate: bool = True
     for n in nodes:
         if n.kind == "aux":
             aux_of.setdefault(n.inputs[0], []).append((slot[n.id], n.attrs["index"]))
+    # values that outlive a replay (outputs, .grad, and what shares their memory) get new
+    # memory each time; every other loop output has one array the plan reuses at each replay
+    root = roots(graph)
+    escaping = {root[i] for i in graph.outputs} | {root[v] for _, _, v in graph.effects}
     used = {i for n in nodes for i in n.inputs} | set(graph.outputs)
     used |= {v for _, _, v in graph.effects}
     steps: list[tuple] = []
@@ -131,8 +141,10 @@ def build_plan(graph: Graph, fusion: Fusion | None = None, generate: bool = True
             kernels.append(Kernel(code.split("def ", 1)[1].split("(", 1)[0], list(g.members),
                                   code, header, fn))
             written = [slot[nodes[m].inputs[0]] for m in g.members if nodes[m].op == "assign"]
-            steps.append(("kernel", fn, [slot[i] for i in g.inputs],
-                          [slot[m] for m in g.outputs], written))
+            outs = [(slot[m], tuple(nodes[m].shape), nodes[m].dtype,
+                     None if root[m] in escaping else np.empty(nodes[m].shape, nodes[m].dtype))
+                    for m in g.outputs]
+            steps.append(("kernel", fn, [slot[i] for i in g.inputs], outs, written))
             for m in g.members:  # an assign's value is its target
                 if nodes[m].op == "assign" and m in used:
                     steps.append(("alias", slot[nodes[m].inputs[0]], slot[m]))
