@@ -21,9 +21,16 @@ from hypothesis import strategies as st
 import tinygrad_ds as tds
 import tinygrad_ds.functional as F
 from tinygrad_ds import nn, optim
-from tinygrad_ds.compile import (build_plan, eliminate_common_subexpressions,
-                                 eliminate_dead_code, fold_constants, fuse, group_source,
-                                 load_kernel, simplify)
+from tinygrad_ds.compile import (
+    build_plan,
+    eliminate_common_subexpressions,
+    eliminate_dead_code,
+    fold_constants,
+    fuse,
+    group_source,
+    load_kernel,
+    simplify,
+)
 
 RTOL = 1e-5
 
@@ -89,7 +96,9 @@ def test_constant_folding_computes_ops_of_constants_now():
 
 def test_simplify_removes_identities():
     def f(x):
-        y = -(-((x * 1.0 + 0.0) / 1.0 - 0.0))
+        y = (x * 1.0 + 0.0) / 1.0 - 0.0
+        y = -y
+        y = -y  # double negation
         return y.reshape(4, 3).astype(np.float32).exp()
 
     g = tds.trace(f, (4, 3)).check()
@@ -357,3 +366,13 @@ def test_second_process_loads_kernels_from_the_disk_cache(tmp_path):
     assert first[0] == 1 and first[1] == 0  # written and compiled
     assert second[0] == 0 and second[1] >= 1  # found on disk, loaded from numba's cache
     assert list((tmp_path / "kernels").glob("tds_fused_mul_tanh_add_*.py"))
+
+
+def test_data_dependent_control_flow_is_an_error_naming_the_line():
+    def f(x):
+        if float(x.sum().numpy()) > 0:  # a value, which tracing by shape does not have
+            return x
+        return -x
+
+    with pytest.raises(tds.TdsError, match=r"test_compile\.py:\d+"):
+        tds.compile(f)(tds.Tensor(np.ones(3, np.float32)))

@@ -21,7 +21,7 @@ _NAMES = {
 }
 
 
-def compile(fn_or_model, verbose: bool = False, passes=None):  # noqa: A001 - tds.compile
+def compile(fn_or_model, verbose: bool = False, passes=None):  # shadows the builtin: tds.compile
     """Compile a model's forward, or a whole function of Tensors (a training step: forward,
     loss, backward and optimizer update become one plan), into a callable that replays
     generated, fused kernels.
@@ -47,4 +47,22 @@ def __getattr__(name: str):
     return getattr(importlib.import_module(f"{__name__}.{module}"), name)
 
 
-__all__ = ["compile", *_NAMES]
+__all__ = [
+    "ELEMENTWISE",
+    "PASSES",
+    "Compiled",
+    "Entry",
+    "Fusion",
+    "Group",
+    "Plan",
+    "build_plan",
+    "cache_dir",
+    "compile",
+    "eliminate_common_subexpressions",
+    "eliminate_dead_code",
+    "fold_constants",
+    "fuse",
+    "group_source",
+    "load_kernel",
+    "simplify",
+]

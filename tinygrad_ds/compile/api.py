@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -186,7 +186,7 @@ def _key_change(old: tuple, new: tuple) -> str:
     return "; ".join(parts)
 
 
-def compile(fn_or_model: Callable, verbose: bool = False,  # noqa: A001 - tds.compile
+def compile(fn_or_model: Callable, verbose: bool = False,  # tds.compile (shadows the builtin)
             passes: Sequence | None = None) -> Compiled:
     """Compile a model's forward, or a whole function of Tensors (a training step: forward,
     loss, backward and optimizer update become one plan), into a callable that replays

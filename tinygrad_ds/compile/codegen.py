@@ -173,8 +173,8 @@ def _expr(n, t: str, a: list[str], dts: list) -> list[str]:
         return [f"{t} = {a[0]} if ({a[0]} < {a[1]} or {a[0]} != {a[0]}) else {a[1]}"]
     if op == "sigmoid":  # exp of a non-positive number only, as the cpu kernel
         return [f"{t}e = {T}(np.exp(-np.abs({a[0]})))",
-                f"{t} = {T}({T}(1) / ({T}(1) + {t}e)) if {a[0]} >= {zero} else "
-                f"{T}({t}e / ({T}(1) + {t}e))"]
+                (f"{t} = {T}({T}(1) / ({T}(1) + {t}e)) if {a[0]} >= {zero} else "
+                 f"{T}({t}e / ({T}(1) + {t}e))")]
     if op == "leaky_relu":
         slope = _literal(np.asarray(n.attrs["negative_slope"], dtype=n.dtype))
         return [f"{t} = {a[0]} if {a[0]} > {zero} else {T}({a[0]} * {slope})"]

@@ -12,7 +12,7 @@ merges or folds an op with effects (`assign`, a random mask, a check that raises
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -141,9 +141,7 @@ def _identity_of(graph: Graph, n, ins: list[int], subst: dict[int, int]) -> int 
             return ins[0]
         if _const(graph, ins[0], 0):
             return ins[1]
-    elif op == "sub" and _const(graph, ins[1], 0):
-        return ins[0]
-    elif op == "div" and _const(graph, ins[1], 1):
+    elif (op == "sub" and _const(graph, ins[1], 0)) or (op == "div" and _const(graph, ins[1], 1)):
         return ins[0]
     elif op == "neg":
         inner = graph.nodes[ins[0]]
