@@ -31,6 +31,7 @@ from tinygrad_ds.compile import (
     load_kernel,
     simplify,
 )
+from tinygrad_ds.ops.state import assign
 
 RTOL = 1e-5
 
@@ -376,3 +377,52 @@ def test_data_dependent_control_flow_is_an_error_naming_the_line():
 
     with pytest.raises(tds.TdsError, match=r"test_compile\.py:\d+"):
         tds.compile(f)(tds.Tensor(np.ones(3, np.float32)))
+
+
+# ---- writes into state: every pass and the fusion keep eager's order of reads and writes -----
+def _write_then_read(x, p):
+    a = p * 3.0  # read before the write
+    assign(p, x * 2.0)
+    return a + (p + 1.0)  # read after
+
+
+def _stale_view(x, p):
+    v = p.reshape(6)  # a view taken before the write sees the new values
+    assign(p, p * 2.0 + x)
+    return v.reshape(2, 3) * 1.5 + p
+
+
+def _transposed_view(x, p):
+    t = p.permute(1, 0)
+    assign(p, p + x)
+    return (t.permute(1, 0) + x) * 2.0
+
+
+def _broadcast_read(x, p):
+    y = x * p[0]  # p's first row, broadcast
+    assign(p, p * 0.5 + 1.0)
+    return y + p
+
+
+def _two_writes(x, p):
+    y = x + p
+    assign(p, y * 2.0)
+    assign(p, p + y)
+    return y * p
+
+
+@pytest.mark.parametrize("body", [_write_then_read, _stale_view, _transposed_view,
+                                  _broadcast_read, _two_writes])
+def test_reads_and_writes_of_state_keep_their_order(body):
+    results = []
+    for compiled in (False, True):
+        p = tds.Tensor(np.ones((2, 3), np.float32))  # captured, then written: not a constant
+
+        def f(x, p=p):
+            return body(x, p)
+
+        g = tds.compile(f) if compiled else f
+        x = tds.Tensor(np.arange(6, dtype=np.float32).reshape(2, 3))
+        results.append([g(x).numpy().copy() for _ in range(2)] + [p.numpy().copy()])
+    for want, got in zip(*results):
+        np.testing.assert_allclose(got, want, rtol=RTOL)

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..autograd import Context
 from ..graph.ir import Graph
-from .rewrite import EFFECT_OPS, attrs_key, live_roots, rebuild, resolve, roots
+from .rewrite import EFFECT_OPS, attrs_key, live_roots, rebuild, resolve, roots, written
 
 FOLD_MAX_ELEMENTS = 1 << 16  # a folded constant larger than this would bloat the graph
 
@@ -44,6 +44,7 @@ def eliminate_common_subexpressions(graph: Graph) -> Graph:
     seen: dict[tuple, int] = {}
     root = roots(graph)
     writes: dict[int, int] = {}  # memory root -> assigns to it so far
+    changing = written(graph)
     for n in graph.nodes:
         ins = tuple(resolve(subst, i) for i in n.inputs)
         key = None
@@ -52,7 +53,8 @@ def eliminate_common_subexpressions(graph: Graph) -> Graph:
                    tuple(writes.get(root[i], 0) for i in ins))
         elif n.kind == "aux":
             key = ("aux", ins, n.attrs.get("index"))
-        elif n.kind == "const" and isinstance(n.value, np.ndarray) and n.value.size <= 1024:
+        elif n.kind == "const" and isinstance(n.value, np.ndarray) and n.value.size <= 1024 \
+                and n.id not in changing:
             key = ("const", n.shape, str(n.dtype), n.value.tobytes())
         if n.kind == "op" and n.op == "assign":
             writes[root[n.inputs[0]]] = writes.get(root[n.inputs[0]], 0) + 1
@@ -70,7 +72,9 @@ def fold_constants(graph: Graph) -> Graph:
     input) becomes a constant computed now, by the op's own forward. Ops with effects, ops that
     save values for their backward which another node reads, and results larger than
     FOLD_MAX_ELEMENTS stay."""
-    values: dict[int, np.ndarray] = {n.id: n.value for n in graph.nodes if n.kind == "const"}
+    changing = written(graph)
+    values: dict[int, np.ndarray] = {n.id: n.value for n in graph.nodes
+                                     if n.kind == "const" and n.id not in changing}
     has_aux = {n.inputs[0] for n in graph.nodes if n.kind == "aux"}
     replace = {}
     for n in graph.nodes:
@@ -101,7 +105,7 @@ def fold_constants(graph: Graph) -> Graph:
     return rebuild(out, keep)
 
 
-def _const(graph: Graph, i: int, value: float) -> bool:
+def _is_const(graph: Graph, i: int, value: float) -> bool:
     """Is node i a constant equal to `value` everywhere (or the negation of one: x - c is
     traced as x + (-c))?"""
     n = graph.nodes[i]
@@ -116,11 +120,12 @@ def simplify(graph: Graph) -> Graph:
     x*1, 1*x, x+0, 0+x, x-0, x/1, -(-x), reshape/expand to x's own shape, permute by the
     identity, cast to x's own dtype. (x*0 stays: it is nan where x is.)"""
     subst: dict[int, int] = {}
+    changing = written(graph)
     for n in graph.nodes:
         if n.kind != "op":
             continue
         ins = [resolve(subst, i) for i in n.inputs]
-        x = _identity_of(graph, n, ins, subst)
+        x = _identity_of(graph, n, ins, subst, changing)
         if x is not None and graph.nodes[x].shape == n.shape and \
                 graph.nodes[x].dtype == n.dtype:
             subst[n.id] = x
@@ -129,7 +134,13 @@ def simplify(graph: Graph) -> Graph:
     return rebuild(graph, None, subst)
 
 
-def _identity_of(graph: Graph, n, ins: list[int], subst: dict[int, int]) -> int | None:
+def _identity_of(graph: Graph, n, ins: list[int], subst: dict[int, int],
+                 changing: set[int]) -> int | None:
+    def _const(graph, i, value):  # (a constant an assign writes into is not one)
+        x = graph.nodes[i]
+        j = x.inputs[0] if x.kind == "op" and x.op == "neg" else i
+        return i not in changing and j not in changing and _is_const(graph, i, value)
+
     op = n.op
     if op == "mul":
         if _const(graph, ins[1], 1):

@@ -76,6 +76,13 @@ def roots(graph: Graph) -> list[int]:
     return out
 
 
+def written(graph: Graph) -> set[int]:
+    """Nodes whose memory an `assign` writes (a constant among them is not constant: a tensor
+    the traced function captured and then wrote into is recorded as one)."""
+    root = roots(graph)
+    return {root[n.inputs[0]] for n in graph.nodes if n.kind == "op" and n.op == "assign"}
+
+
 def live_roots(graph: Graph) -> set[int]:
     """Nodes the program must compute whatever the outputs: outputs, effects, ops with effects."""
     need = set(graph.outputs)
