@@ -252,8 +252,13 @@ def test_compiled_training_step_equals_eager(build, shape):
     s1, s2 = _state(m1), _state(m2)
     for k in s1:  # parameters and batch-norm running statistics
         close(s2[k], s1[k])
-    for p1, p2 in zip(m1.parameters(), m2.parameters()):
-        close(p2.grad.numpy(), p1.grad.numpy())
+    # gradients against the largest one: a conv bias before batch norm has a true gradient of
+    # 0, and what both compute for it is rounding noise of the order of 1e-9
+    g1 = [p.grad.numpy() for p in m1.parameters()]
+    g2 = [p.grad.numpy() for p in m2.parameters()]
+    scale = max(np.abs(g).max() for g in g1)
+    for a, b in zip(g1, g2):
+        assert np.abs(a - b).max() <= RTOL * scale
     plan = compiled.last.plan
     assert plan.kernels and any("assign" in k.name for k in plan.kernels)
     # eval mode: a new key (the modules' flags), the forward of the same model compiled
@@ -426,3 +431,18 @@ def test_reads_and_writes_of_state_keep_their_order(body):
         results.append([g(x).numpy().copy() for _ in range(2)] + [p.numpy().copy()])
     for want, got in zip(*results):
         np.testing.assert_allclose(got, want, rtol=RTOL)
+
+
+@pytest.mark.parametrize("train", [True, False], ids=["train", "eval"])
+def test_batch_norm_apply_and_relu_become_one_loop(train):
+    tds.manual_seed(0)
+    block = nn.Sequential(nn.BatchNorm2d(4), nn.ReLU())
+    block.train(train)
+    x = tds.Tensor(np.random.default_rng(0).standard_normal((2, 4, 3, 3)).astype(np.float32))
+    c = tds.compile(block)
+    with tds.no_grad():
+        got = c(x).numpy()
+        block2 = block  # the same module, eager (running statistics move once more in train)
+        want = block2(x).numpy()
+    np.testing.assert_array_equal(got, want)  # rounded as the cpu kernel: bit for bit
+    assert "fused_batch_norm_relu" in [k.name for k in c.last.plan.kernels]

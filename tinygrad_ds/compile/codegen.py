@@ -85,42 +85,52 @@ def group_source(graph: Graph, group: Group) -> tuple[str, str]:
     name = kernel_name(graph, group)
     args = {i: f"a{k}" for k, i in enumerate(group.inputs)}
     var: dict[int, str] = {}
-    for i in group.inputs:
-        var[i] = f"x{args[i][1:]}"
+    # how each outside operand is read: at the loop's own (broadcast) index, or, for
+    # batch_norm's per-channel operands, at the channel index i1
+    loads: dict[tuple[int, str], str] = {}
+
+    def use(m: int, pos: int) -> str:
+        i = nodes[m].inputs[pos]
+        if i not in args:
+            return var[i]
+        idx = "[i1]" if nodes[m].op == "batch_norm" and pos > 0 else \
+            _index(nodes[i].shape, shape)
+        return loads.setdefault((i, idx), f"x{len(loads)}")
+
     for i in {i for m in group.members for i in nodes[m].inputs}:
-        if i not in var and nodes[i].kind == "const":
+        if i not in args and nodes[i].kind == "const":
             var[i] = _literal(np.asarray(nodes[i].value))
     outs = {m: f"o{k}" for k, m in enumerate(group.outputs)}
     local = {m: f"t{k}" for k, m in enumerate(group.members)}  # by position: equal loops of
     # different layers get equal code, hence one kernel
     ind = "    " * (len(shape) + 1)
     body: list[str] = []
-    # loads first: every outside operand is read before anything is stored (a folded assign
-    # may write the memory another operand reads, at the same element)
-    read = [i for i in group.inputs if any(i in nodes[m].inputs and not
-                                            (nodes[m].op == "assign" and nodes[m].inputs[0] == i
-                                             and nodes[m].inputs.count(i) == 1)
-                                            for m in group.members)]
-    for i in read:
-        body.append(f"{ind}{var[i]} = {args[i]}{_index(nodes[i].shape, shape)}")
     stores: list[str] = []
     for m in group.members:
         n = nodes[m]
         if n.op == "assign":
             dst, src = n.inputs
+            value = var[src] if src in var else use(m, 1)
             stores.append(f"{ind}{args[dst]}{_index(shape, shape)} = "
-                          f"{_cast(var[src], nodes[src].dtype, nodes[dst].dtype)}")
-            var[m] = var[src]
+                          f"{_cast(value, nodes[src].dtype, nodes[dst].dtype)}")
+            var[m] = value
             continue
         t = local[m]
-        for line in _expr(n, t, [var[i] for i in n.inputs], [nodes[i].dtype for i in n.inputs]):
+        operands = [use(m, k) for k in range(len(n.inputs))]
+        for line in _expr(n, t, operands, [nodes[i].dtype for i in n.inputs]):
             body.append(ind + line)
         var[m] = t
         if m in outs:
             stores.append(f"{ind}{outs[m]}{_index(shape, shape)} = {t}")
+    # loads first: every outside operand is read before anything is stored (a folded assign
+    # may write the memory another operand reads, at the same element)
+    body = [f"{ind}{x} = {args[i]}{idx}" for (i, idx), x in loads.items()] + body
     params = [args[i] for i in group.inputs] + list(outs.values())
+    # batch_norm's apply rounds as the cpu kernel does only with its flags (fused multiply-add)
+    fast = ", fastmath={'contract'}" if any(nodes[m].op == "batch_norm" for m in group.members) \
+        else ""
     lines = ["import numpy as np", "from numba import njit", "", "",
-             "@njit(cache=True, error_model='numpy')",
+             f"@njit(cache=True, error_model='numpy'{fast})",
              f"def {name}({', '.join(params)}):"]
     for m, o in outs.items():
         lines.append(f"    # {o}: {shape!r} {nodes[m].dtype}, written here")
@@ -133,7 +143,7 @@ def group_source(graph: Graph, group: Group) -> tuple[str, str]:
         n = nodes[m]
         where = f" in {n.module}" if n.module else ""
         header.append(f"#   {local[m]} = #{m} {n.op}("
-                      f"{', '.join(var.get(i, f'#{i}') for i in n.inputs)}){where}")
+                      f"{', '.join(var.get(i, args.get(i, f'#{i}')) for i in n.inputs)}){where}")
     for i in group.inputs:
         header.append(f"#   {args[i]}: node #{i} ({nodes[i].name or nodes[i].op}, "
                       f"{nodes[i].shape}, {nodes[i].dtype})")
@@ -180,6 +190,11 @@ def _expr(n, t: str, a: list[str], dts: list) -> list[str]:
         return [f"{t} = {a[0]} if {a[0]} > {zero} else {T}({a[0]} * {slope})"]
     if op == "where":
         return [f"{t} = {a[1]} if {a[0]} else {a[2]}"]
+    if op == "batch_norm":  # as the cpu kernel: per-channel scale and shift, then x*scale+shift
+        x, w, b, mean, inv = a
+        return [f"{t}s = np.float64({inv}) * {w}",
+                f"{t}b = {T}({b} - {mean} * {t}s)",
+                f"{t} = {T}({x} * {T}({t}s) + {t}b)"]
     if op == "copy":
         return [f"{t} = {a[0]}"]
     if op == "cast":

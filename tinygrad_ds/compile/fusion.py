@@ -63,6 +63,12 @@ class Fusion:
 
 def _supported(graph: Graph, n) -> str | None:
     """None when node n can be part of a generated loop, else why not."""
+    if n.kind == "op" and n.op == "batch_norm":  # the apply: elementwise with (C,) operands
+        x = graph.nodes[n.inputs[0]]
+        ok = len(n.shape) >= 2 and x.shape == n.shape and str(n.dtype) in ("float32", "float64")
+        ok = ok and all(graph.nodes[i].shape == (n.shape[1],) and graph.nodes[i].dtype == n.dtype
+                        for i in n.inputs[1:])
+        return None if ok else "batch_norm with operands the generated loop does not take"
     if n.kind != "op" or n.op not in ELEMENTWISE:
         return "not elementwise"
     if str(n.dtype) not in DTYPES:

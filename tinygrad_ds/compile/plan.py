@@ -30,6 +30,10 @@ from .fusion import Fusion, fuse
 from .rewrite import roots
 
 
+class KernelError(TdsError):
+    """A generated kernel failed when the plan ran it."""
+
+
 class PlanShapeError(TdsError):
     """State read by the plan has another shape than when it was compiled."""
 
@@ -76,7 +80,15 @@ class Plan:
                     arr = np.empty(shape, dtype) if buf is None else buf
                     vals[slot] = arr
                     args.append(arr)
-                fn(*args)
+                try:
+                    fn(*args)
+                except Exception as e:
+                    raise KernelError(
+                        f"compiled step: the generated kernel {fn.__name__} failed on inputs "
+                        + ", ".join(f"{fmt_shape(a.shape)} {a.dtype}" for a in args)
+                        + f": {type(e).__name__}: {e}. explain() shows its source; compile "
+                        "with passes=[...] without 'fuse' to run its ops by their own "
+                        "forward") from e
                 for slot in written:
                     autograd.bump_version(vals[slot])
             else:
