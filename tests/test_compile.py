@@ -446,3 +446,18 @@ def test_batch_norm_apply_and_relu_become_one_loop(train):
         want = block2(x).numpy()
     np.testing.assert_array_equal(got, want)  # rounded as the cpu kernel: bit for bit
     assert "fused_batch_norm_relu" in [k.name for k in c.last.plan.kernels]
+
+
+def test_fusion_never_merges_groups_into_a_cycle():
+    def f(x):
+        h = x.exp()  # one loop
+        g = x * 2.0  # another
+        s = h.sum(axis=1, keepdims=True)  # made from h's loop, outside it
+        return tds.where(g > 0.0, h, s)  # joins g's loop; h's may not join too (s needs it)
+
+    x = np.random.default_rng(0).standard_normal((3, 4)).astype(np.float32)
+    fusion = fuse(tds.trace(f, x))
+    assert len(fusion.groups) == 2
+    assert not any("no order" in why for why in fusion.reasons.values())
+    c = tds.compile(f)
+    np.testing.assert_allclose(c(tds.Tensor(x)).numpy(), f(tds.Tensor(x)).numpy(), rtol=RTOL)

@@ -186,6 +186,9 @@ def fuse(graph: Graph, min_size: int = 1) -> Fusion:
                     continue
                 if reaches(joined.deps, h.id) or reaches(h.deps, joined.id):
                     continue
+                rest = [j for j in n.inputs if group_of.get(j) not in (joined.id, h.id)]
+                if any(reaches(dep.get(j, set()), h.id) for j in rest):
+                    continue  # another operand of n is made from h's values outside the loop
                 merge(joined, h)
         if joined is None:
             joined = Group(len(groups), tuple(n.shape), epoch=epoch)
