@@ -26,6 +26,7 @@ from tinygrad_ds.compile import (
     eliminate_common_subexpressions,
     eliminate_dead_code,
     fold_constants,
+    fold_transposes,
     fuse,
     group_source,
     load_kernel,
@@ -117,6 +118,21 @@ def test_simplify_keeps_ops_that_change_shape_or_value():
 
     g2 = simplify(tds.trace(f, (4, 3))).check()
     assert ops(g2).count("mul") == 1 and ops(g2).count("reshape") == 2
+
+
+def test_fold_transposes_makes_the_product_in_the_layout_its_reader_wants():
+    def f(x, w):
+        return (x.permute(1, 0) @ w).permute(1, 0) * 2.0  # a weight gradient's shape
+
+    g = tds.trace(f, (5, 3), (5, 4)).check()
+    g2 = fold_transposes(g).check()
+    assert ops(g) == ["permute", "matmul", "permute", "mul"]
+    # w.T @ x (x.T.T is x itself; x.T is left for dead-code elimination)
+    assert ops(eliminate_dead_code(g2)) == ["permute", "matmul", "mul"]
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal((5, 3)).astype(np.float32), rng.standard_normal((5, 4)).astype(
+        np.float32)
+    close(g2.run(x, w).numpy(), g.run(x, w).numpy())
 
 
 # ---- fusion and generated kernels -----------------------------------------------------------

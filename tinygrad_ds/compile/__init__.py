@@ -17,6 +17,7 @@ _NAMES = {
     "ELEMENTWISE": "fusion", "Fusion": "fusion", "Group": "fusion", "fuse": "fusion",
     "PASSES": "passes", "eliminate_common_subexpressions": "passes",
     "eliminate_dead_code": "passes", "fold_constants": "passes", "simplify": "passes",
+    "fold_transposes": "passes",
     "Plan": "plan", "build_plan": "plan",
 }
 
@@ -27,7 +28,8 @@ def compile(fn_or_model, verbose: bool = False, passes=None):  # shadows the bui
     generated, fused kernels.
 
     passes: the passes to run, by name, in order (default: all of 'fold_constants',
-    'simplify', 'cse', 'dce', then 'fuse', the elementwise fusion that generates kernels);
+    'simplify', 'fold_transposes', 'cse', 'dce', then 'fuse', the elementwise fusion that
+    generates kernels);
     functions Graph -> Graph may be given too. Leave one out to see what it does.
     verbose: print what compiling did, and why a plan is compiled again.
     The first call with a new key (input shapes and dtypes, which require grad, the modules'
@@ -61,6 +63,7 @@ __all__ = [
     "eliminate_common_subexpressions",
     "eliminate_dead_code",
     "fold_constants",
+    "fold_transposes",
     "fuse",
     "group_source",
     "load_kernel",

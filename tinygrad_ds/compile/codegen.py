@@ -29,6 +29,7 @@ from ..graph.ir import Graph
 from .fusion import Group
 
 _loaded: dict[str, object] = {}  # hash -> kernel (this process)
+TILE = 32
 stats = {"written": 0, "loaded": 0}
 
 
@@ -91,6 +92,12 @@ def group_source(graph: Graph, group: Group) -> tuple[str, str]:
 
     def use(m: int, pos: int) -> str:
         i = nodes[m].inputs[pos]
+        if i in group.views:  # x.permute(axes) at index (j...) is x at (j[axes.index(k)]...)
+            parts = _index(nodes[i].shape, shape)[1:-1].split(", ")
+            axes = nodes[i].attrs["axes"]
+            src = group.views[i]
+            idx = "[" + ", ".join(parts[axes.index(k)] for k in range(len(axes))) + "]"
+            return loads.setdefault((src, idx), f"x{len(loads)}")
         if i not in args:
             return var[i]
         idx = "[i1]" if nodes[m].op == "batch_norm" and pos > 0 else \
@@ -103,7 +110,10 @@ def group_source(graph: Graph, group: Group) -> tuple[str, str]:
     outs = {m: f"o{k}" for k, m in enumerate(group.outputs)}
     local = {m: f"t{k}" for k, m in enumerate(group.members)}  # by position: equal loops of
     # different layers get equal code, hence one kernel
-    ind = "    " * (len(shape) + 1)
+    # an operand read through a permutation is read across rows: walk the last two axes in
+    # TILE x TILE blocks, so that its reads and the writes of the outputs both stay in cache
+    tiled = len(shape) >= 2 and min(shape[-2:]) > TILE and bool(group.views)
+    ind = "    " * (len(shape) + 1 + 2 * tiled)
     body: list[str] = []
     stores: list[str] = []
     for m in group.members:
@@ -134,8 +144,16 @@ def group_source(graph: Graph, group: Group) -> tuple[str, str]:
              f"def {name}({', '.join(params)}):"]
     for m, o in outs.items():
         lines.append(f"    # {o}: {shape!r} {nodes[m].dtype}, written here")
-    for k, s in enumerate(shape):
+    r = len(shape)
+    for k, s in enumerate(shape[:r - 2] if tiled else shape):
         lines.append("    " * (k + 1) + f"for i{k} in range({s}):")
+    if tiled:
+        a, b = r - 2, r - 1
+        pad = "    " * (r - 1)
+        lines += [f"{pad}for j{a} in range(0, {shape[a]}, {TILE}):",
+                  f"{pad}    for j{b} in range(0, {shape[b]}, {TILE}):",
+                  f"{pad}        for i{a} in range(j{a}, min(j{a} + {TILE}, {shape[a]})):",
+                  f"{pad}            for i{b} in range(j{b}, min(j{b} + {TILE}, {shape[b]})):"]
     lines += body + stores
     code = "\n".join(lines) + "\n"
     header = [f"# {name}: {len(group.members)} graph nodes over shape {shape}"]

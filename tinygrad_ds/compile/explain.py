@@ -63,7 +63,9 @@ def explain(compiled) -> str:
         f"Compile time: trace {t.get('trace', 0):.2f} s, passes {t.get('passes', 0):.2f} s, "
         f"code generation {t.get('codegen', 0):.2f} s, first run (numba compiles or loads "
         f"each kernel) {t.get('first run', 0):.2f} s; total {sum(t.values()):.2f} s. "
-        f"{e.kernels_written} kernel source(s) new to the cache ({'cold' if e.kernels_written else 'warm'}: "
-        f"{len(plan.kernels) - e.kernels_written} found on disk or in this process)")
+        f"{e.kernels_written} kernel source(s) new to the cache "
+        f"({'cold' if e.kernels_written else 'warm'}: the other "
+        f"{len(plan.kernels) - e.kernels_written} loops found theirs on disk or in this process; "
+        "the first run includes one step)")
     lines.append(f"Calls of this plan: {e.calls}")
     return "\n".join(lines)

@@ -48,6 +48,9 @@ class Group:
     # filled in by finish(): outside operands (arrays read), values needed outside, stores
     inputs: list[int] = field(default_factory=list)
     outputs: list[int] = field(default_factory=list)
+    # operands that are permuted views: read through their source (a C-ordered array) at
+    # permuted indices, {permute node: source node}
+    views: dict[int, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -264,8 +267,14 @@ def _finish(graph: Graph, g: Group, group_of: dict[int, int]) -> None:
     seen = set()
     for m in g.members:
         n = graph.nodes[m]
-        for i in n.inputs:  # (an assign's target is an operand too: the loop writes it)
-            if i not in members and i not in seen and not _baked(graph, i):
+        for k, i in enumerate(n.inputs):  # (an assign's target is an operand: the loop writes it)
+            if i in members or _baked(graph, i):
+                continue
+            x = graph.nodes[i]
+            if x.kind == "op" and x.op == "permute" and not (n.op == "assign" and k == 0):
+                g.views[i] = x.inputs[0]
+                i = x.inputs[0]
+            if i not in seen:
                 seen.add(i)
                 g.inputs.append(i)
     g.outputs = [m for m in g.members if m in used_outside and graph.nodes[m].op != "assign"]

@@ -8,6 +8,7 @@ merges or folds an op with effects (`assign`, a random mask, a check that raises
     g2 = eliminate_common_subexpressions(g)   # one node per (op, attributes, inputs)
     g2 = fold_constants(g)               # ops of constants become constants
     g2 = simplify(g)                     # x*1, x+0, x-0, x/1, --x, reshape to its own shape ...
+    g2 = fold_transposes(g)              # (A @ B).T -> B.T @ A.T: no transposing copy after
 """
 from __future__ import annotations
 
@@ -17,8 +18,17 @@ from collections.abc import Callable
 import numpy as np
 
 from ..autograd import Context
-from ..graph.ir import Graph
-from .rewrite import EFFECT_OPS, attrs_key, live_roots, rebuild, resolve, roots, written
+from ..graph.ir import Graph, Node
+from .rewrite import (
+    EFFECT_OPS,
+    _remap_residual,
+    attrs_key,
+    live_roots,
+    rebuild,
+    resolve,
+    roots,
+    written,
+)
 
 FOLD_MAX_ELEMENTS = 1 << 16  # a folded constant larger than this would bloat the graph
 
@@ -165,10 +175,75 @@ def _identity_of(graph: Graph, n, ins: list[int], subst: dict[int, int],
     return None
 
 
+def fold_transposes(graph: Graph) -> Graph:
+    """(A @ B).T becomes B.T @ A.T, when nothing else reads A @ B: the product is then made in
+    the layout its reader wants (BLAS reads transposed operands in place), instead of being
+    transposed by a copy afterwards (a weight gradient's `permute` + `copy`). A.T of an A that
+    is itself x.T is x. Matrices (2-D) only."""
+    nodes = graph.nodes
+    readers: dict[int, int] = {}
+    for n in nodes:
+        for i in n.inputs:
+            readers[i] = readers.get(i, 0) + 1
+    for i in graph.outputs:
+        readers[i] = readers.get(i, 0) + 1
+    for _, _, v in graph.effects:
+        readers[v] = readers.get(v, 0) + 1
+    has_aux = {n.inputs[0] for n in nodes if n.kind == "aux"}
+
+    def is_t(n) -> bool:
+        return n.kind == "op" and n.op == "permute" and tuple(n.attrs.get("axes", ())) == (1, 0)
+
+    todo = {}
+    for n in nodes:
+        if not is_t(n):
+            continue
+        m = nodes[n.inputs[0]]
+        if m.kind == "op" and m.op == "matmul" and len(m.shape) == 2 and readers.get(m.id) == 1 \
+                and m.id not in has_aux and all(len(nodes[i].shape) == 2 for i in m.inputs):
+            todo[n.id] = m
+    if not todo:
+        return graph
+    out: list[Node] = []
+    new_id: dict[int, int] = {}
+
+    def add(node: Node) -> int:
+        node.id = len(out)
+        out.append(node)
+        return node.id
+
+    def transposed(i: int, like: Node) -> int:
+        x = nodes[i]
+        if is_t(x):
+            return new_id[x.inputs[0]]
+        return add(dataclasses.replace(like, id=-1, inputs=(new_id[i],), shape=x.shape[::-1],
+                                       dtype=x.dtype, attrs={"axes": (1, 0)}, params=()))
+
+    for n in nodes:
+        if n.id in {m.id for m in todo.values()}:
+            continue  # made transposed by its one reader, below
+        if n.id in todo:
+            m = todo[n.id]
+            a, b = m.inputs
+            bt, at = transposed(b, n), transposed(a, n)
+            new_id[n.id] = add(dataclasses.replace(m, id=-1, inputs=(bt, at), shape=n.shape,
+                                                   module=n.module, scope=n.scope, params=()))
+            continue
+        new_id[n.id] = add(dataclasses.replace(
+            n, inputs=tuple(new_id[i] for i in n.inputs),
+            params=tuple(new_id[i] for i in n.params if i in new_id),
+            residual=None if n.residual is None else _remap_residual(n.residual, {}, new_id)))
+    g = Graph(out, [new_id[i] for i in graph.inputs], [new_id[i] for i in graph.outputs],
+              graph.calls, kind=graph.kind, mode=graph.mode, model=graph.model,
+              effects=[(k, new_id[p], new_id[v]) for k, p, v in graph.effects])
+    return g
+
+
 # name -> pass, in the order tds.compile runs them
 PASSES: dict[str, Callable[[Graph], Graph]] = {
     "fold_constants": fold_constants,
     "simplify": simplify,
+    "fold_transposes": fold_transposes,
     "cse": eliminate_common_subexpressions,
     "dce": eliminate_dead_code,
 }

@@ -5,8 +5,9 @@ the start; parameters, buffers and optimizer state are read from their sources a
 each replay (state is read as it is now, as `Graph.run` does); then each step runs:
 
 - ('kernel', fn, input slots, outputs, written slots): a generated fused loop; each output is
-  (slot, shape, dtype, array): the array the plan keeps and reuses at every replay, or None for
-  a value that outlives the replay (an output, a .grad), made new each time;
+  (slot, shape, dtype, array): the array the plan keeps and reuses at every replay, or, for a
+  value that outlives the replay (an output, a .grad), a list of arrays handed out before,
+  reused once nothing else refers to them (`_recycled`);
 - ('op', Function, attrs, input slots, output slot, aux): an op the compiler has no generated
   code for, run by its own eager forward (aux: (slot, index) of values it saved that other
   nodes read).
@@ -16,6 +17,7 @@ the gradients the traced call left in `.grad` are set at the end.
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -77,7 +79,7 @@ class Plan:
                 _, fn, ins, outs, written = step
                 args = [vals[i] for i in ins]
                 for slot, shape, dtype, buf in outs:
-                    arr = np.empty(shape, dtype) if buf is None else buf
+                    arr = _recycled(buf, shape, dtype) if type(buf) is list else buf
                     vals[slot] = arr
                     args.append(arr)
                 try:
@@ -154,7 +156,7 @@ def build_plan(graph: Graph, fusion: Fusion | None = None, generate: bool = True
                                   code, header, fn))
             written = [slot[nodes[m].inputs[0]] for m in g.members if nodes[m].op == "assign"]
             outs = [(slot[m], tuple(nodes[m].shape), nodes[m].dtype,
-                     None if root[m] in escaping else np.empty(nodes[m].shape, nodes[m].dtype))
+                     [] if root[m] in escaping else np.empty(nodes[m].shape, nodes[m].dtype))
                     for m in g.outputs]
             steps.append(("kernel", fn, [slot[i] for i in g.inputs], outs, written))
             for m in g.members:  # an assign's value is its target
@@ -171,6 +173,20 @@ def build_plan(graph: Graph, fusion: Fusion | None = None, generate: bool = True
     grads = [(slot[p], nodes[p].source, slot[v]) for k, p, v in graph.effects if k == "grad"]
     return Plan(graph, fusion, template, reads, steps, [slot[i] for i in graph.outputs], grads,
                 kernels, fallback)
+
+
+def _recycled(pool: list, shape: tuple, dtype) -> np.ndarray:
+    """An array for a value that outlives the replay (an output, a .grad): one handed out by an
+    earlier replay that nothing refers to any more (the pool's is the only reference: a Tensor,
+    or a view, of it holds another), else new memory. Fresh memory costs a page fault per page
+    (as eager pays for every new gradient); reusing dropped arrays avoids it."""
+    for arr in pool:
+        if sys.getrefcount(arr) == 3:  # the pool, the loop variable, getrefcount's argument
+            return arr
+    arr = np.empty(shape, dtype)
+    if len(pool) < 3:
+        pool.append(arr)
+    return arr
 
 
 def _alias_steps(steps: list[tuple]) -> list[tuple]:
