@@ -104,6 +104,11 @@ def run(code: str, *args: str, env: dict | None = None) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def _less(first: float, step: float) -> str:
+    """A first call's time without one step; '-' when noise makes the step the longer."""
+    return f"{first - step:.1f} s" if first > step else "-"
+
+
 def has_torch() -> bool:
     return subprocess.run([sys.executable, "-c", "import torch"], capture_output=True,
                           check=False).returncode == 0
@@ -140,7 +145,7 @@ def main() -> None:
             compile_rows.append(
                 f"| {label}, batch {batch} | {cold['first_s']:.1f} s ({cold['written']} kernels "
                 f"compiled) | {warm['first_s']:.1f} s ({warm['written']} compiled) | "
-                f"{cold['first_s'] - step_s:.1f} s / {warm['first_s'] - step_s:.1f} s | "
+                f"{_less(cold['first_s'], step_s)} / {_less(warm['first_s'], step_s)} | "
                 f"{warm['eager_ops']} ops -> {warm['kernels']} generated loops + "
                 f"{warm['fallback']} ops by their forward |")
             print(compile_rows[-1], flush=True)

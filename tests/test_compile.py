@@ -294,7 +294,6 @@ def test_compiled_model_forward_keeps_the_tape_for_backward():
     x = tds.Tensor(np.ones((2, 20), np.float32))
     c(x).sum().backward()
     g1 = model[0].weight.grad.numpy().copy()
-    model.zero_grad() if hasattr(model, "zero_grad") else None
     for p in model.parameters():
         p.grad = None
     model(x).sum().backward()
@@ -359,8 +358,7 @@ def test_passes_can_be_switched_off():
     x = tds.Tensor(np.ones((2, 2), np.float32))
     none = tds.compile(f, passes=[])
     none(x)
-    assert not none.last.plan.kernels and none.last.counts == [("traced", 6, 5)] or \
-        none.last.counts[0][0] == "traced" and len(none.last.counts) == 1
+    assert not none.last.plan.kernels and [c[0] for c in none.last.counts] == ["traced"]
     some = tds.compile(f, passes=["simplify", "cse", "dce"])
     np.testing.assert_allclose(some(x).numpy(), none(x).numpy())
     assert [n.op for n in some.last.optimized.op_nodes()] == ["exp", "add"]
