@@ -31,6 +31,9 @@ def explain(compiled) -> str:
     lines.append(f"Kernel launches per step: eager {eager} ops; compiled {len(plan.kernels)} "
                  f"generated loops + {n_fallback} ops by their own forward "
                  f"({views} of them views: reshape/permute/expand, no arithmetic)")
+    lines.append(f"Memory: the plan keeps {plan.owned_bytes() / 2**20:.1f} MiB of loop outputs "
+                 "between calls (one array per value, reused at every replay; no sharing by "
+                 "liveness yet, and no peak measured against eager's)")
     lines.append(f"Fused groups: {len(groups)}, covering {n_fused} graph nodes "
                  f"({len({k.code for k in plan.kernels})} distinct kernels)")
     for k in sorted(plan.kernels, key=lambda k: -len(k.members))[:8]:

@@ -63,6 +63,11 @@ class Plan:
     kernels: list[Kernel] = field(default_factory=list)
     fallback: dict[str, int] = field(default_factory=dict)  # op -> count run by its forward
 
+    def owned_bytes(self) -> int:
+        """Bytes of the loop outputs the plan keeps between calls (reused at each replay)."""
+        return sum(buf.nbytes for s in self.steps if s[0] == "kernel" for *_, buf in s[3]
+                   if isinstance(buf, np.ndarray))
+
     def replay(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         vals = list(self.template)
         for k, x in enumerate(inputs):
