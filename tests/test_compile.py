@@ -475,3 +475,21 @@ def test_fusion_never_merges_groups_into_a_cycle():
     assert not any("no order" in why for why in fusion.reasons.values())
     c = tds.compile(f)
     np.testing.assert_allclose(c(tds.Tensor(x)).numpy(), f(tds.Tensor(x)).numpy(), rtol=RTOL)
+
+
+def test_resnet20_training_step_compiled_equals_eager():
+    from tinygrad_ds.nn.models import resnet20
+
+    rng = np.random.default_rng(0)
+    m1, step1 = _trainer(resnet20)
+    m2, step2 = _trainer(resnet20)
+    compiled = tds.compile(step2)
+    for _ in range(2):
+        x = tds.Tensor(rng.standard_normal((2, 3, 32, 32)).astype(np.float32))
+        y = tds.Tensor(rng.integers(0, 10, 2))
+        close(compiled(x, y).numpy(), step1(x, y).numpy())
+    s1, s2 = _state(m1), _state(m2)
+    for k in s1:  # parameters, momentum-updated twice, and batch-norm running statistics
+        close(s2[k], s1[k])
+    names = {k.name for k in compiled.last.plan.kernels}
+    assert any(name.startswith("fused_batch_norm_add_relu") for name in names)  # residual
