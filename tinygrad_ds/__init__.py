@@ -23,6 +23,7 @@ from . import nn  # noqa: E402  (layers build on everything above)
 from . import data, optim  # noqa: E402  (batches of Tensors; updates of Parameters)
 from .graph import Graph, trace  # noqa: E402  (tracing runs models: after nn)
 from .graph.scalar_lower import trace_scalar  # noqa: E402  (a traced model lowered to Values)
+from .compile import compile  # noqa: E402, A004  (passes over traced graphs: after graph)
 
 cat = concat
 
@@ -52,4 +53,4 @@ __all__ = [
     "zeros_like", "ones_like", "full_like", "randn_like", "rand_like",
     "concat", "cat", "stack", "where", "gradcheck", "manual_seed", "load_checkpoint",
 ]
-__all__ += ["trace", "Graph", "trace_scalar"]
+__all__ += ["trace", "Graph", "trace_scalar", "compile"]

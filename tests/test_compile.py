@@ -1,0 +1,495 @@
+"""tds.compile: each pass alone (a graph before and after), generated fused kernels, the plan
+against eager execution (an MLP and a small conv net with batch norm, three optimizer steps,
+train and eval), random elementwise graphs, recompilation keys and the on-disk kernel cache.
+
+Generated kernels go to the user's cache folder (as for users), so a second run of this file is
+warm; the cross-process cache test uses a folder of its own.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import tinygrad_ds as tds
+import tinygrad_ds.functional as F
+from tinygrad_ds import nn, optim
+from tinygrad_ds.compile import (
+    build_plan,
+    eliminate_common_subexpressions,
+    eliminate_dead_code,
+    fold_constants,
+    fold_transposes,
+    fuse,
+    group_source,
+    load_kernel,
+    simplify,
+)
+from tinygrad_ds.ops.state import assign
+
+RTOL = 1e-5
+
+
+def ops(g) -> list[str]:
+    return [n.op for n in g.op_nodes()]
+
+
+def close(a, b, rtol=RTOL):
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    scale = max(np.abs(a).max(initial=0.0), 1e-30)
+    assert np.abs(a - b).max(initial=0.0) <= rtol * scale, np.abs(a - b).max() / scale
+
+
+# ---- passes, each alone ---------------------------------------------------------------------
+def test_dce_drops_unused_values_but_keeps_writes():
+    bn = nn.BatchNorm1d(3)  # in train mode it writes its running statistics: not on the output
+
+    def f(x):
+        x.exp()  # unused
+        bn(x)  # unused value, but the running-stat assigns must stay
+        return x * 2.0
+
+    g = tds.trace(f, (4, 3)).check()
+    g2 = eliminate_dead_code(g).check()
+    assert "exp" in ops(g) and "exp" not in ops(g2)
+    assert ops(g2).count("assign") == ops(g).count("assign") >= 2
+    x = np.random.default_rng(0).standard_normal((4, 3)).astype(np.float32)
+    before = bn.running_mean.numpy().copy()
+    np.testing.assert_array_equal(g2.run(x).numpy(), x * 2)
+    assert not np.array_equal(bn.running_mean.numpy(), before)
+
+
+def test_cse_merges_equal_ops_but_never_random_draws():
+    drop = nn.Dropout(0.5)  # in train mode: a random mask drawn at each call
+
+    def f(x):
+        return (x * 2.0) + (x * 2.0) + drop(x) + drop(x)
+
+    g = tds.trace(f, (4, 3)).check()
+    g2 = eliminate_common_subexpressions(g).check()
+    assert ops(g).count("mul") > ops(g2).count("mul")
+    assert ops(g2).count("bernoulli_mask") == ops(g).count("bernoulli_mask") == 2
+    x = np.ones((4, 3), np.float32)
+    tds.manual_seed(1)
+    a = g.run(x).numpy()
+    tds.manual_seed(1)
+    np.testing.assert_array_equal(g2.run(x).numpy(), a)
+
+
+def test_constant_folding_computes_ops_of_constants_now():
+    c = tds.Tensor(np.arange(3, dtype=np.float32))
+
+    def f(x):
+        return x * (c * 2.0 + 1.0)
+
+    g = tds.trace(f, (4, 3)).check()
+    g2 = fold_constants(g).check()
+    assert ops(g) == ["mul", "add", "mul"] and ops(g2) == ["mul"]
+    x = np.ones((4, 3), np.float32)
+    np.testing.assert_array_equal(g2.run(x).numpy(), g.run(x).numpy())
+
+
+def test_simplify_removes_identities():
+    def f(x):
+        y = (x * 1.0 + 0.0) / 1.0 - 0.0
+        y = -y
+        y = -y  # double negation
+        return y.reshape(4, 3).astype(np.float32).exp()
+
+    g = tds.trace(f, (4, 3)).check()
+    g2 = simplify(g).check()
+    exp = next(n for n in g2.op_nodes() if n.op == "exp")
+    assert exp.inputs == (g2.inputs[0],)  # exp reads x itself now
+    assert ops(eliminate_dead_code(g2)) == ["exp"]  # what simplify left unused
+    x = np.random.default_rng(0).standard_normal((4, 3)).astype(np.float32)
+    np.testing.assert_array_equal(g2.run(x).numpy(), np.exp(x))
+
+
+def test_simplify_keeps_ops_that_change_shape_or_value():
+    def f(x):
+        return (x * 0.0) + (x.reshape(3, 4) * 1.0).reshape(4, 3)
+
+    g2 = simplify(tds.trace(f, (4, 3))).check()
+    assert ops(g2).count("mul") == 1 and ops(g2).count("reshape") == 2
+
+
+def test_fold_transposes_makes_the_product_in_the_layout_its_reader_wants():
+    def f(x, w):
+        return (x.permute(1, 0) @ w).permute(1, 0) * 2.0  # a weight gradient's shape
+
+    g = tds.trace(f, (5, 3), (5, 4)).check()
+    g2 = fold_transposes(g).check()
+    assert ops(g) == ["permute", "matmul", "permute", "mul"]
+    # w.T @ x (x.T.T is x itself; x.T is left for dead-code elimination)
+    assert ops(eliminate_dead_code(g2)) == ["permute", "matmul", "mul"]
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal((5, 3)).astype(np.float32), rng.standard_normal((5, 4)).astype(
+        np.float32)
+    close(g2.run(x, w).numpy(), g.run(x, w).numpy())
+
+
+# ---- fusion and generated kernels -----------------------------------------------------------
+def test_fused_group_source_compiles_and_matches():
+    b = tds.Tensor(np.linspace(-1, 1, 5, dtype=np.float32))
+
+    def f(x):
+        return ((x + b).relu() * 2.0 - x.sigmoid()).maximum(x.tanh())
+
+    g = tds.trace(f, (3, 5))
+    fusion = fuse(g)
+    assert len(fusion.groups) == 1
+    group = fusion.groups[0]
+    assert [g.nodes[m].op for m in group.members] == ["add", "relu", "mul", "sigmoid", "neg",
+                                                       "add", "tanh", "maximum"]
+    code, header = group_source(g, group)
+    assert "def fused_add_relu_mul_sigmoid_etc(" in code and "range(5)" in code
+    assert all(f"#{m} {g.nodes[m].op}(" in header for m in group.members)
+    kernel = load_kernel(code)
+    x = np.random.default_rng(0).standard_normal((3, 5)).astype(np.float32)
+    args = {g.inputs[0]: x, **{n.id: n.value for n in g.nodes if n.kind == "const"}}
+    out = np.empty((3, 5), np.float32)
+    kernel(*[args[i] for i in group.inputs], out)
+    assert out.dtype == np.float32
+    close(out, f(tds.Tensor(x)).numpy())
+
+
+def test_fusion_does_not_cross_a_reduction_and_explains_why():
+    def f(x):
+        y = (x * 2.0).exp()
+        return y / y.sum(axis=1, keepdims=True)
+
+    g = tds.trace(f, (3, 4))
+    fusion = fuse(g)
+    grouped = {m for grp in fusion.groups for m in grp.members}
+    assert not any(g.nodes[m].op == "sum" for m in grouped)
+    plan = build_plan(g, fusion)
+    assert plan.fallback.get("sum") == 1
+    x = np.random.default_rng(0).standard_normal((3, 4)).astype(np.float32)
+    close(plan.replay([x])[0], f(tds.Tensor(x)).numpy())
+
+
+UNARY = ["neg", "exp", "relu", "sigmoid", "tanh", "abs"]
+BINARY = ["add", "sub", "mul", "maximum", "minimum", "div"]
+
+
+@st.composite
+def elementwise_programs(draw):
+    steps = draw(st.lists(st.tuples(st.sampled_from(UNARY + BINARY + ["where"]),
+                                    st.integers(0, 10), st.integers(0, 10)),
+                          min_size=1, max_size=7))
+    return steps
+
+
+def _program(steps):
+    def f(x, b, s):
+        vals = [x, b, s]
+        for op, i, j in steps:
+            a, c = vals[i % len(vals)], vals[j % len(vals)]
+            if op in UNARY:
+                v = getattr(a, op)() if op != "neg" else -a
+            elif op == "where":
+                v = tds.where(a > c, a, c * 0.5)
+            elif op == "div":
+                v = a / (c.abs() + 1.0)
+            else:
+                v = getattr(a, op)(c) if op in ("maximum", "minimum") else \
+                    {"add": a + c, "sub": a - c, "mul": a * c}[op]
+            vals.append(v)
+        return vals[-1] + x * 0.0  # always the full shape
+    return f
+
+
+@given(elementwise_programs())
+def test_random_elementwise_graphs_compiled_equal_eager(steps):
+    f = _program(steps)
+    rng = np.random.default_rng(len(steps))
+    x = rng.standard_normal((3, 4)).astype(np.float32)
+    b = rng.standard_normal(4).astype(np.float32)
+    s = np.array(0.7, np.float32)
+    want = f(tds.Tensor(x), tds.Tensor(b), tds.Tensor(s)).numpy()
+    c = tds.compile(f)
+    got = c(tds.Tensor(x), tds.Tensor(b), tds.Tensor(s)).numpy()
+    assert got.shape == want.shape and got.dtype == want.dtype
+    np.testing.assert_allclose(got, want, rtol=RTOL, atol=1e-6)
+    assert c.last.plan.kernels, "no loop was generated"
+
+
+# ---- the whole step against eager ------------------------------------------------------------
+def _mlp():
+    return nn.Sequential(nn.Linear(20, 16), nn.ReLU(), nn.Linear(16, 16), nn.ReLU(),
+                         nn.Linear(16, 5))
+
+
+def _convnet():
+    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
+                         nn.MaxPool2d(2), nn.Conv2d(4, 6, 3, padding=1), nn.BatchNorm2d(6),
+                         nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(6, 5))
+
+
+def _trainer(build):
+    tds.manual_seed(0)
+    model = build()
+    opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
+
+    def step(x, y):
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss
+
+    return model, step
+
+
+def _state(model) -> dict:
+    return {k: np.array(v.numpy() if hasattr(v, "numpy") else v)
+            for k, v in model.state_dict().items()}
+
+
+@pytest.mark.parametrize("build,shape", [(_mlp, (8, 20)), (_convnet, (4, 3, 8, 8))],
+                         ids=["mlp", "convnet"])
+def test_compiled_training_step_equals_eager(build, shape):
+    rng = np.random.default_rng(0)
+    m1, step1 = _trainer(build)
+    m2, step2 = _trainer(build)
+    compiled = tds.compile(step2)
+    for k in range(3):
+        x = tds.Tensor(rng.standard_normal(shape).astype(np.float32))
+        y = tds.Tensor(rng.integers(0, 5, shape[0]))
+        close(compiled(x, y).numpy(), step1(x, y).numpy())
+    assert len(compiled.plans) == 1 and compiled.last.calls == 3
+    s1, s2 = _state(m1), _state(m2)
+    for k in s1:  # parameters and batch-norm running statistics
+        close(s2[k], s1[k])
+    # gradients against the largest one: a conv bias before batch norm has a true gradient of
+    # 0, and what both compute for it is rounding noise of the order of 1e-9
+    g1 = [p.grad.numpy() for p in m1.parameters()]
+    g2 = [p.grad.numpy() for p in m2.parameters()]
+    scale = max(np.abs(g).max() for g in g1)
+    for a, b in zip(g1, g2):
+        assert np.abs(a - b).max() <= RTOL * scale
+    plan = compiled.last.plan
+    assert plan.kernels and any("assign" in k.name for k in plan.kernels)
+    # eval mode: a new key (the modules' flags), the forward of the same model compiled
+    m1.eval()
+    m2.eval()
+    fwd = tds.compile(m2)
+    x = tds.Tensor(rng.standard_normal(shape).astype(np.float32))
+    with tds.no_grad():
+        close(fwd(x).numpy(), m1(x).numpy())
+    close(fwd(x).numpy(), m1(x).numpy())  # with gradients on: the taped forward
+
+
+def test_compiled_model_forward_keeps_the_tape_for_backward():
+    tds.manual_seed(0)
+    model = _mlp()
+    c = tds.compile(model)
+    x = tds.Tensor(np.ones((2, 20), np.float32))
+    c(x).sum().backward()
+    g1 = model[0].weight.grad.numpy().copy()
+    for p in model.parameters():
+        p.grad = None
+    model(x).sum().backward()
+    np.testing.assert_allclose(g1, model[0].weight.grad.numpy(), rtol=RTOL)
+
+
+# ---- keys ---------------------------------------------------------------------------------------
+def test_recompiles_on_a_new_key_only(caplog):
+    def f(x):
+        return (x * 2.0).relu()
+
+    c = tds.compile(f)
+    a = tds.Tensor(np.ones((2, 3), np.float32))
+    c(a)
+    entry = c.last
+    c(tds.Tensor(-np.ones((2, 3), np.float32)))
+    assert len(c.plans) == 1 and c.last is entry and entry.calls == 2
+    with caplog.at_level(logging.INFO, logger="tinygrad_ds.compile"):
+        out = c(tds.Tensor(np.ones((5, 3), np.float32)))
+        c(tds.Tensor(np.ones((5, 3), np.float32)))
+    assert out.shape == (5, 3) and len(c.plans) == 2
+    msgs = [r.getMessage() for r in caplog.records]
+    assert len(msgs) == 1 and "input shapes" in msgs[0] and "(2, 3)" in msgs[0] and \
+        "(5, 3)" in msgs[0]
+    c(tds.Tensor(np.ones((2, 3)), dtype=tds.float64))  # another dtype: another plan
+    assert len(c.plans) == 3
+
+
+def test_parameter_shape_change_recompiles():
+    lin = nn.Linear(3, 2)
+
+    def f(x):
+        return lin(x)
+
+    c = tds.compile(f)
+    x = tds.Tensor(np.ones((1, 3), np.float32))
+    c(x)
+    lin.weight.data = np.ones((4, 3), np.float32)
+    lin.bias.data = np.zeros(4, np.float32)
+    out = c(x)
+    assert out.shape == (1, 4)
+    np.testing.assert_allclose(out.numpy(), np.full((1, 4), 3.0))
+
+
+def test_explain_reports_passes_groups_launches_and_times(capsys):
+    _, step = _trainer(_mlp)
+    c = tds.compile(step)
+    x = tds.Tensor(np.ones((4, 20), np.float32))
+    y = tds.Tensor(np.zeros(4, np.int64))
+    c(x, y)
+    text = c.explain()
+    assert text in capsys.readouterr().out
+    for part in ("fold_constants", "cse", "dce", "Kernel launches per step: eager",
+                 "def fused_", "matmul x", "Compile time"):
+        assert part in text, part
+
+
+def test_passes_can_be_switched_off():
+    def f(x):
+        return (x * 1.0).exp() + (x * 1.0).exp()
+
+    x = tds.Tensor(np.ones((2, 2), np.float32))
+    none = tds.compile(f, passes=[])
+    none(x)
+    assert not none.last.plan.kernels and [c[0] for c in none.last.counts] == ["traced"]
+    some = tds.compile(f, passes=["simplify", "cse", "dce"])
+    np.testing.assert_allclose(some(x).numpy(), none(x).numpy())
+    assert [n.op for n in some.last.optimized.op_nodes()] == ["exp", "add"]
+    with pytest.raises(tds.TdsError, match="unknown pass"):
+        tds.compile(f, passes=["nope"])
+
+
+# ---- the kernel cache across processes ------------------------------------------------------
+def test_second_process_loads_kernels_from_the_disk_cache(tmp_path):
+    script = textwrap.dedent("""
+        import json, numpy as np, tinygrad_ds as tds
+        from tinygrad_ds.compile import codegen
+        c = tds.compile(lambda x: (x * 3.0).tanh() + 1.0)
+        c(tds.Tensor(np.ones((2, 3), np.float32)))
+        k = c.last.plan.kernels[0].fn
+        print(json.dumps([codegen.stats["written"], sum(k.stats.cache_hits.values()),
+                          sum(k.stats.cache_misses.values())]))
+    """)
+    env = dict(os.environ, TDS_CACHE=str(tmp_path))
+    runs = [subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                           text=True, check=True).stdout.splitlines()[-1] for _ in range(2)]
+    import json
+
+    first, second = (json.loads(r) for r in runs)
+    assert first[0] == 1 and first[1] == 0  # written and compiled
+    assert second[0] == 0 and second[1] >= 1  # found on disk, loaded from numba's cache
+    assert list((tmp_path / "kernels").glob("tds_fused_mul_tanh_add_*.py"))
+
+
+def test_data_dependent_control_flow_is_an_error_naming_the_line():
+    def f(x):
+        if float(x.sum().numpy()) > 0:  # a value, which tracing by shape does not have
+            return x
+        return -x
+
+    with pytest.raises(tds.TdsError, match=r"test_compile\.py:\d+"):
+        tds.compile(f)(tds.Tensor(np.ones(3, np.float32)))
+
+
+# ---- writes into state: every pass and the fusion keep eager's order of reads and writes -----
+def _write_then_read(x, p):
+    a = p * 3.0  # read before the write
+    assign(p, x * 2.0)
+    return a + (p + 1.0)  # read after
+
+
+def _stale_view(x, p):
+    v = p.reshape(6)  # a view taken before the write sees the new values
+    assign(p, p * 2.0 + x)
+    return v.reshape(2, 3) * 1.5 + p
+
+
+def _transposed_view(x, p):
+    t = p.permute(1, 0)
+    assign(p, p + x)
+    return (t.permute(1, 0) + x) * 2.0
+
+
+def _broadcast_read(x, p):
+    y = x * p[0]  # p's first row, broadcast
+    assign(p, p * 0.5 + 1.0)
+    return y + p
+
+
+def _two_writes(x, p):
+    y = x + p
+    assign(p, y * 2.0)
+    assign(p, p + y)
+    return y * p
+
+
+@pytest.mark.parametrize("body", [_write_then_read, _stale_view, _transposed_view,
+                                  _broadcast_read, _two_writes])
+def test_reads_and_writes_of_state_keep_their_order(body):
+    results = []
+    for compiled in (False, True):
+        p = tds.Tensor(np.ones((2, 3), np.float32))  # captured, then written: not a constant
+
+        def f(x, p=p):
+            return body(x, p)
+
+        g = tds.compile(f) if compiled else f
+        x = tds.Tensor(np.arange(6, dtype=np.float32).reshape(2, 3))
+        results.append([g(x).numpy().copy() for _ in range(2)] + [p.numpy().copy()])
+    for want, got in zip(*results):
+        np.testing.assert_allclose(got, want, rtol=RTOL)
+
+
+@pytest.mark.parametrize("train", [True, False], ids=["train", "eval"])
+def test_batch_norm_apply_and_relu_become_one_loop(train):
+    tds.manual_seed(0)
+    block = nn.Sequential(nn.BatchNorm2d(4), nn.ReLU())
+    block.train(train)
+    x = tds.Tensor(np.random.default_rng(0).standard_normal((2, 4, 3, 3)).astype(np.float32))
+    c = tds.compile(block)
+    with tds.no_grad():
+        got = c(x).numpy()
+        block2 = block  # the same module, eager (running statistics move once more in train)
+        want = block2(x).numpy()
+    np.testing.assert_array_equal(got, want)  # rounded as the cpu kernel: bit for bit
+    assert "fused_batch_norm_relu" in [k.name for k in c.last.plan.kernels]
+
+
+def test_fusion_never_merges_groups_into_a_cycle():
+    def f(x):
+        h = x.exp()  # one loop
+        g = x * 2.0  # another
+        s = h.sum(axis=1, keepdims=True)  # made from h's loop, outside it
+        return tds.where(g > 0.0, h, s)  # joins g's loop; h's may not join too (s needs it)
+
+    x = np.random.default_rng(0).standard_normal((3, 4)).astype(np.float32)
+    fusion = fuse(tds.trace(f, x))
+    assert len(fusion.groups) == 2
+    assert not any("no order" in why for why in fusion.reasons.values())
+    c = tds.compile(f)
+    np.testing.assert_allclose(c(tds.Tensor(x)).numpy(), f(tds.Tensor(x)).numpy(), rtol=RTOL)
+
+
+def test_resnet20_training_step_compiled_equals_eager():
+    from tinygrad_ds.nn.models import resnet20
+
+    rng = np.random.default_rng(0)
+    m1, step1 = _trainer(resnet20)
+    m2, step2 = _trainer(resnet20)
+    compiled = tds.compile(step2)
+    for _ in range(2):
+        x = tds.Tensor(rng.standard_normal((2, 3, 32, 32)).astype(np.float32))
+        y = tds.Tensor(rng.integers(0, 10, 2))
+        close(compiled(x, y).numpy(), step1(x, y).numpy())
+    s1, s2 = _state(m1), _state(m2)
+    for k in s1:  # parameters, momentum-updated twice, and batch-norm running statistics
+        close(s2[k], s1[k])
+    names = {k.name for k in compiled.last.plan.kernels}
+    assert any(name.startswith("fused_batch_norm_add_relu") for name in names)  # residual

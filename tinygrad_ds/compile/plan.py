@@ -1,0 +1,216 @@
+"""The plan: a graph as a flat list of steps over numbered slots, replayed with little Python.
+
+Every value of the graph gets a slot (an index into one list). Constants are in the list from
+the start; parameters, buffers and optimizer state are read from their sources at the start of
+each replay (state is read as it is now, as `Graph.run` does); then each step runs:
+
+- ('kernel', fn, input slots, outputs, written slots): a generated fused loop; each output is
+  (slot, shape, dtype, array): the array the plan keeps and reuses at every replay, or, for a
+  value that outlives the replay (an output, a .grad), a list of arrays handed out before,
+  reused once nothing else refers to them (`_recycled`);
+- ('op', Function, attrs, input slots, output slot, aux): an op the compiler has no generated
+  code for, run by its own eager forward (aux: (slot, index) of values it saved that other
+  nodes read).
+
+The effects are those of `run_graph`: assigns write in place (folded ones inside the loop), and
+the gradients the traced call left in `.grad` are set at the end.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .. import autograd
+from ..autograd import Context
+from ..errors import TdsError, fmt_shape
+from ..graph.ir import Graph
+from ..tensor import Tensor
+from .codegen import group_source, load_kernel
+from .fusion import Fusion, fuse
+from .rewrite import roots
+
+
+class KernelError(TdsError):
+    """A generated kernel failed when the plan ran it."""
+
+
+class PlanShapeError(TdsError):
+    """State read by the plan has another shape than when it was compiled."""
+
+
+@dataclass
+class Kernel:
+    """A generated kernel of the plan: its group, code and the comment naming its nodes."""
+
+    name: str
+    members: list[int]
+    code: str
+    header: str
+    fn: object = None
+
+
+@dataclass
+class Plan:
+    graph: Graph
+    fusion: Fusion
+    template: list
+    reads: list[tuple]             # (slot, source, traced shape, kind, name)
+    steps: list[tuple]
+    outputs: list[int]
+    grads: list[tuple]             # (param slot, source, value slot)
+    kernels: list[Kernel] = field(default_factory=list)
+    fallback: dict[str, int] = field(default_factory=dict)  # op -> count run by its forward
+
+    def owned_bytes(self) -> int:
+        """Bytes of the loop outputs the plan keeps between calls (reused at each replay)."""
+        return sum(buf.nbytes for s in self.steps if s[0] == "kernel" for *_, buf in s[3]
+                   if isinstance(buf, np.ndarray))
+
+    def replay(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        vals = list(self.template)
+        for k, x in enumerate(inputs):
+            vals[k] = x
+        for slot, source, shape, kind, name in self.reads:
+            data = source().data
+            if data.shape != shape:
+                raise PlanShapeError(f"compiled step: {kind} '{name}' has shape "
+                                     f"{fmt_shape(data.shape)} now, {fmt_shape(shape)} when "
+                                     "compiled")
+            vals[slot] = data
+        for step in self.steps:
+            if step[0] == "kernel":
+                _, fn, ins, outs, written = step
+                args = [vals[i] for i in ins]
+                for slot, shape, dtype, buf in outs:
+                    arr = _recycled(buf, shape, dtype) if type(buf) is list else buf
+                    vals[slot] = arr
+                    args.append(arr)
+                try:
+                    fn(*args)
+                except Exception as e:
+                    raise KernelError(
+                        f"compiled step: the generated kernel {fn.__name__} failed on inputs "
+                        + ", ".join(f"{fmt_shape(a.shape)} {a.dtype}" for a in args)
+                        + f": {type(e).__name__}: {e}. explain() shows its source; compile "
+                        "with passes=[...] without 'fuse' to run its ops by their own "
+                        "forward") from e
+                for slot in written:
+                    autograd.bump_version(vals[slot])
+            else:
+                _, f, attrs, ins, out, aux = step
+                ctx = Context(f, (), attrs)
+                r = f.forward(ctx, *[vals[i] for i in ins], **attrs)
+                vals[out] = np.asarray(r) if isinstance(r, np.generic) else r
+                for slot, k in aux:
+                    vals[slot] = ctx.saved[k]
+        external = {slot for slot, *_ in self.reads} | set(range(len(inputs)))
+        seen: set[int] = set()
+        for pslot, source, vslot in self.grads:
+            g = vals[vslot]
+            # a .grad gets memory of its own, as eager backward gives it
+            if vslot in external or id(g) in seen or not g.flags.owndata:
+                g = np.array(g)
+            seen.add(id(g))
+            source().grad = Tensor._wrap(g)
+        return [vals[i] for i in self.outputs]
+
+
+def build_plan(graph: Graph, fusion: Fusion | None = None, generate: bool = True) -> Plan:
+    """The plan of `graph` (a checked forward or program graph). fusion: the groups to generate
+    loops for (default: `fuse(graph)`); generate=False runs every op by its forward."""
+    if fusion is None:
+        fusion = fuse(graph) if generate else Fusion([], [("node", n.id) for n in graph.nodes],
+                                                     {}, {})
+    nodes = graph.nodes
+    # slots: inputs first (replay puts them at 0..k-1), then every other node by id
+    slot: dict[int, int] = {nid: k for k, nid in enumerate(graph.inputs)}
+    for n in nodes:
+        if n.id not in slot:
+            slot[n.id] = len(slot)
+    template: list = [None] * len(slot)
+    reads = []
+    for n in nodes:
+        if n.kind == "const":
+            template[slot[n.id]] = n.value
+        elif n.kind in ("param", "buffer", "state"):
+            reads.append((slot[n.id], n.source, tuple(n.shape), n.kind, n.name))
+        elif n.kind == "opaque":
+            raise TdsError(f"compile: node {n.id} ({fmt_shape(n.shape)}) was made outside "
+                           "tinygrad_ds ops while tracing, so it cannot be compiled")
+    aux_of: dict[int, list] = {}
+    for n in nodes:
+        if n.kind == "aux":
+            aux_of.setdefault(n.inputs[0], []).append((slot[n.id], n.attrs["index"]))
+    # values that outlive a replay (outputs, .grad, and what shares their memory) get new
+    # memory each time; every other loop output has one array the plan reuses at each replay
+    root = roots(graph)
+    escaping = {root[i] for i in graph.outputs} | {root[v] for _, _, v in graph.effects}
+    used = {i for n in nodes for i in n.inputs} | set(graph.outputs)
+    used |= {v for _, _, v in graph.effects}
+    steps: list[tuple] = []
+    kernels: list[Kernel] = []
+    fallback: dict[str, int] = {}
+    for kind, what in fusion.steps:
+        if kind == "group":
+            g = what
+            code, header = group_source(graph, g)
+            fn = load_kernel(code)
+            kernels.append(Kernel(code.split("def ", 1)[1].split("(", 1)[0], list(g.members),
+                                  code, header, fn))
+            written = [slot[nodes[m].inputs[0]] for m in g.members if nodes[m].op == "assign"]
+            outs = [(slot[m], tuple(nodes[m].shape), nodes[m].dtype,
+                     [] if root[m] in escaping else np.empty(nodes[m].shape, nodes[m].dtype))
+                    for m in g.outputs]
+            steps.append(("kernel", fn, [slot[i] for i in g.inputs], outs, written))
+            for m in g.members:  # an assign's value is its target
+                if nodes[m].op == "assign" and m in used:
+                    steps.append(("alias", slot[nodes[m].inputs[0]], slot[m]))
+            continue
+        n = nodes[what]
+        if n.kind != "op":
+            continue
+        fallback[n.op] = fallback.get(n.op, 0) + 1
+        steps.append(("op", n.fn, n.attrs, [slot[i] for i in n.inputs], slot[n.id],
+                      aux_of.get(n.id, [])))
+    steps = _alias_steps(steps)
+    grads = [(slot[p], nodes[p].source, slot[v]) for k, p, v in graph.effects if k == "grad"]
+    return Plan(graph, fusion, template, reads, steps, [slot[i] for i in graph.outputs], grads,
+                kernels, fallback)
+
+
+def _recycled(pool: list, shape: tuple, dtype) -> np.ndarray:
+    """An array for a value that outlives the replay (an output, a .grad): one handed out by an
+    earlier replay that nothing refers to any more (the pool's is the only reference: a Tensor,
+    or a view, of it holds another), else new memory. Fresh memory costs a page fault per page
+    (as eager pays for every new gradient); reusing dropped arrays avoids it."""
+    for arr in pool:
+        if sys.getrefcount(arr) == 3:  # the pool, the loop variable, getrefcount's argument
+            return arr
+    arr = np.empty(shape, dtype)
+    if len(pool) < 3:
+        pool.append(arr)
+    return arr
+
+
+def _alias_steps(steps: list[tuple]) -> list[tuple]:
+    """An assign folded into a loop has its target as its value: give its slot the target's
+    array after the loop, by an 'op' step of a tiny forward (kept in the same step format)."""
+    out = []
+    for s in steps:
+        if s[0] == "alias":
+            out.append(("op", _Same, {}, [s[1]], s[2], []))
+        else:
+            out.append(s)
+    return out
+
+
+class _Same:
+    """x -> x: the value of an assign folded into a generated loop is its target."""
+
+    name = "assign"
+
+    @staticmethod
+    def forward(ctx, x):
+        return x
