@@ -1,0 +1,27 @@
+"""The cuda backend: the kernel table on numba.cuda device arrays (see table.py; kernels.py for
+the generated kernels). Imported only when a tensor goes to 'cuda' (`tds.cuda.require()`).
+
+Names of the table not written for cuda yet raise MissingKernelError naming the kernel:
+`tinygrad_ds.backend.missing(module)` lists them.
+"""
+from ..table import KERNELS
+from .array import (abs, add, all, any, argmax, cast, contiguous, copy, copy_into, div, equal,
+                    erf, exp, expand, full, index_errors, leaky_relu, less, less_equal, log,
+                    log_softmax, logsumexp, matmul, max, maximum, mean, min, minimum, mul, neg,
+                    not_equal, permute, pow, relu, reshape, sigmoid, sign, softmax, sqrt, sub, sum,
+                    tanh, where)
+
+
+def __getattr__(attr: str):
+    from .. import MissingKernelError
+
+    if attr.startswith("__"):
+        raise AttributeError(attr)
+    if attr in KERNELS:
+        raise MissingKernelError(f"backend 'cuda' has no kernel {attr!r}: it is not implemented "
+                                 f"on cuda yet (run this op on device='cpu')")
+    raise MissingKernelError(f"backend 'cuda' has no kernel {attr!r} ({attr!r} is not a name of "
+                             f"the kernel table)")
+
+
+__all__ = [name for name in KERNELS if name in globals()]
