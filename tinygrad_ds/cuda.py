@@ -86,6 +86,8 @@ def require() -> None:
     if why is not None:
         raise CudaUnavailableError(why)
     from . import backend
+    if simulated():
+        _patch_simulator()
     backend.register_backend("cuda", "tinygrad_ds.backend.cuda", device_array_type())
     _registered = True
 
@@ -97,6 +99,14 @@ def device_array_type() -> type:
         return FakeCUDAArray
     from numba.cuda.cudadrv.devicearray import DeviceNDArray
     return DeviceNDArray
+
+
+def _patch_simulator() -> None:
+    """The simulator's host arrays give shapes that refuse negative indices (as shapes inside a
+    kernel do); a real DeviceNDArray's shape outside a kernel is a plain tuple, which the ops
+    index from the end. Make the simulator's host-side shape a plain tuple too."""
+    from numba.cuda.simulator.cudadrv.devicearray import FakeCUDAArray
+    FakeCUDAArray.shape = property(lambda self: self._ary.shape)
 
 
 def transfer_stats() -> dict[str, int]:
