@@ -24,7 +24,7 @@ HERE = Path(__file__).resolve().parent
 HAS_NUMBA_CUDA = importlib.util.find_spec("numba_cuda") is not None or \
     importlib.util.find_spec("numba.cuda") is not None
 needs_numba_cuda = pytest.mark.skipif(not HAS_NUMBA_CUDA,
-                                      reason="numba-cuda is not installed (pip install numba-cuda)")
+                                      reason="numba.cuda is not importable (pip install numba-cuda)")
 
 
 def _sim(code: str, timeout: int = 120) -> dict:
@@ -85,7 +85,7 @@ print(json.dumps({"ran": ran, "failures": failures, "lacking": lacking}))
 @pytest.fixture(scope="module")
 def table_report():
     if not HAS_NUMBA_CUDA:
-        pytest.skip("numba-cuda is not installed (pip install numba-cuda)")
+        pytest.skip("numba.cuda is not importable (pip install numba-cuda)")
     return _sim(TABLE_RUN)
 
 
@@ -213,3 +213,50 @@ def test_import_does_not_import_numba_cuda():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=60).stdout.split()
     assert out == ["False", "False"]
+
+
+# ---- the GPU build of the kernels (no GPU needed, but CUDA's NVVM and NVRTC libraries are) -------
+def test_kernels_compile_to_ptx_for_the_gpu():
+    """The simulator runs the kernels' Python; this compiles the GPU build (math.* functions,
+    typed shared arrays) to PTX for sm_90, where numba finds NVVM and NVRTC (pip install
+    'cuda-toolkit[nvvm,nvrtc]==13.*'); it skips otherwise."""
+    code = """
+    import numpy as np
+    from numba import cuda, types as T
+    import tinygrad_ds.backend.cuda.kernels as K
+    from tinygrad_ds.backend.cuda import array as A
+    f32, i64, b1 = (T.Array(t, 1, "C") for t in (T.float32, T.int64, T.boolean))
+    tup = T.UniTuple(T.int64, 2)
+    todo = [
+        (K.elementwise("1 / (1 + F.exp(-a0)) if a0 >= 0 else F.exp(a0) / (1 + F.exp(a0))", 1),
+         (f32, f32, tup, tup)),
+        (K.elementwise("a0 if (a0 >= a1 or a0 != a0) else a1", 2), (f32, f32, f32, tup, tup, tup)),
+        (K.elementwise("a1 if a0 else a2", 3), (f32, b1, f32, f32, tup, tup, tup, tup)),
+        (K.elementwise("p0", 0, 1), (f32, tup, T.float32)),
+        (K.reduce_rows("a", A._MAX, "-F.inf", np.float64), (f32, f32, T.int64)),
+        (K.reduce_rows("np.int64(a != 0)", A._MAX, "0", np.int64, "v != 0"), (b1, b1, T.int64)),
+        (K.argmax_rows(), (f32, i64, T.int64)),
+        (K.matmul_tiled(np.float32), (f32, f32, f32, T.int64, T.int64, T.int64)),
+    ]
+    try:
+        cuda.compile_ptx(todo[0][0].py_func, todo[0][1], cc=(9, 0))
+    except Exception as e:
+        if "nvvm" in str(e).lower() or "nvrtc" in str(e).lower():
+            print("SKIP", str(e).splitlines()[0][:200])
+            raise SystemExit(0)
+        raise
+    for disp, sig in todo:
+        ptx, _ = cuda.compile_ptx(disp.py_func, sig, cc=(9, 0))
+        assert ".entry" in ptx
+    print("OK", len(todo))
+    """
+    if not HAS_NUMBA_CUDA:
+        pytest.skip("numba.cuda is not importable (pip install numba-cuda)")
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    last = proc.stdout.strip().splitlines()[-1]
+    if last.startswith("SKIP"):
+        pytest.skip(f"numba cannot build PTX here: {last[5:]}")
+    assert last == "OK 8"

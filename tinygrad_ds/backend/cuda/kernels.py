@@ -74,38 +74,43 @@ def elementwise(expr: str, nin: int, nparams: int = 0):
 
 def reduce_rows(load: str, combine: str, ident: str, acc_dtype, final: str = "v"):
     """A kernel k(x, out, K): one block per row of x (M rows of K, flat); out[row] = final(v) for
-    v the fold of load(a) over the row with combine(u, w), in shared memory (a tree of TPB)."""
+    v the fold of load(a) over the row with combine(u, w), in shared memory (a tree of TPB).
+    combine is inlined (u, w are locals), so the kernel needs no device function."""
     key = ("red", load, combine, ident, np.dtype(acc_dtype).name, final, TPB)
     dt = f"np.{np.dtype(acc_dtype).name}"
     src = f"""
-def comb(u, w):
-    return {combine}
-
 def k(x, out, K):
     row = cuda.blockIdx.x
     t = cuda.threadIdx.x
     sh = cuda.shared.array({TPB}, {dt})
-    acc = {ident}
+    acc = {dt}({ident})
     j = t
     while j < K:
         a = x[row * K + j]
-        acc = comb(acc, {load})
+        u = acc
+        w = {dt}({load})
+        acc = {combine}
         j += {TPB}
     sh[t] = acc
     cuda.syncthreads()
     s = {TPB // 2}
     while s > 0:
         if t < s:
-            sh[t] = comb(sh[t], sh[t + s])
+            u = sh[t]
+            w = sh[t + s]
+            sh[t] = {combine}
         cuda.syncthreads()
         s //= 2
     if t == 0:
         v = sh[0]
         out[row] = {final}
 """
-    if not SIM:
-        src = src.replace("def comb", "@cuda.jit(device=True)\ndef comb")
     return _compile(key, src)
+
+
+# (v, i) beats (bv, bi) for argmax: NaN beats numbers, then larger, then the earlier index
+_BETTER = ("(bv != bv and v != v and i < bi) or "
+           "(bv == bv and (v != v or v > bv or (v == bv and i < bi)))")
 
 
 def argmax_rows():
@@ -113,13 +118,6 @@ def argmax_rows():
     largest, as numpy's argmax)."""
     key = ("argmax", TPB)
     src = f"""
-def better(v, i, bv, bi):
-    if bv != bv:
-        return v != v and i < bi
-    if v != v:
-        return True
-    return v > bv or (v == bv and i < bi)
-
 def k(x, out, K):
     row = cuda.blockIdx.x
     t = cuda.threadIdx.x
@@ -127,29 +125,31 @@ def k(x, out, K):
     si = cuda.shared.array({TPB}, np.int64)
     bv = -math.inf
     bi = K
-    j = t
-    while j < K:
-        v = np.float64(x[row * K + j])
-        if better(v, j, bv, bi):
+    i = t
+    while i < K:
+        v = np.float64(x[row * K + i])
+        if {_BETTER}:
             bv = v
-            bi = j
-        j += {TPB}
+            bi = i
+        i += {TPB}
     sv[t] = bv
     si[t] = bi
     cuda.syncthreads()
     s = {TPB // 2}
     while s > 0:
         if t < s:
-            if better(sv[t + s], si[t + s], sv[t], si[t]):
-                sv[t] = sv[t + s]
-                si[t] = si[t + s]
+            v = sv[t + s]
+            i = si[t + s]
+            bv = sv[t]
+            bi = si[t]
+            if {_BETTER}:
+                sv[t] = v
+                si[t] = i
         cuda.syncthreads()
         s //= 2
     if t == 0:
         out[row] = si[0] if si[0] < K else 0
 """
-    if not SIM:
-        src = src.replace("def better", "@cuda.jit(device=True)\ndef better")
     return _compile(key, src)
 
 
