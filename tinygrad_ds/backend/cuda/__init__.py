@@ -5,6 +5,14 @@ Names of the table not written for cuda yet raise MissingKernelError naming the 
 `tinygrad_ds.backend.missing(module)` lists them.
 """
 from ..table import KERNELS
+from .nn import (adaptive_avg_pool2d_backward, adaptive_avg_pool2d_forward, avg_pool2d_backward,
+                 avg_pool2d_forward, batch_norm_apply, batch_norm_backward_input,
+                 batch_norm_backward_reduce, batch_norm_stats, conv2d_backward_input,
+                 conv2d_backward_weight, conv2d_forward, group_norm_backward_affine,
+                 group_norm_backward_input, group_norm_forward, layer_norm_backward_affine,
+                 layer_norm_backward_input, layer_norm_forward, max_pool2d_backward,
+                 max_pool2d_forward, softmax_cross_entropy_backward,
+                 softmax_cross_entropy_forward)
 from .array import (abs, add, all, any, argmax, cast, contiguous, copy, copy_into, div, equal,
                     erf, exp, expand, full, index_errors, leaky_relu, less, less_equal, log,
                     log_softmax, logsumexp, matmul, max, maximum, mean, min, minimum, mul, neg,
