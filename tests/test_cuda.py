@@ -58,9 +58,13 @@ def dev(a):
 def host(a):
     return a if isinstance(a, np.ndarray) else tc.to_host(a)
 
+# the simulator runs a Python thread per GPU thread: these larger convolutions take 5-10 s each
+# there, so they are left to scripts/gpu_check.py (the grouped, strided, dilated case stays)
+SLOW = {"conv2d_forward-3x3", "conv2d_forward-depthwise", "conv2d_backward_input-3x3",
+        "conv2d_backward_weight-3x3"}
 ran, failures = [], []
 for case in T.CASES:
-    if case.kernel in lacking:
+    if case.kernel in lacking or str(case) in SLOW:
         continue
     args = dev(case.args)  # copied before the cpu run: copy_into writes its dst
     try:
@@ -93,7 +97,12 @@ def test_cuda_kernels_match_cpu_under_the_simulator(table_report):
     assert table_report["failures"] == []
     # the core of the table runs: elementwise, reductions, matmul, movement, softmax, state
     for name in ("add-broadcast", "sum-keep0", "argmax-flat", "matmul-batched", "permute",
-                 "softmax", "logsumexp-keep1", "copy_into", "index_errors", "cast-toint"):
+                 "softmax", "logsumexp-keep1", "copy_into", "index_errors", "cast-toint",
+                 "conv2d_forward-grouped", "conv2d_backward_input-grouped",
+                 "conv2d_backward_weight-grouped", "max_pool2d_backward", "avg_pool2d_backward-no_pad",
+                 "adaptive_avg_pool2d_backward", "batch_norm_backward_input",
+                 "layer_norm_backward_input", "group_norm_backward_input",
+                 "softmax_cross_entropy_backward"):
         assert name in table_report["ran"], f"{name} did not run on cuda"
 
 

@@ -126,9 +126,12 @@ def conv2d_backward_weight(gy, x, sh, sw, ph, pw, dh, dw, groups, kh, kw):
     c = x.shape[1]
     g = groups
     cg = c // g
-    cols = _im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow).reshape(n, g, cg * kh * kw, oh * ow)
-    per = A.matmul(gy.reshape(n, g, o // g, oh * ow), A.permute(cols, (0, 1, 3, 2)))
-    return A.sum(per, (0,), False).reshape(o, cg, kh, kw)
+    k, p = cg * kh * kw, oh * ow
+    cols = _im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow).reshape(n, g, k, p)
+    # one matmul per group over the batch and the positions together: (O/G, N*P) @ (N*P, K)
+    gyg = A.permute(gy.reshape(n, g, o // g, p), (1, 2, 0, 3)).reshape(g, o // g, n * p)
+    colg = A.permute(cols, (1, 0, 3, 2)).reshape(g, n * p, k)
+    return A.matmul(gyg, colg).reshape(o, cg, kh, kw)
 
 
 # ---- pooling ---------------------------------------------------------------------------------------
