@@ -114,10 +114,12 @@ def kernels_for(*arrays) -> ModuleType:
 
 def _mixed(arrays, first: str, other: str) -> str:
     """'cuda' for cuda arrays beside 0-d numpy constants (the cuda kernels copy those over,
-    counted in tds.cuda.transfer_stats()); else raise naming both devices."""
+    counted in tds.cuda.transfer_stats()) or beside the cpu's random generator (the cuda kernel
+    draws a seed from it); else raise naming both devices."""
     if {first, other} == {"cuda", "cpu"}:
         cpu_arrays = [a for a in arrays if backend_name(a) == "cpu"]
-        if all(isinstance(a, np.ndarray) and a.ndim == 0 for a in cpu_arrays):
+        if all(isinstance(a, np.random.Generator) or isinstance(a, np.ndarray) and a.ndim == 0
+               for a in cpu_arrays):
             return "cuda"
     shapes = ", ".join(f"{backend_name(a)} {tuple(a.shape)}" for a in arrays
                        if backend_name(a) is not None and hasattr(a, "shape"))

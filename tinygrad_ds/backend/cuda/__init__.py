@@ -13,6 +13,7 @@ from .nn import (adaptive_avg_pool2d_backward, adaptive_avg_pool2d_forward, avg_
                  layer_norm_backward_input, layer_norm_forward, max_pool2d_backward,
                  max_pool2d_forward, softmax_cross_entropy_backward,
                  softmax_cross_entropy_forward)
+from .movement import bernoulli_mask, concat, gather, getitem, index_add, pad, scatter_add
 from .array import (abs, add, all, any, argmax, cast, contiguous, copy, copy_into, div, equal,
                     erf, exp, expand, full, index_errors, leaky_relu, less, less_equal, log,
                     log_softmax, logsumexp, matmul, max, maximum, mean, min, minimum, mul, neg,
