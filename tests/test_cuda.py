@@ -191,6 +191,52 @@ def test_tensors_and_modules_on_cuda_under_the_simulator():
     assert "'cpu'" in r["mixed"] and "'cuda'" in r["mixed"]
 
 
+CNN_RUN = """
+import json
+import numpy as np
+import tinygrad_ds as tds
+from tinygrad_ds import nn
+import tinygrad_ds.functional as F
+
+def make():
+    tds.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
+                         nn.MaxPool2d(2), nn.Flatten(), nn.Linear(16, 3))
+
+rng = np.random.default_rng(0)
+xn = rng.standard_normal((2, 3, 4, 4)).astype(np.float32)
+res = {}
+for dev in ("cpu", "cuda"):
+    m = make().to(dev)
+    opt = tds.optim.SGD(m.parameters(), lr=0.1, momentum=0.9)
+    x, y = tds.Tensor(xn).to(dev), tds.Tensor(np.array([0, 2])).to(dev)
+    tds.cuda.reset_transfer_stats()
+    loss = F.cross_entropy(m(x), y)
+    loss.backward()
+    opt.step()
+    stats = tds.cuda.transfer_stats()
+    res[dev] = ([p.numpy() for p in m.parameters()] + [b.numpy() for _, b in m.named_buffers()],
+                loss.item(), stats, sorted({p.device for p in m.parameters()}))
+diff = max(float(np.abs(a.astype(np.float64) - b).max())
+           for a, b in zip(res["cpu"][0], res["cuda"][0]))
+print(json.dumps({"diff": diff, "loss": [res["cpu"][1], res["cuda"][1]], "stats": res["cuda"][2],
+                  "devices": res["cuda"][3]}))
+"""
+
+
+@needs_numba_cuda
+def test_a_cnn_training_step_on_cuda_equals_the_cpu_step():
+    """Conv, batch norm, ReLU, max pool, linear, cross-entropy and SGD with momentum: one step
+    on 'cuda' (simulated) leaves the parameters and running statistics the cpu step leaves."""
+    r = _sim(CNN_RUN)
+    assert r["devices"] == ["cuda"]
+    assert r["diff"] < 1e-6
+    assert r["loss"][0] == pytest.approx(r["loss"][1], rel=1e-6)
+    # the step copies no array either way; the optimizer's hyperparameters are 0-d numpy values
+    # that reach the device as kernel inputs (a few bytes each, counted)
+    assert r["stats"]["to_host"] == 0 and r["stats"]["bytes_to_device"] < 100
+
+
 # ---- errors that need no GPU ---------------------------------------------------------------------
 def test_cuda_without_the_extra_says_how_to_install(monkeypatch):
     from tinygrad_ds import cuda
@@ -254,7 +300,7 @@ def test_kernels_compile_to_ptx_for_the_gpu():
     import numpy as np
     from numba import cuda, types as T
     import tinygrad_ds.backend.cuda.kernels as K
-    from tinygrad_ds.backend.cuda import array as A
+    from tinygrad_ds.backend.cuda import array as A, movement as M, nn as N
     f32, i64, b1 = (T.Array(t, 1, "C") for t in (T.float32, T.int64, T.boolean))
     tup = T.UniTuple(T.int64, 2)
     todo = [
@@ -267,6 +313,10 @@ def test_kernels_compile_to_ptx_for_the_gpu():
         (K.reduce_rows("np.int64(a != 0)", A._MAX, "0", np.int64, "v != 0"), (b1, b1, T.int64)),
         (K.argmax_rows(), (f32, i64, T.int64)),
         (K.matmul_tiled(np.float32), (f32, f32, f32, T.int64, T.int64, T.int64)),
+        (K._compile(("col2im",), N._COL2IM), (f32, f32) + (T.int64,) * 14),
+        (K._compile(("sce_fwd",), N._SCE_FWD), (f32, i64, f32, T.Array(T.float64, 1, "C"),
+                                                T.int64, T.int64, T.float64)),
+        (K._compile(("scatter",), M._SCATTER), (f32, f32, i64, tup, tup, T.int64, T.int64)),
     ]
     try:
         cuda.compile_ptx(todo[0][0].py_func, todo[0][1], cc=(9, 0))
@@ -289,4 +339,4 @@ def test_kernels_compile_to_ptx_for_the_gpu():
     last = proc.stdout.strip().splitlines()[-1]
     if last.startswith("SKIP"):
         pytest.skip(f"numba cannot build PTX here: {last[5:]}")
-    assert last == "OK 8"
+    assert last == "OK 11"
