@@ -5,7 +5,8 @@
 
 1. every table kernel the cuda backend has, on test_table.py's cases, against the cpu backend;
 2. a small MLP's training steps (SGD with momentum, Adam) on 'cuda' against 'cpu', with the
-   host<->device copies each step makes (tds.cuda.transfer_stats());
+   host<->device copies each step makes (tds.cuda.transfer_stats()); ResNet-20 steps against
+   the cpu's at batch 8, then timed at batch 32 (cpu, cuda) and 128 (cuda);
 3. the tiled matmul's GFLOP/s at a few sizes, against CuPy or PyTorch where one is installed.
 Prints tables; with $OUT set (the device tool) also writes them to $OUT/gpu_check.md. Exits 1
 when a kernel or a step disagrees with the cpu.
@@ -56,6 +57,14 @@ def check_table() -> int:
             continue
         args = dev(case.args)
         try:
+            if case.kernel == "bernoulli_mask":  # another generator: the values and the rate
+                gen, like, shape, p = case.args
+                m = tds.cuda.to_host(cuda.bernoulli_mask(gen, args[1], shape, p))
+                keep = np.float32(1 / (1 - p)) if p < 1 else 0.0
+                assert set(np.unique(m)) <= {0.0, keep} and m.shape == shape
+                assert p >= 1 or abs((m > 0).mean() - (1 - p)) < 0.05, (m > 0).mean()
+                say(f"| {case} | ok (values and rate) |")
+                continue
             want = T._as_list(T._run_cpu(case))
             t0 = time.perf_counter()
             got = T._as_list(getattr(cuda, case.kernel)(*args))
@@ -126,6 +135,57 @@ def check_training(quick: bool) -> int:
     return bad
 
 
+def resnet_step(device: str, batch: int, size: int, steps: int):
+    """(losses, seconds per step, copies of the last step) of ResNet-20 SGD steps."""
+    from tinygrad_ds.nn import models
+    tds.manual_seed(0)
+    model = models.resnet20(num_classes=10).to(device)
+    opt = tds.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    rng = np.random.default_rng(0)
+    x = tds.Tensor(rng.standard_normal((batch, 3, size, size)).astype(np.float32)).to(device)
+    y = tds.Tensor(rng.integers(0, 10, batch)).to(device)
+    losses, secs, stats = [], [], None
+    for _ in range(steps):
+        tds.cuda.reset_transfer_stats()
+        t0 = time.perf_counter()
+        opt.zero_grad()
+        loss = tds.functional.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        if device == "cuda" and not tds.cuda.simulated():
+            from numba import cuda
+            cuda.synchronize()
+        secs.append(time.perf_counter() - t0)
+        stats = tds.cuda.transfer_stats()
+        losses.append(loss.item())
+    return losses, secs, stats
+
+
+def check_resnet(quick: bool) -> int:
+    """ResNet-20: the first steps agree with the cpu's; the step time at a larger batch."""
+    batch, size = (2, 8) if quick else (8, 32)
+    say(f"## 2b. ResNet-20 SGD steps (batch {batch}, {size}x{size}), cuda against cpu")
+    try:
+        lc, _, _ = resnet_step("cpu", batch, size, 2)
+        lg, _, st = resnet_step("cuda", batch, size, 2)
+        diff = max(abs(a - b) / max(abs(a), 1e-6) for a, b in zip(lc, lg))
+        ok = diff < 1e-3
+        say(f"losses cpu {lc}, cuda {lg}: relative difference {diff:.1e} "
+            f"{'ok' if ok else 'FAIL'}; copies in a step: {st}")
+    except Exception as e:
+        say(f"FAIL {type(e).__name__}: {str(e)[:300]}\n")
+        return 1
+    if not quick:
+        say("| device | batch | ms per step (median of 3 after 1) | images/s |")
+        say("| --- | --- | --- | --- |")
+        for device, b in (("cpu", 32), ("cuda", 32), ("cuda", 128)):
+            _, secs, _ = resnet_step(device, b, 32, 4)
+            ms = 1e3 * float(np.median(secs[1:]))
+            say(f"| {device} | {b} | {ms:.0f} | {b / ms * 1e3:.0f} |")
+    say("")
+    return 0 if ok else 1
+
+
 def bench_matmul(quick: bool) -> None:
     sizes = (16, 32) if quick else (512, 1024, 2048, 4096)
     say("## 3. float32 matmul (n x n @ n x n)")
@@ -176,6 +236,7 @@ def bench_matmul(quick: bool) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="tiny shapes (for the simulator)")
+    ap.add_argument("--no-resnet", action="store_true", help="skip the ResNet-20 steps")
     args = ap.parse_args()
     say(f"# tds GPU check: available {tds.cuda.is_available()}, device "
         f"{tds.cuda.device_name()!r}, simulator {tds.cuda.simulated()}")
@@ -189,6 +250,8 @@ def main() -> int:
     t0 = time.perf_counter()
     bad = check_table()
     bad += check_training(args.quick)
+    if not (args.no_resnet or args.quick):  # the simulator needs many minutes for ResNet-20
+        bad += check_resnet(args.quick)
     bench_matmul(args.quick)
     say(f"{'FAILED: ' + str(bad) + ' check(s)' if bad else 'all checks passed'} in "
         f"{time.perf_counter() - t0:.0f} s")

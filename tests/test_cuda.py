@@ -317,6 +317,7 @@ def test_kernels_compile_to_ptx_for_the_gpu():
         (K._compile(("sce_fwd",), N._SCE_FWD), (f32, i64, f32, T.Array(T.float64, 1, "C"),
                                                 T.int64, T.int64, T.float64)),
         (K._compile(("scatter",), M._SCATTER), (f32, f32, i64, tup, tup, T.int64, T.int64)),
+        (K._compile(("mask",), M._MASK), (f32, T.int64, T.int64, T.float64)),
     ]
     try:
         cuda.compile_ptx(todo[0][0].py_func, todo[0][1], cc=(9, 0))
@@ -339,4 +340,4 @@ def test_kernels_compile_to_ptx_for_the_gpu():
     last = proc.stdout.strip().splitlines()[-1]
     if last.startswith("SKIP"):
         pytest.skip(f"numba cannot build PTX here: {last[5:]}")
-    assert last == "OK 11"
+    assert last == "OK 12"

@@ -27,7 +27,21 @@ def _dev(x):
 
 
 def _empty(shape, dtype):
-    return cuda.device_array(tuple(shape), dtype=np.dtype(dtype))
+    shape, dtype = tuple(shape), np.dtype(dtype)
+    try:
+        return cuda.device_array(shape, dtype=dtype)
+    except Exception as e:  # numba's CudaAPIError; the message names CUDA_ERROR_OUT_OF_MEMORY
+        if "OUT_OF_MEMORY" not in str(e).upper():
+            raise
+        want = math.prod(shape) * dtype.itemsize
+        try:
+            free, total = cuda.current_context().get_memory_info()
+            have = f"{free:,} bytes free of {total:,}"
+        except Exception:
+            have = "free memory unknown"
+        from ...errors import TdsError
+        raise TdsError(f"out of GPU memory: an array of shape {shape} {dtype} needs {want:,} "
+                       f"bytes, {have}; use a smaller batch, or free tensors you keep") from None
 
 
 def _flat(x):

@@ -211,34 +211,33 @@ def scatter_add(g, index, axis, size):
     return out
 
 
+# splitmix64 of (seed, element index): a counter-based generator, no state kept on the device
 _MASK = """
-def k(states, out, total, p):
+def k(out, total, seed, p):
     i = cuda.grid(1)
     if i >= total:
         return
-    u = xoroshiro128p_uniform_float64(states, i)
+    z = np.uint64(seed) + np.uint64(i) * np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    z = z ^ (z >> np.uint64(31))
+    u = np.float64(z >> np.uint64(11)) * (1.0 / 9007199254740992.0)
     out[i] = 1.0 / (1.0 - p) if u >= p else 0.0
 """
 
 
 def bernoulli_mask(gen, like, shape, p):
-    """A dropout mask drawn on the device: xoroshiro128+ streams seeded by one draw from `gen`
-    (the cpu generator, so tds.manual_seed still decides it; the numbers differ from the cpu's)."""
+    """A dropout mask drawn on the device: splitmix64 of one seed drawn from `gen` (the cpu
+    generator, so tds.manual_seed still decides it) and each element's index; the numbers differ
+    from the cpu's. Nothing is copied to the device but the seed, a kernel argument."""
     shape = tuple(shape)
     dtype = A._dev(like).dtype
     if p >= 1.0:
         return A.full(shape, 0, dtype)
-    from numba.cuda.random import create_xoroshiro128p_states
-
     out = A._empty(shape, dtype)
     total = math.prod(shape)
     if total:
-        states = create_xoroshiro128p_states(total, seed=int(gen.integers(0, 2**62)))
-        key = ("mask",)
-        fn = K._cache.get(key)
-        if fn is None:
-            from numba.cuda.random import xoroshiro128p_uniform_float64
-            K._NS["xoroshiro128p_uniform_float64"] = xoroshiro128p_uniform_float64
-            fn = K._compile(key, _MASK)
-        fn[K.blocks(total), K.TPB](states, A._flat(out), total, float(p))
+        seed = int(gen.integers(0, 2**63 - 1, dtype=np.int64))
+        with np.errstate(over="ignore"):  # the simulator computes with numpy's uint64
+            _go(("mask",), _MASK, total, A._flat(out), total, seed, float(p))
     return out
