@@ -23,8 +23,8 @@ import tinygrad_ds as tds
 HERE = Path(__file__).resolve().parent
 HAS_NUMBA_CUDA = importlib.util.find_spec("numba_cuda") is not None or \
     importlib.util.find_spec("numba.cuda") is not None
-needs_numba_cuda = pytest.mark.skipif(not HAS_NUMBA_CUDA,
-                                      reason="numba.cuda is not importable (pip install numba-cuda)")
+needs_numba_cuda = pytest.mark.skipif(
+    not HAS_NUMBA_CUDA, reason="numba.cuda is not importable (pip install numba-cuda)")
 
 
 def _sim(code: str, timeout: int = 120) -> dict:
@@ -113,7 +113,8 @@ def test_cuda_kernels_match_cpu_under_the_simulator(table_report):
     for name in ("add-broadcast", "sum-keep0", "argmax-flat", "matmul-batched", "permute",
                  "softmax", "logsumexp-keep1", "copy_into", "index_errors", "cast-toint",
                  "conv2d_forward-grouped", "conv2d_backward_input-grouped",
-                 "conv2d_backward_weight-grouped", "max_pool2d_backward", "avg_pool2d_backward-no_pad",
+                 "conv2d_backward_weight-grouped", "max_pool2d_backward",
+                 "avg_pool2d_backward-no_pad",
                  "adaptive_avg_pool2d_backward", "batch_norm_backward_input",
                  "layer_norm_backward_input", "group_norm_backward_input",
                  "softmax_cross_entropy_backward", "bernoulli_mask", "bernoulli_mask-p1", "pad",

@@ -20,7 +20,7 @@ from .ops import reduce as R
 
 def _to_array(data, dtype) -> np.ndarray:
     if isinstance(data, Tensor):  # a copy that keeps the dtype, as torch.tensor(t) does
-        data = data.data
+        data = data.data if isinstance(data.data, np.ndarray) else data.numpy()  # (counted)
         if dtype is None:
             return np.array(data)
     if dtype is not None:

@@ -1,8 +1,8 @@
 """The cuda backend: the kernel table on numba.cuda device arrays (see table.py; kernels.py for
 the generated kernels). Imported only when a tensor goes to 'cuda' (`tds.cuda.require()`).
 
-Names of the table not written for cuda yet raise MissingKernelError naming the kernel:
-`tinygrad_ds.backend.missing(module)` lists them.
+Every name of the table has a cuda kernel; what some of them refuse (integer-array and boolean
+indices) raises a TdsError naming it before any launch.
 """
 from ..table import KERNELS
 from .nn import (adaptive_avg_pool2d_backward, adaptive_avg_pool2d_forward, avg_pool2d_backward,
@@ -21,16 +21,4 @@ from .array import (abs, add, all, any, argmax, cast, contiguous, copy, copy_int
                     tanh, where)
 
 
-def __getattr__(attr: str):
-    from .. import MissingKernelError
-
-    if attr.startswith("__"):
-        raise AttributeError(attr)
-    if attr in KERNELS:
-        raise MissingKernelError(f"backend 'cuda' has no kernel {attr!r}: it is not implemented "
-                                 f"on cuda yet (run this op on device='cpu')")
-    raise MissingKernelError(f"backend 'cuda' has no kernel {attr!r} ({attr!r} is not a name of "
-                             f"the kernel table)")
-
-
-__all__ = [name for name in KERNELS if name in globals()]
+__all__ = list(KERNELS)

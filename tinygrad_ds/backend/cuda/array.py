@@ -135,7 +135,7 @@ def cast(x, dtype):
     return _launch(expr, x.shape, dtype, [x], [_c_strides(x.shape)])
 
 
-# ---- reductions -----------------------------------------------------------------------------------
+# ---- reductions ----------------------------------------------------------------------------------
 def _rows(x, axes):
     """x with the reduced axes moved last, as (M rows, K) flat, and the kept shape."""
     axes = tuple(sorted(a % builtins.max(x.ndim, 1) for a in axes)) if x.ndim else ()
@@ -322,7 +322,7 @@ def logsumexp(x, axes, keepdims):
     return out.reshape(shape) if shape else out.reshape(())
 
 
-# ---- creation, state, checks -----------------------------------------------------------------------
+# ---- creation, state, checks ---------------------------------------------------------------------
 def full(shape, value, dtype):
     shape = tuple(shape)
     value = bool(value) if np.dtype(dtype) == np.bool_ else value

@@ -124,7 +124,9 @@ def _unsupported(op: str, shape, index):
         dt = getattr(i, "dtype", None)
         if dt is None:
             return type(i).__name__
-        return "a boolean mask" if np.dtype(dt) == np.bool_ else f"an integer array {tuple(i.shape)}"
+        if np.dtype(dt) == np.bool_:
+            return "a boolean mask"
+        return f"an integer array {tuple(i.shape)}"
     kinds = sorted({kind(i) for i in (index if isinstance(index, tuple) else (index,))
                     if getattr(i, "dtype", None) is not None})
     raise TdsError(f"{op} on cuda: only basic indices (ints, slices, None, ...) are implemented; "

@@ -134,7 +134,7 @@ def conv2d_backward_weight(gy, x, sh, sw, ph, pw, dh, dw, groups, kh, kw):
     return A.matmul(gyg, colg).reshape(o, cg, kh, kw)
 
 
-# ---- pooling ---------------------------------------------------------------------------------------
+# ---- pooling -------------------------------------------------------------------------------------
 _MAXPOOL = """
 def k(x, y, arg, total, H, W, OH, OW, KH, KW, sh, sw, ph, pw):
     i = cuda.grid(1)
@@ -286,7 +286,7 @@ def adaptive_avg_pool2d_backward(gy, h, w):
     return gx
 
 
-# ---- normalization (statistics in float64) --------------------------------------------------------
+# ---- normalization (statistics in float64) -------------------------------------------------------
 def _ncl(a):
     """(N, C, ...) -> (N, C, L)."""
     a = A._dev(a)
@@ -326,12 +326,12 @@ def batch_norm_backward_reduce(gy, x, mean, invstd):
 def batch_norm_backward_input(gy, x, mean, invstd, weight, sums):
     shape = tuple(gy.shape)
     gy, x = _ncl(gy), _ncl(x)
-    n, c, l = gy.shape
+    n, c, ln = gy.shape
     sums = A._dev(sums)
     args = [_row(A._dev(v), c) for v in (mean, invstd, weight)] + \
         [_row(sums[0], c), _row(sums[1], c)]
     gx = A._ew("a4 * a3 * (a0 - a5 / p0 - (a1 - a2) * a3 * a6 / p0)", gy, x, *args,
-               params=(float(n * l),))
+               params=(float(n * ln),))
     return gx.reshape(shape)
 
 
@@ -378,19 +378,19 @@ def layer_norm_backward_affine(gy, x, mean, invstd):
 
 
 def _grouped(a, groups):
-    n, c, l = a.shape
-    return a.reshape(n, groups, (c // groups) * l)
+    n, c, ln = a.shape
+    return a.reshape(n, groups, (c // groups) * ln)
 
 
 def group_norm_forward(x, weight, bias, groups, eps):
     x = _ncl(x)
-    n, c, l = x.shape
+    n, c, ln = x.shape
     xg = A.cast(_grouped(x, groups), F64)
     mean = A.mean(xg, (2,), True)
     dev = A.sub(xg, mean)
     invstd = A._ew("1.0 / F.sqrt(a0 + p0)", A.mean(A.mul(dev, dev), (2,), True),
                    params=(float(eps),))
-    xhat = A.mul(dev, invstd).reshape(n, c, l)
+    xhat = A.mul(dev, invstd).reshape(n, c, ln)
     y = A._ew("a0 * a1 + a2", xhat, _row(A._dev(weight), c), _row(A._dev(bias), c),
               dtype=x.dtype)
     return (y, A.cast(mean.reshape(n, groups), x.dtype),
@@ -407,7 +407,7 @@ def _gn_xhat(x, mean, invstd, groups):
 def group_norm_backward_input(gy, x, mean, invstd, weight, groups):
     shape, dtype = tuple(gy.shape), gy.dtype
     gy, x = _ncl(gy), _ncl(x)
-    n, c, l = gy.shape
+    n, c, ln = gy.shape
     g = _grouped(A._ew("np.float64(a0) * a1", gy, _row(A._dev(weight), c), dtype=F64), groups)
     xhat = _gn_xhat(x, mean, invstd, groups)
     s64 = A.cast(A._dev(invstd), F64).reshape(n, groups, 1)
@@ -416,13 +416,13 @@ def group_norm_backward_input(gy, x, mean, invstd, weight, groups):
 
 def group_norm_backward_affine(gy, x, mean, invstd, groups):
     gy, x = _ncl(gy), _ncl(x)
-    n, c, l = gy.shape
-    xhat = _gn_xhat(x, mean, invstd, groups).reshape(n, c, l)
+    n, c, ln = gy.shape
+    xhat = _gn_xhat(x, mean, invstd, groups).reshape(n, c, ln)
     g64 = A.cast(gy, F64)
     return _stack2(A.sum(g64, (0, 2), False), A.sum(A.mul(g64, xhat), (0, 2), False), gy.dtype)
 
 
-# ---- fused softmax cross-entropy --------------------------------------------------------------------
+# ---- fused softmax cross-entropy -----------------------------------------------------------------
 _SCE_FWD = """
 def k(logits, target, loss, lse, n, c, smoothing):
     r = cuda.grid(1)
