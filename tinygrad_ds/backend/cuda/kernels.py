@@ -17,7 +17,7 @@ import numpy as np
 from numba import config, cuda
 
 SIM = bool(config.ENABLE_CUDASIM)
-TPB = 8 if SIM else 256  # threads per block, a power of two (the tree reductions halve it)
+TPB = 4 if SIM else 256  # threads per block, a power of two (the tree reductions halve it)
 TILE = 8 if SIM else 16   # matmul tile side: TILE x TILE threads per block
 
 if SIM:
