@@ -164,8 +164,17 @@ out["loss"] = [l.item(), lc.item()]
 out["gw"] = float(np.abs(wc.grad.numpy() - w.grad.numpy()).max())
 out["gb"] = float(np.abs(bc.grad.numpy() - b.grad.numpy()).max())
 out["numpy_type"] = type(xc.numpy()).__name__
-m = nn.Linear(3, 2)
-m.to("cuda")
+m = nn.Linear(3, 2).to("cuda")
+opt = tds.optim.SGD(m.parameters(), lr=0.1, momentum=0.9)
+steps = []
+for _ in range(2):
+    tds.cuda.reset_transfer_stats()
+    opt.zero_grad()
+    loss = ((m(xc) - 1.0) ** 2).mean()
+    loss.backward()
+    opt.step()
+    steps.append(tds.cuda.transfer_stats())
+out["sgd_steps"] = steps
 out["module"] = sorted({p.device for p in m.parameters()})
 y = m(xc)
 out["module_out"] = [y.device, list(y.shape)]
@@ -190,6 +199,10 @@ def test_tensors_and_modules_on_cuda_under_the_simulator():
     assert r["numpy_type"] == "ndarray"
     assert r["module"] == ["cuda"] and r["module_out"] == ["cuda", [4, 2]]
     assert "'cpu'" in r["mixed"] and "'cuda'" in r["mixed"]
+    # an SGD step: its 0-d hyperparameters reach the device once; the next step copies nothing
+    assert r["sgd_steps"][0]["to_host"] == 0 and r["sgd_steps"][0]["bytes_to_device"] < 64
+    assert r["sgd_steps"][1] == {"to_device": 0, "to_host": 0, "bytes_to_device": 0,
+                                 "bytes_to_host": 0}
 
 
 CNN_RUN = """
@@ -234,7 +247,7 @@ def test_a_cnn_training_step_on_cuda_equals_the_cpu_step():
     assert r["diff"] < 1e-6
     assert r["loss"][0] == pytest.approx(r["loss"][1], rel=1e-6)
     # the step copies no array either way; the optimizer's hyperparameters are 0-d numpy values
-    # that reach the device as kernel inputs (a few bytes each, counted)
+    # that reach the device once (a few bytes each, counted)
     assert r["stats"]["to_host"] == 0 and r["stats"]["bytes_to_device"] < 100
 
 

@@ -19,10 +19,24 @@ from . import kernels as K
 # ---- helpers -------------------------------------------------------------------------------------
 
 
+_consts: dict[tuple, object] = {}  # 0-d host constants already copied, by dtype and bytes
+
+
 def _dev(x):
-    """x on the device: device arrays as they are, numpy arrays copied (counted)."""
+    """x on the device: device arrays as they are, numpy arrays copied (counted). A 0-d constant
+    (an optimizer's learning rate, a Python number an op turned into an array) is copied once and
+    kept, so that a training step's later calls copy nothing; kernels never write their inputs."""
     if isinstance(x, np.ndarray) or np.isscalar(x):
-        return tcuda.to_device(np.asarray(x))
+        a = np.asarray(x)
+        if a.ndim:
+            return tcuda.to_device(a)
+        key = (a.dtype.str, a.tobytes())
+        d = _consts.get(key)
+        if d is None:
+            if len(_consts) >= 1024:  # a schedule's ever-changing learning rates
+                _consts.clear()
+            d = _consts[key] = tcuda.to_device(a)
+        return d
     return x
 
 
