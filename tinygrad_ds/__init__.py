@@ -7,7 +7,7 @@
 
 The public names are listed here; everything else is private to its module.
 """
-from . import dtypes, functional, scalar
+from . import cuda, dtypes, functional, scalar
 from ._version import __version__
 from .autograd import enable_grad, is_grad_enabled, no_grad
 from .dtypes import bool_, float32, float64, int32, int64

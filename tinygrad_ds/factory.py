@@ -13,7 +13,10 @@ from .tensor import Tensor, _check_device, _shape_arg
 
 
 def _make(array: np.ndarray, requires_grad: bool, device: str) -> Tensor:
-    _check_device(device)
+    if device != "cpu":
+        _check_device(device)
+        from .cuda import to_device
+        array = to_device(array)  # made on the host, copied once (counted)
     t = Tensor._wrap(array)
     return t.requires_grad_(True) if requires_grad else t
 

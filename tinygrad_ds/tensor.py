@@ -20,7 +20,7 @@ from .ops import reduce as R
 
 def _to_array(data, dtype) -> np.ndarray:
     if isinstance(data, Tensor):  # a copy that keeps the dtype, as torch.tensor(t) does
-        data = data.data
+        data = data.data if isinstance(data.data, np.ndarray) else data.numpy()  # (counted)
         if dtype is None:
             return np.array(data)
     if dtype is not None:
@@ -55,9 +55,10 @@ class Tensor:
     __array_priority__ = 1000  # numpy scalar * Tensor -> Tensor.__rmul__
 
     def __init__(self, data, dtype=None, requires_grad: bool = False, device: str = "cpu"):
+        self.data = _to_array(data, dtype)
         if device != "cpu":
             _check_device(device)
-        self.data = _to_array(data, dtype)
+            self.data = _to_device(self.data)
         self.grad: Tensor | None = None
         self._node = None
         self.requires_grad = False
@@ -90,7 +91,8 @@ class Tensor:
 
     @property
     def device(self) -> str:
-        return "cpu"
+        """'cpu', or 'cuda' for data in GPU memory (a numba device array)."""
+        return "cpu" if isinstance(self.data, np.ndarray) else _device_of(self.data)
 
     @property
     def is_leaf(self) -> bool:
@@ -119,7 +121,10 @@ class Tensor:
     def numpy(self) -> np.ndarray:
         """The data as a numpy array (shared, not copied; use .copy() to keep it). Read-only for
         a tensor on the tape (one that requires grad): writing into values a backward may read
-        would make its gradient silently wrong (PyTorch refuses .numpy() there)."""
+        would make its gradient silently wrong (PyTorch refuses .numpy() there). On 'cuda': a
+        copy in host memory."""
+        if not isinstance(self.data, np.ndarray) and _device_of(self.data) == "cuda":
+            return _to_host(self.data)  # a copy, counted in tds.cuda.transfer_stats()
         if self.requires_grad and isinstance(self.data, np.ndarray) and self.data.flags.writeable:
             view = self.data.view()
             view.flags.writeable = False
@@ -130,15 +135,16 @@ class Tensor:
         if self.size != 1:
             raise ShapeError(f"item(): only a tensor with one element has an item, this one has "
                            f"shape {fmt_shape(self.shape)}")
-        return self.data.item()
+        return self.numpy().item()
 
     def tolist(self):
-        return self.data.tolist()
+        return self.numpy().tolist()
 
     def __array__(self, dtype=None, copy=None):
+        data = self.data if isinstance(self.data, np.ndarray) else self.numpy()
         if dtype is not None and np.dtype(dtype) != self.dtype:
-            return self.data.astype(dtype)
-        return self.data.copy() if copy else self.data
+            return data.astype(dtype)
+        return data.copy() if copy and data is self.data else data
 
     def __float__(self):
         return float(self.item())
@@ -150,7 +156,7 @@ class Tensor:
         if self.size != 1:
             raise TdsError(f"the truth value of a tensor of shape {fmt_shape(self.shape)} is "
                            "ambiguous: use .any() or .all()")
-        return bool(self.data)
+        return bool(self.data if isinstance(self.data, np.ndarray) else self.numpy())
 
     def __repr__(self) -> str:
         if not isinstance(self.data, np.ndarray):  # shape-only (tracing) or on a device
@@ -185,8 +191,25 @@ class Tensor:
         return self.astype(dtypes.int64)
 
     def to(self, device: str) -> Tensor:
+        """This tensor on `device` ('cpu' or 'cuda'): itself when it is there already, else a
+        copy (counted in tds.cuda.transfer_stats()) that is a leaf of the tape, requiring grad
+        when this one does (as Module.to moves parameters)."""
         _check_device(device)
-        return self
+        here = self.device
+        want = "cpu" if device == "cpu" else "cuda"
+        if here == want or here not in ("cpu", "cuda"):
+            return self
+        data = _to_device(self.data) if want == "cuda" else _to_host(self.data)
+        t = Tensor._wrap(data)
+        return t.requires_grad_(True) if self.requires_grad else t
+
+    def cuda(self) -> Tensor:
+        """self.to('cuda')."""
+        return self.to("cuda")
+
+    def cpu(self) -> Tensor:
+        """self.to('cpu')."""
+        return self.to("cpu")
 
     # ---- autodiff -----------------------------------------------------------------------------
     def requires_grad_(self, flag: bool = True) -> Tensor:
@@ -231,8 +254,11 @@ class Tensor:
         if isinstance(x, Tensor):
             return x
         if isinstance(x, _NUMBERS) and self.data.dtype.kind == "f":
-            return Tensor._wrap(np.array(x, dtype=self.data.dtype))
-        return Tensor(x)
+            if isinstance(self.data, np.ndarray):
+                return Tensor._wrap(np.array(x, dtype=self.data.dtype))
+            from .backend import constant_kernels  # on the device: made there, no copy
+            return Tensor._wrap(constant_kernels(self.data).full((), x, self.data.dtype))
+        return Tensor(x, device=self.device)
 
     def __add__(self, x): return E.Add.apply(self, self._other(x))
     def __radd__(self, x): return E.Add.apply(self._other(x), self)
@@ -362,11 +388,27 @@ def _shape_arg(shape) -> tuple:
 
 
 def _check_device(device: str) -> None:
+    """Return when `device` can be used; else raise saying what is missing (numba-cuda, a GPU)."""
     if device == "cpu":
         return
-    if device == "cuda" or device.startswith("cuda:"):
-        raise TdsError(
-            "device 'cuda' is not available in this version of tinygrad_ds (the numba.cuda path "
-            "comes with a later release); use device='cpu'"
-        )
-    raise TdsError(f"unknown device {device!r}: use 'cpu'")
+    if device in ("cuda", "cuda:0"):
+        from . import cuda
+        cuda.require()
+        return
+    raise TdsError(f"unknown device {device!r}: use 'cpu' or 'cuda'")
+
+
+def _device_of(array) -> str:
+    from .backend import backend_name
+    name = backend_name(array)
+    return "cuda" if name == "cuda" else "cpu"
+
+
+def _to_device(array):
+    from . import cuda
+    return cuda.to_device(array)
+
+
+def _to_host(array) -> np.ndarray:
+    from . import cuda
+    return cuda.to_host(array)

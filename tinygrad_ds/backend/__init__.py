@@ -104,10 +104,27 @@ def kernels_for(*arrays) -> ModuleType:
             return get("meta")
         if found is None:
             found = name
+        elif name != found and name is not None:
+            found = _mixed(arrays, found, name)
     if found is None:
         raise TdsError(f"no kernel backend for arrays of type "
                        f"{', '.join(type(a).__name__ for a in arrays)}")
     return get(found)
+
+
+def _mixed(arrays, first: str, other: str) -> str:
+    """'cuda' for cuda arrays beside 0-d numpy constants (the cuda kernels copy those over,
+    counted in tds.cuda.transfer_stats()) or beside the cpu's random generator (the cuda kernel
+    draws a seed from it); else raise naming both devices."""
+    if {first, other} == {"cuda", "cpu"}:
+        cpu_arrays = [a for a in arrays if backend_name(a) == "cpu"]
+        if all(isinstance(a, np.random.Generator) or isinstance(a, np.ndarray) and a.ndim == 0
+               for a in cpu_arrays):
+            return "cuda"
+    shapes = ", ".join(f"{backend_name(a)} {tuple(a.shape)}" for a in arrays
+                       if backend_name(a) is not None and hasattr(a, "shape"))
+    raise TdsError(f"an op got arrays on two devices, {first!r} and {other!r} ({shapes}): move "
+                   f"them to one device first, with .to({first!r}) or .to({other!r})")
 
 
 __all__ = ["KERNELS", "missing", "MissingKernelError", "register_backend", "registered", "get",

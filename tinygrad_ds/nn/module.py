@@ -193,9 +193,16 @@ class Module:
         return self.astype(dtypes.float32)
 
     def to(self, device: str) -> Module:
-        """Only 'cpu' for now: a clear error names the missing device otherwise."""
-        for p in self.parameters():
-            p.to(device)
+        """Move every parameter's and buffer's data (and a parameter's .grad) to `device`
+        ('cpu' or 'cuda') in place: the Parameter objects stay the same, so an optimizer made
+        before keeps them (make it after .to(), so that its state is created on the device)."""
+        for t in [*self.parameters(), *(b for _, b in self.named_buffers())]:
+            if t.device != device.split(":")[0]:
+                t.data = t.to(device).data
+                if t.grad is not None:
+                    t.grad = t.grad.to(device)
+            else:
+                t.to(device)  # checks the name
         return self
 
     # ---- state ----------------------------------------------------------------------------------
