@@ -9,6 +9,7 @@ import zlib
 COLORS = {
     # architectures
     "plain": "#d9480f", "residual": "#1c7ed6", "shallow": "#2b8a3e",
+    "deep plain": "#d9480f", "deep residual": "#1c7ed6",
     "sigmoid": "#ae3ec9", "relu": "#d9480f", "batch norm": "#1c7ed6",
     "residual (no norm)": "#0b7285",
     "with batch norm": "#1c7ed6", "without batch norm": "#d9480f",
