@@ -14,7 +14,7 @@ COLORS = {
     "residual (no norm)": "#0b7285",
     "with batch norm": "#1c7ed6", "without batch norm": "#d9480f",
     # normalisations
-    "layer norm": "#2b8a3e", "group norm": "#5c940d", "instance norm": "#ae3ec9",
+    "layer norm": "#2b8a3e", "group norm": "#1098ad", "instance norm": "#ae3ec9",
     # regularisers
     "none": "#495057", "L2 penalty": "#1c7ed6", "AdamW decay": "#0b7285",
     "L1 penalty": "#5f3dc4", "dropout": "#d9480f", "spatial dropout": "#e8590c",
