@@ -62,7 +62,7 @@ def run(ctx: RunContext) -> Verdict:
     params = np.array([n_in * w + w + w * 10 + 10 for w in widths])
     thresh = n_train * d.num_classes  # parameters ~ n K: where interpolation becomes possible
 
-    fig, a = figure(1, width=7.5, height=4.2,
+    fig, a = figure(1, width=9.5, height=4.2,
                     title=f"Test error against width: {n_train} {d.name} images, "
                           f"{noise:.0%} of the training labels wrong")
     a.plot(W, te, marker="o", color=color("test"), lw=2, label="test error (clean labels)")
@@ -77,7 +77,7 @@ def run(ctx: RunContext) -> Verdict:
     a.set_xticklabels([str(w) for w in W])
     a.set_xlabel("hidden units (width of the one hidden layer)")
     accuracy_axis(a, d.chance, error=True, label="error (%)")
-    a.legend(fontsize=7, loc="upper right")
+    a.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
     ctx.save_figure(fig, "double_descent.png")
 
     interp = next((int(w) for w, e in zip(W, tr) if e <= 0.01), None)

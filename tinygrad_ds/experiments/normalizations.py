@@ -50,7 +50,7 @@ def run(ctx: RunContext) -> Verdict:
                                         "train_acc", "val_loss", "val_acc"])
 
     fig, a = figure(1, width=8.5, height=4.0,
-                    title=f"Normalisations against batch size\n({epochs} epochs of "
+                    title=f"Normalisations against batch size ({epochs} epochs of "
                           f"{len(d.train_x)} {d.name} images)")
     w = 0.8 / len(NORMS)
     for i, norm in enumerate(NORMS):

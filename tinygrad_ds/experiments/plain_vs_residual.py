@@ -26,7 +26,7 @@ def run(ctx: RunContext) -> Verdict:
 
     depths = ctx.pick((8, 14), (20, 56))
     width, size = ctx.pick((4, 16), (8, 32))
-    n_train, n_val = ctx.pick((384, 256), (4000, 1000))
+    n_train, n_val = ctx.pick((256, 128), (4000, 1000))
     epochs = ctx.epochs(2, 8)
     d = ctx.data(n_train, n_val, size=size)
     rows, hist = [], {}

@@ -33,8 +33,8 @@ def mlp(n_in: int, hidden: int, n_out: int):
 
 def run(ctx: RunContext) -> Verdict:
     size, hidden = ctx.pick((16, 256), (32, 512))
-    n_train, n_val = ctx.pick((256, 256), (2000, 1000))
-    epochs = ctx.epochs(25, 120)
+    n_train, n_val = ctx.pick((256, 128), (2000, 1000))
+    epochs = ctx.epochs(20, 120)
     d = ctx.data(n_train, n_val, size=size)
     rng = np.random.default_rng(ctx.seed + 7)
     hists, rows = {}, []

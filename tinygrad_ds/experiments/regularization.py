@@ -58,8 +58,8 @@ def run(ctx: RunContext) -> Verdict:
     from ..train import EarlyStopping
 
     width, size, hidden = ctx.pick((8, 16, 64), (16, 32, 128))
-    n_train, n_val = ctx.pick((256, 256), (1000, 1000))
-    epochs = ctx.epochs(4, 40)
+    n_train, n_val = ctx.pick((192, 128), (1000, 1000))
+    epochs = ctx.epochs(3, 40)
     switch = max(1, epochs // 4)
     lam2, lam1, wd, p = 1e-3, 1e-4, 0.05, 0.3
     d = ctx.data(n_train, n_val, size=size)

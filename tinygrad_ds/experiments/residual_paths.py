@@ -59,7 +59,7 @@ def run(ctx: RunContext) -> Verdict:
 
     # 2. train a residual and a plain network -------------------------------------------------
     depth, width, size = ctx.pick((14, 4, 16), (20, 16, 32))
-    n_train, n_val = ctx.pick((512, 256), (6000, 1000))
+    n_train, n_val = ctx.pick((320, 128), (6000, 1000))
     epochs = ctx.epochs(2, 10)
     d = ctx.data(n_train, n_val, size=size)
     c_in = d.image_shape[0]

@@ -58,8 +58,11 @@ def figure(ncols: int = 1, nrows: int = 1, width: float = 5.0, height: float = 3
     p = plt()
     fig, axes = p.subplots(nrows, ncols, figsize=(width * ncols, height * nrows), squeeze=False,
                            **kw)
-    if title:
-        fig.suptitle(title, fontsize=11, fontweight="bold")
+    if title:  # wrapped to the figure's width (about 11 bold characters per inch)
+        import textwrap
+
+        fig.suptitle(textwrap.fill(title, max(30, int(width * ncols * 11))), fontsize=11,
+                     fontweight="bold")
     flat = [a for row in axes for a in row]
     return fig, (flat[0] if len(flat) == 1 else flat)
 

@@ -31,7 +31,7 @@ def run(ctx: RunContext) -> Verdict:
     from ..nn import models
 
     width, size = ctx.pick((4, 16), (16, 32))
-    n_train, n_val = ctx.pick((384, 256), (5000, 1000))
+    n_train, n_val = ctx.pick((256, 128), (5000, 1000))
     reps, epochs = ctx.pick(1, 3), ctx.epochs(1, 3)
     d = ctx.data(n_train, n_val, size=size)
     rows, n, total = [], 0, len(BLOCKS) * len(CONVS) * reps
