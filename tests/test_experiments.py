@@ -191,3 +191,44 @@ def test_import_does_not_load_matplotlib_or_experiments():
             "sys.modules)")
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert p.stdout.split() == ["False", "False"], p.stderr
+
+
+def _fake_cifar(folder, n: int = 24) -> None:
+    """CIFAR-10's binary format: records of one label byte and 3072 pixel bytes."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    folder.mkdir()
+    for name in [f"data_batch_{i}.bin" for i in range(1, 6)] + ["test_batch.bin"]:
+        rec = rng.integers(0, 256, (n, 3073), dtype=np.uint8)
+        rec[:, 0] = rng.integers(0, 10, n)
+        rec.tofile(folder / name)
+
+
+def _fake_mnist(folder, n: int = 40) -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    folder.mkdir()
+    for prefix, count in (("train", n), ("t10k", n // 2)):
+        imgs = rng.integers(0, 256, (count, 28, 28), dtype=np.uint8)
+        labels = rng.integers(0, 10, count).astype(np.uint8)
+        (folder / f"{prefix}-images-idx3-ubyte").write_bytes(
+            bytes([0, 0, 8, 3]) + np.array([count, 28, 28], ">u4").tobytes() + imgs.tobytes())
+        (folder / f"{prefix}-labels-idx1-ubyte").write_bytes(
+            bytes([0, 0, 8, 1]) + np.array([count], ">u4").tobytes() + labels.tobytes())
+
+
+def test_runs_on_cifar10_and_mnist_folders(tmp_path):
+    _fake_cifar(tmp_path / "cifar")
+    r = run_experiment("mc-dropout", quick=True, out=str(tmp_path / "mc"),
+                       data=f"cifar10:{tmp_path / 'cifar'}", stream=io.StringIO())
+    assert "cifar10" in (tmp_path / "mc" / "summary.md").read_text()
+    assert r.verdict.agreement in ("agrees", "partly agrees", "disagrees")
+    _fake_mnist(tmp_path / "mnist")
+    log = io.StringIO()
+    run_experiment("double-descent", quick=True, out=str(tmp_path / "dd"),
+                   data=f"mnist:{tmp_path / 'mnist'}", stream=log)
+    assert "shape (1, 28, 28)" in log.getvalue()
+    _, rows = _rows(tmp_path / "dd" / "error_by_width.csv")
+    assert int(rows[0]["params"]) == 28 * 28 * 1 + 1 + 10 + 10  # width 1 on 784 inputs
