@@ -37,8 +37,8 @@ EXPERIMENTS: dict[str, tuple[str, str]] = {
                                          "early stopping"),
     "augmentation": ("augmentation", "validation accuracy for flips+crops, Cutout, MixUp, "
                                      "CutMix, RandAugment"),
-    "mc-dropout": ("mc_dropout", "Monte-Carlo dropout: predictive spread grows with input "
-                                 "shift"),
+    "mc-dropout": ("mc_dropout", "Monte-Carlo dropout: predictive mean and spread as the "
+                                 "inputs shift"),
     "normalizations": ("normalizations", "batch/layer/group/instance norm at batch sizes 128, "
                                          "8, 2 (Fig. 14)"),
     "random-labels": ("random_labels", "fitting true labels, random labels, random pixels "

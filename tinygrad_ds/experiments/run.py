@@ -33,6 +33,7 @@ class Verdict:
     measured: str = ""
 
     def __post_init__(self):
+        self.line = self.line[:1].upper() + self.line[1:]
         if self.agreement not in AGREEMENT:
             raise TdsError(f"Verdict: agreement must be one of {AGREEMENT}, got "
                            f"{self.agreement!r}")
