@@ -5,6 +5,23 @@ from __future__ import annotations
 from .run import Data, RunContext
 
 
+class _EpochLine:
+    """Progress: one line per epoch (full runs only; a quick run says one line per training)."""
+
+    def __init__(self, ctx: RunContext, label: str, epochs: int):
+        self.ctx, self.label, self.epochs = ctx, label, epochs
+
+    def on_train_begin(self, trainer) -> None: ...
+
+    def on_epoch_end(self, trainer, epoch, logs) -> None:
+        if not self.ctx.quick:
+            self.ctx.say(f"  {self.label}: epoch {epoch}/{self.epochs}, train loss "
+                         f"{logs['loss']:.3f}, val acc {logs.get('val_acc', float('nan')):.1%}"
+                         f", {logs['images_per_s']:.0f} images/s")
+
+    def on_train_end(self, trainer) -> None: ...
+
+
 def make_optimizer(name: str, params, lr: float, weight_decay: float = 0.0):
     from .. import optim
 
@@ -32,7 +49,8 @@ def train_classifier(ctx: RunContext, model, d: Data, epochs: int, label: str,
     tr = train_loader or ctx.loader(d.train_x, d.train_y, batch_size, shuffle=True, seed=seed)
     va = ctx.loader(d.val_x, d.val_y, 256)
     hist = fit(model, tr, va, opt, loss_fn=loss_fn or cross_entropy, epochs=epochs,
-               callbacks=list(callbacks), scheduler=sched, quiet=True)
+               callbacks=list(callbacks) + [_EpochLine(ctx, label, epochs)], scheduler=sched,
+               quiet=True)
     last = hist.epochs[-1] if hist.epochs else {}
     ctx.say(f"  {label}: {len(hist)} epochs, train loss {last.get('loss', float('nan')):.3f}, "
             f"val acc {last.get('val_acc', float('nan')):.1%}"
