@@ -214,6 +214,11 @@ class _ExperimentGroup(click.Group):
         formatter.write_usage("tds experiment", "list | NAME [OPTIONS]")
 
 
+class _ExperimentRun(click.Command):
+    def format_usage(self, ctx, formatter):
+        formatter.write_usage("tds experiment", "NAME [OPTIONS]")
+
+
 @main.group("experiment", cls=_ExperimentGroup, invoke_without_command=False)
 def experiment_cmd() -> None:
     """Run one of the lectures' experiments: figures (PNG), the numbers behind them (CSV) and
@@ -243,7 +248,7 @@ def experiment_list_cmd() -> None:
         click.echo(f"{name:<{width}}  {desc}")
 
 
-@experiment_cmd.command("run", hidden=True)
+@experiment_cmd.command("run", cls=_ExperimentRun, hidden=True)
 @click.argument("name")
 @click.option("--quick", is_flag=True, help="the reduced version (under a minute on 2 cores)")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
