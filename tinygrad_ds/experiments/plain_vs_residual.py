@@ -3,7 +3,6 @@
 lecture shows it). The deeper plain network should train worse; the deeper residual one not."""
 from __future__ import annotations
 
-import numpy as np
 
 from ..random import manual_seed
 from .run import RunContext, Verdict

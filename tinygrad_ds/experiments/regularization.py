@@ -4,7 +4,6 @@ penalty, AdamW's decoupled weight decay, an L1 penalty, dropout, spatial dropout
 early dropout, late dropout and early stopping."""
 from __future__ import annotations
 
-import numpy as np
 
 from ..random import manual_seed
 from .run import RunContext, Verdict
@@ -138,7 +137,7 @@ def run(ctx: RunContext) -> Verdict:
              "acc | epochs run |\n|---|---|---|---|---|---|\n"
              + "\n".join(f"| {m} | {final(m, 'acc'):.1%} | {fin[m]:.1%} | {gap[m]:+.1%} | "
                          f"{best_val(m):.1%} | {len(hists[m])} |" for m in METHODS))
-    measured = (table + f"\n\n- Without regularisation the validation loss "
+    measured = (table + "\n\n- Without regularisation the validation loss "
                 + ("rises again after its minimum (overfitting): "
                    if overfit else "does not clearly rise again: ")
                 + f"minimum {min(hists['none']['val_loss']):.3f}, last "

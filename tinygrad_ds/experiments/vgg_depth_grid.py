@@ -102,7 +102,8 @@ def run(ctx: RunContext) -> Verdict:
     measured = (
         "Test accuracy, mean" + (" ± std" if reps > 1 else "") + " over repetitions "
         "(rows: blocks, columns: convolutions per block):\n\n"
-        "| blocks | " + " | ".join(f"{c} conv" for c in CONVS) + " | parameters (1 / 2 / 3 conv) |\n"
+        "| blocks | " + " | ".join(f"{c} conv" for c in CONVS)
+        + " | parameters (1 / 2 / 3 conv) |\n"
         "|---|" + "---|" * (len(CONVS) + 1) + "\n"
         + "\n".join(f"| {b} | " + " | ".join(
             f"{mean[i, j]:.1%}" + (f" ± {std[i, j]:.1%}" if reps > 1 else "")
