@@ -43,7 +43,7 @@ class _DropoutSchedule:
         pass
 
     def on_epoch_end(self, trainer, epoch, logs):
-        if epoch + 1 == self.switch:
+        if epoch == self.switch:  # takes effect from the next epoch
             for m in self.drops:
                 m.p = self.after
 
