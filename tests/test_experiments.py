@@ -111,15 +111,12 @@ def test_quick_run_writes_figures_csvs_and_summary(name, tmp_path):
     assert "wrote" in log.getvalue() and str(out) in log.getvalue()  # progress and where
 
 
-def test_residual_paths_counts_are_powers_of_two(tmp_path):
-    # written by the quick run above as well; here on its own, cheaply
+def test_residual_paths_counts_are_powers_of_two():
     from tinygrad_ds.experiments.residual_paths import path_table
 
     rows, dists = path_table((20, 56))
     assert [(r["blocks"], r["paths"]) for r in rows] == [(9, 2 ** 9), (27, 2 ** 27)]
     assert dists[20] == {k: c for k, c in enumerate([1, 9, 36, 84, 126, 126, 84, 36, 9, 1])}
-
-
 
 
 def test_list_names_every_experiment():
