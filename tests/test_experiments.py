@@ -241,3 +241,14 @@ def test_early_and_late_dropout_switch_after_the_given_epoch():
     assert drop[0].p == 0.0          # from epoch 3 on, none
     _DropoutSchedule(model, 0.0, 0.3, switch=2)
     assert drop[0].p == 0.0          # late dropout starts without
+
+
+def test_checkpoint_of_another_network_says_which_one_fits(tmp_path):
+    from tinygrad_ds.nn import models
+
+    models.resnet_cifar(8, width=4).save(str(tmp_path / "r8.npz"))
+    r = CliRunner().invoke(main, ["experiment", "residual-paths", "--quick", "--out",
+                                  str(tmp_path / "o"), "--checkpoint", str(tmp_path / "r8.npz")])
+    assert r.exit_code == 1
+    assert "this run analyses resnet_cifar(14, width=4)" in r.output
+    assert "missing keys" in r.output

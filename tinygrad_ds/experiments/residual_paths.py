@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import TdsError
 from ..random import manual_seed
 from .run import RunContext, Verdict
 from .style import accuracy_axis, color, figure, integer_ticks
@@ -70,7 +71,13 @@ def run(ctx: RunContext) -> Verdict:
         net = models.resnet_cifar(depth, d.num_classes, residual=kind == "residual",
                                   width=width, in_channels=c_in)
         if kind == "residual" and ctx.checkpoint:
-            net.load(ctx.checkpoint)
+            try:
+                net.load(ctx.checkpoint)
+            except TdsError as e:
+                raise TdsError(f"--checkpoint {ctx.checkpoint}: this run analyses "
+                               f"resnet_cifar({depth}, width={width}) on {c_in}-channel images "
+                               f"(the full run: ResNet-20, as `tds train examples/resnet.py` "
+                               f"writes it), and the checkpoint does not fit: {e}") from None
             ctx.say(f"residual network: weights from {ctx.checkpoint}")
         else:
             hist = train_classifier(ctx, net, d, epochs, label=f"{kind}-{depth}",
