@@ -206,8 +206,9 @@ class RunContext:
             *[f"> {q}" for q in mod.CLAIM.strip().splitlines()], "",
             f"Source: `{mod.SOURCE}`", "",
             "## What was run", "",
-            f"`{self.command()}` ({'quick' if self.quick else 'full'} version, data: "
-            f"{self.data_spec}, seed {self.seed}; {seconds:.0f} s).", "",
+            f"`{self.command()}` ({'quick' if self.quick else 'full'} version, "
+            f"{'data: ' + self.data_spec if mod.USES_DATA else 'no dataset: generated inputs'}"
+            f", seed {self.seed}; {seconds:.0f} s).", "",
             verdict.setup.strip(), "",
             "## What was measured", "",
             verdict.measured.strip(), "",
