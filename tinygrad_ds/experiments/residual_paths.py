@@ -60,8 +60,8 @@ def run(ctx: RunContext) -> Verdict:
 
     # 2. train a residual and a plain network -------------------------------------------------
     depth, width, size = ctx.pick((14, 4, 16), (20, 16, 32))
-    n_train, n_val = ctx.pick((320, 128), (6000, 1000))
-    epochs = ctx.epochs(2, 10)
+    n_train, n_val = ctx.pick((320, 128), (4000, 1000))
+    epochs = ctx.epochs(2, 5)
     d = ctx.data(n_train, n_val, size=size)
     c_in = d.image_shape[0]
     val = ctx.loader(d.val_x, d.val_y, 256)
