@@ -97,7 +97,14 @@ def run(ctx: RunContext) -> Verdict:
                   f"threshold); parameters = n x classes = {thresh:,} at width {w_star:.1f}.\n"
                 + f"- Test error: lowest before the peak {before.min():.1%}, peak {te[peak_i]:.1%}"
                   f" at width {W[peak_i]}, lowest after it "
-                  + (f"{after.min():.1%}" if len(after) else "(no wider model)") + ".")
+                  + (f"{after.min():.1%}" if len(after) else "(no wider model)") + "."
+                + (f"\n- The best test error, {te.min():.1%}, is within 10 points of chance "
+                   f"({1 - d.chance:.0%}): these networks barely learn the task from raw pixels, "
+                   f"so there is little for a peak to stand out from. The run is inconclusive "
+                   f"about double descent rather than evidence against it; a task the model "
+                   f"family can learn (a convolutional network, or an easier dataset such as "
+                   f"MNIST with --data mnist:DIR) is needed to see it."
+                   if te.min() > 1 - d.chance - 0.10 else ""))
     line = (f"test error {te[0]:.1%} at width {W[0]}, "
             + (f"rising to {te[peak_i]:.1%} at width {W[peak_i]} and falling again to "
                f"{after.min():.1%} by width {W[-1]}" if agree else
