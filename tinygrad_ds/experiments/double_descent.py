@@ -109,7 +109,10 @@ def run(ctx: RunContext) -> Verdict:
             + (f"rising to {te[peak_i]:.1%} at width {W[peak_i]} and falling again to "
                f"{after.min():.1%} by width {W[-1]}" if agree else
                f"peak {te[peak_i]:.1%} at width {W[peak_i]}, {te[-1]:.1%} at width {W[-1]}: "
-               + ("no second descent" if rise else "no peak") + " at this scale"))
+               + ("no second descent" if rise else "no peak") + " at this scale"
+               + (f"; every width stays within 10 points of chance error "
+                  f"({1 - d.chance:.0%}), so the run is inconclusive"
+                  if te.min() > 1 - d.chance - 0.10 else "")))
     setup = (f"MLPs with one hidden layer of {', '.join(map(str, widths))} ReLU units on "
              f"{n_train} {d.name} images {d.image_shape} ({n_in} inputs), "
              f"{noise:.0%} of whose training labels are replaced by a wrong class; Adam (lr "
