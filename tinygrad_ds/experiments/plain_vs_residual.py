@@ -3,6 +3,7 @@
 lecture shows it). The deeper plain network should train worse; the deeper residual one not."""
 from __future__ import annotations
 
+import numpy as np
 
 from ..random import manual_seed
 from .run import RunContext, Verdict
@@ -70,7 +71,19 @@ def run(ctx: RunContext) -> Verdict:
     shallow, deep = depths
     plain_gap = err[("plain", deep)] - err[("plain", shallow)]
     res_gap = err[("residual", deep)] - err[("residual", shallow)]
-    agree = plain_gap > 0.01 and res_gap < plain_gap
+    plain_ok, res_ok = plain_gap > 0.01, res_gap < plain_gap
+    agreement = ("agrees" if plain_ok and res_ok else "partly agrees" if plain_ok or res_ok
+                 else "disagrees")
+    chance_loss = float(np.log(d.num_classes))
+    blew_up = [k for k, h in hist.items() if h.epochs[0]["loss"] > chance_loss + 0.1
+               and 1 - h.epochs[-1]["acc"] > 1 - d.chance - 0.1]
+    diagnosis = "".join(
+        f"\n\n{k[0]}-{k[1]} never left chance: its training loss in the first epoch, "
+        f"{hist[k].epochs[0]['loss']:.2f}, is above the loss of a uniform guess (ln "
+        f"{d.num_classes} = {chance_loss:.2f}), the sign of steps too large for the start of "
+        f"training, after which it stayed stuck. He et al. start their deepest (110-layer) "
+        f"network at lr 0.01 for its first 400 iterations for this reason; this run uses no "
+        f"warm-up, and was not tuned to make the network train." for k in blew_up)
     measured = ("Training error in the last epoch (running average over that epoch):\n\n"
                 "| network | " + " | ".join(f"{dp} layers" for dp in depths)
                 + " | deeper minus shallower |\n|---|---|---|---|\n"
@@ -80,7 +93,7 @@ def run(ctx: RunContext) -> Verdict:
                   f"{err[('residual', deep)]:.1%} | {res_gap:+.1%} |\n\n"
                 + "Test error in the last epoch: " + ", ".join(
                     f"{k[0]}-{k[1]} {1 - h.epochs[-1]['val_acc']:.1%}" for k, h in hist.items())
-                + f" (chance: {1 - d.chance:.0%} error).")
+                + f" (chance: {1 - d.chance:.0%} error)." + diagnosis)
     line = (f"going from {shallow} to {deep} layers changes the final training error by "
             f"{plain_gap:+.1%} for the plain networks and {res_gap:+.1%} for the residual ones")
     setup = (f"models.resnet_cifar(depth, width={width}) with and without its skip connections "
@@ -89,4 +102,6 @@ def run(ctx: RunContext) -> Verdict:
              f"schedule, batch 64), {epochs} epochs on {len(d.train_x)} {d.name} images "
              f"{d.image_shape}, tested on {len(d.val_x)}. He et al. trained 64,000 "
              f"iterations on 50,000 CIFAR-10 images; this is far shorter.")
-    return Verdict("agrees" if agree else "disagrees", line, setup, measured)
+    if blew_up:
+        line += "; " + ", ".join(f"{k[0]}-{k[1]}" for k in blew_up) + " stayed at chance"
+    return Verdict(agreement, line, setup, measured)
