@@ -146,11 +146,13 @@ def run(ctx: RunContext) -> Verdict:
                 + (", ".join(helped) or "none") + ".\n"
                 + f"- A higher final validation accuracy than no regularisation "
                   f"({fin['none']:.1%}): " + (", ".join(better) or "none") + ".")
-    agree = overfit and len(helped) >= 5
-    agreement = "agrees" if agree else ("partly agrees" if helped else "disagrees")
+    # a smaller gap alone can mean underfitting: agreeing needs better validation too
+    agree = overfit and len(helped) >= 5 and len(better) >= 3
+    agreement = "agrees" if agree else ("partly agrees" if helped or better else "disagrees")
     line = (f"no regularisation ends {base_gap:+.1%} between training and validation "
-            f"accuracy; {len(helped)} of 9 regularisers shrink that gap and {len(better)} end "
-            f"with a higher validation accuracy ({fin['none']:.1%} without)")
+            f"accuracy; {len(helped)} of 9 regularisers shrink that gap, but only "
+            f"{len(better)} of 9 end with a higher validation accuracy ({fin['none']:.1%} "
+            f"without)")
     setup = (f"small_cnn (three 3x3 conv-ReLU-maxpool stages of {width}, {2 * width}, "
              f"{4 * width} filters, global average pooling, Linear({4 * width}, {hidden}) - "
              f"ReLU - Linear) on only {len(d.train_x)} {d.name} images {d.image_shape}, "
