@@ -70,18 +70,30 @@ def run(ctx: RunContext) -> Verdict:
 
     big, small = batches[0], batches[-1]
     drop = {nm: final[(nm, big)] - final[(nm, small)] for nm in NORMS}
-    others = [drop[nm] for nm in NORMS[1:]]
-    agree = drop["batch"] > max(others) + 0.02
+    # the same epochs give more steps at small batches, so every norm's accuracy moves with
+    # the batch size; what the lecture says is about batch norm against the others
+    edge = {bs: final[("batch", bs)] - float(np.mean([final[(nm, bs)] for nm in NORMS[1:]]))
+            for bs in batches}
+    agree = all(edge[small] < edge[bs] - 0.02 for bs in batches[:-1])
+    agreement = "agrees" if agree else ("partly agrees" if edge[small] < edge[big] - 0.02
+                                        else "disagrees")
     measured = ("Validation accuracy after the last epoch:\n\n| norm | "
                 + " | ".join(f"batch {bs}" for bs in batches)
                 + f" | batch {big} minus batch {small} |\n|---|"
                 + "---|" * (len(batches) + 1) + "\n"
                 + "\n".join(f"| {nm} | " + " | ".join(f"{final[(nm, bs)]:.1%}" for bs in batches)
                             + f" | {drop[nm]:+.1%} |" for nm in NORMS)
-                + "\n\nBatch norm is evaluated with its running statistics (as in deployment); "
+                + "\n\nBatch norm's lead over the mean of the other three: "
+                + ", ".join(f"{edge[bs]:+.1%} at batch {bs}" for bs in batches) + ". "
+                + "The same number of epochs means more optimisation steps at smaller batches "
+                  "(see steps in results.csv), which moves every norm's accuracy; the lead "
+                  "compares them at equal steps.\n\n"
+                + "Batch norm is evaluated with its running statistics (as in deployment); "
                   "the other three normalise each image with its own statistics, in training "
                   "and at test time alike.")
-    line = (f"from batch {big} to batch {small}, validation accuracy changes by "
+    line = ("batch norm's validation accuracy minus the mean of layer, group and instance "
+            "norm: " + ", ".join(f"{edge[bs]:+.1%} at batch {bs}" for bs in batches)
+            + f"; from batch {big} to {small} each changes by "
             + ", ".join(f"{-drop[nm]:+.1%} ({nm})" for nm in NORMS))
     setup = (f"small_cnn (three conv-norm-ReLU-maxpool stages of {width}, {2 * width}, "
              f"{4 * width} filters, global average pooling, Linear) with BatchNorm2d; "
@@ -90,4 +102,4 @@ def run(ctx: RunContext) -> Verdict:
              f"Adam (lr 1e-3, cosine schedule) for {epochs} epochs on {len(d.train_x)} "
              f"{d.name} images {d.image_shape} at each batch size, the same initialisation; "
              f"validated on {len(d.val_x)} images.")
-    return Verdict("agrees" if agree else "disagrees", line, setup, measured)
+    return Verdict(agreement, line, setup, measured)
