@@ -340,5 +340,87 @@ def export_cmd(model_file, output, input_shape, opset, debug) -> None:
     click.echo(str(written))
 
 
+# ---- tds experiment: the lectures' experiments (tinygrad_ds.experiments) ----------------------
+class _ExperimentGroup(click.Group):
+    """`tds experiment list` is a subcommand; any other word is the name of an experiment."""
+
+    def resolve_command(self, ctx, args):
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            return "run", self.commands["run"], args
+        return super().resolve_command(ctx, args)
+
+    def format_usage(self, ctx, formatter):
+        formatter.write_usage("tds experiment", "list | NAME [OPTIONS]")
+
+
+class _ExperimentRun(click.Command):
+    def format_usage(self, ctx, formatter):
+        formatter.write_usage("tds experiment", "NAME [OPTIONS]")
+
+
+@main.group("experiment", cls=_ExperimentGroup, invoke_without_command=False)
+def experiment_cmd() -> None:
+    """Run one of the lectures' experiments: figures (PNG), the numbers behind them (CSV) and
+    summary.md (the lecture's claim, what was measured, and whether they agree).
+
+    \b
+    Example:
+      tds experiment list
+      tds experiment bn-variance --quick
+      tds experiment vgg-depth-grid --data cifar10:~/data/cifar10 --out runs/vgg
+    """
+
+
+@experiment_cmd.command("list")
+def experiment_list_cmd() -> None:
+    """List the experiments.
+
+    \b
+    Example:
+      tds experiment list
+    """
+    from .experiments import list_experiments
+
+    items = list_experiments()
+    width = max(len(n) for n, _ in items)
+    for name, desc in items:
+        click.echo(f"{name:<{width}}  {desc}")
+
+
+@experiment_cmd.command("run", cls=_ExperimentRun, hidden=True)
+@click.argument("name")
+@click.option("--quick", is_flag=True, help="the reduced version (under a minute on 2 cores)")
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="folder for the figures, CSVs and summary.md [default: runs/NAME]")
+@click.option("--data", "data_spec", default="builtin", show_default=True,
+              help="builtin, cifar10:DIR or mnist:DIR")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--epochs", type=click.IntRange(min=1), default=None,
+              help="training epochs [default: the experiment's own]")
+@click.option("--checkpoint", type=click.Path(), default=None,
+              help="residual-paths: a trained residual network's weights (.npz) to analyse")
+@click.option("--debug", is_flag=True, help="show Python tracebacks")
+def experiment_run_cmd(name, quick, out, data_spec, seed, epochs, checkpoint, debug) -> None:
+    """Run experiment NAME (see `tds experiment list`).
+
+    \b
+    Example:
+      tds experiment residual-paths --quick --out runs/paths
+    """
+    from .errors import TdsError
+    from .experiments import run_experiment
+
+    try:
+        result = run_experiment(name, quick=quick, out=out, data=data_spec, seed=seed,
+                                epochs=epochs, checkpoint=checkpoint)
+    except TdsError as e:
+        if debug:
+            raise
+        raise click.ClickException(str(e)) from None
+    click.echo(f"{result.name}: {result.verdict.agreement}. {result.verdict.line}")
+    click.echo(f"Wrote {len(result.files)} files to {result.out} (read {result.summary_path}) "
+               f"in {result.seconds:.0f} s")
+
+
 if __name__ == "__main__":
     main()
