@@ -1,6 +1,6 @@
 """residual-paths: residual networks as ensembles of paths (Veit, Wilber and Belongie 2016).
 
-1. Path counts and length distributions for ResNet-20, -56 and -110 (viz.paths).
+1. Path counts and length distributions for ResNet-20, -56 and -110 (tinygrad_ds.graph.paths).
 2. The gradient's magnitude by path length (Veit et al. Fig. 6) on a trained residual network
    and on the same network untrained (viz.path_grad).
 3. A lesion study (Veit et al. Fig. 3): delete each block at test time, in the trained residual
@@ -32,7 +32,7 @@ def path_table(depths=(20, 56, 110)) -> tuple[list[dict], dict[int, dict[int, in
     """Rows (depth, blocks, paths) and {depth: {length: paths}} for the zoo's CIFAR ResNets."""
     from ..graph import trace
     from ..nn import models
-    from viz.paths import PathGraph
+    from ..graph.paths import PathGraph
 
     rows, dists = [], {}
     for depth in depths:
@@ -229,7 +229,7 @@ def run(ctx: RunContext) -> Verdict:
     line = (f"deleting a block costs the residual net {-res_drop.mean():.1%} and the plain net "
             f"{-plain_drop.mean():.1%} of accuracy on average; a trained path's gradient "
             f"changes x{np.exp(slope_t):.2f} per extra block (x{np.exp(slope_u):.2f} untrained)")
-    setup = (f"Counts: the zoo's resnet_cifar(20, 56, 110), traced and analysed by viz.paths. "
+    setup = (f"Counts: the zoo's resnet_cifar(20, 56, 110), traced and analysed by tinygrad_ds.graph.paths. "
              f"Training: resnet_cifar({depth}, width {width}) and the plain network of the same "
              f"depth (the same blocks without skips), on {len(d.train_x)} {d.name} images, "
              f"{epochs} epochs of Adam (lr 2e-3, cosine schedule, batch 64), "
