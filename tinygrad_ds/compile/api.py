@@ -188,18 +188,6 @@ def _key_change(old: tuple, new: tuple) -> str:
 
 def compile(fn_or_model: Callable, verbose: bool = False,  # tds.compile (shadows the builtin)
             passes: Sequence | None = None) -> Compiled:
-    """Compile a model's forward, or a whole function of Tensors (a training step: forward,
-    loss, backward and optimizer update become one plan), into a callable that replays
-    generated, fused kernels.
-
-    passes: the passes to run, by name, in order (default: all of 'fold_constants',
-    'simplify', 'fold_transposes', 'cse', 'dce', then 'fuse', the elementwise fusion that
-    generates kernels);
-    functions Graph -> Graph may be given too. Leave one out to see what it does.
-    verbose: print what compiling did, and why a plan is compiled again.
-    The first call with a new key (input shapes and dtypes, which require grad, the modules'
-    training flags) traces and compiles; later calls replay. `.explain()` tells what it did.
-    A compiled model's backward is not compiled: with gradients on, its forward runs the
-    optimised graph by the ops' own forwards, so that `loss.backward()` works.
-    """
+    """What `tds.compile` does (tinygrad_ds/compile/__init__.py documents it; it loads this
+    module on the first call, so that importing the library does not)."""
     return Compiled(fn_or_model, verbose=verbose, passes=passes)
