@@ -8,7 +8,7 @@ import numpy as np
 from ..random import manual_seed
 from .run import RunContext, Verdict
 from .style import accuracy_axis, color, figure, integer_ticks
-from .training import small_cnn, train_classifier
+from .training import CURVE_COLUMNS, curve_rows, small_cnn, train_classifier
 
 NAME = "augmentation"
 TITLE = "validation accuracy with flips and crops, Cutout, MixUp, CutMix, RandAugment"
@@ -87,11 +87,8 @@ def run(ctx: RunContext) -> Verdict:
         h = train_classifier(ctx, model, d, epochs, method, optimizer="adam", lr=2e-3,
                              train_loader=tr)
         hists[method] = h
-        for e in h.epochs:
-            rows.append(dict(method=method, epoch=int(e["epoch"]), train_loss=e["loss"],
-                             train_acc=e["acc"], val_loss=e["val_loss"], val_acc=e["val_acc"]))
-    ctx.write_csv("curves.csv", rows, ["method", "epoch", "train_loss", "train_acc", "val_loss",
-                                       "val_acc"])
+        rows += curve_rows(method, h)
+    ctx.write_csv("curves.csv", rows, CURVE_COLUMNS)
 
     fig, (a1, a2) = figure(2, width=5.0, height=3.8,
                            title=f"Augmentation on {len(d.train_x)} {d.name} images")

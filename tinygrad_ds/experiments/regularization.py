@@ -8,7 +8,7 @@ from __future__ import annotations
 from ..random import manual_seed
 from .run import RunContext, Verdict
 from .style import accuracy_axis, color, figure, integer_ticks
-from .training import small_cnn, train_classifier
+from .training import CURVE_COLUMNS, curve_rows, small_cnn, train_classifier
 
 NAME = "regularization"
 TITLE = "train and validation curves for ten regularisers"
@@ -91,11 +91,8 @@ def run(ctx: RunContext) -> Verdict:
                              weight_decay=decay, schedule=False, loss_fn=loss_fn,
                              callbacks=callbacks)
         hists[method] = h
-        for e in h.epochs:
-            rows.append(dict(method=method, epoch=int(e["epoch"]), train_loss=e["loss"],
-                             train_acc=e["acc"], val_loss=e["val_loss"], val_acc=e["val_acc"]))
-    ctx.write_csv("curves.csv", rows, ["method", "epoch", "train_loss", "train_acc", "val_loss",
-                                       "val_acc"])
+        rows += curve_rows(method, h)
+    ctx.write_csv("curves.csv", rows, CURVE_COLUMNS)
 
     fig, axes = figure(5, 2, width=3.2, height=2.6,
                        title=f"Regularisers on {len(d.train_x)} {d.name} images: training "

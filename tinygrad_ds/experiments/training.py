@@ -34,6 +34,15 @@ def make_optimizer(name: str, params, lr: float, weight_decay: float = 0.0):
     raise ValueError(name)
 
 
+CURVE_COLUMNS = ["method", "epoch", "train_loss", "train_acc", "val_loss", "val_acc"]
+
+
+def curve_rows(method: str, hist) -> list[dict]:
+    """One CSV row (CURVE_COLUMNS) per epoch of a History from train_classifier."""
+    return [dict(method=method, epoch=int(e["epoch"]), train_loss=e["loss"], train_acc=e["acc"],
+                 val_loss=e["val_loss"], val_acc=e["val_acc"]) for e in hist.epochs]
+
+
 def train_classifier(ctx: RunContext, model, d: Data, epochs: int, label: str,
                      optimizer: str = "adam", lr: float = 1e-3, weight_decay: float = 0.0,
                      batch_size: int = 64, schedule: bool = True, loss_fn=None,
