@@ -14,3 +14,14 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+RESULTS = Path(__file__).with_name("RESULTS.md")
+
+
+def report(table: str, append: bool = True) -> None:
+    """Print a benchmark's table and, unless told not to, append it to benchmarks/RESULTS.md."""
+    print(table)
+    if append:
+        with open(RESULTS, "a", encoding="utf-8") as f:
+            f.write(table)

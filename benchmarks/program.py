@@ -26,10 +26,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from machine import cpu_model  # benchmarks/machine.py (the script's own folder is on sys.path)
+from machine import cpu_model, report  # benchmarks/machine.py (this folder is on sys.path)
 
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = Path(__file__).with_name("RESULTS.md")
 
 STEP = r"""
 import json, sys, time
@@ -147,10 +146,7 @@ def main() -> None:
             f"load {load:.1f}\n\n`python benchmarks/program.py"
             + (f" --before {args.before} --rounds {args.rounds}" if tmp else "") + "`\n\n")
     table = head + "\n".join(rows) + "\n"
-    print(table)
-    if not args.no_append:
-        with open(RESULTS, "a", encoding="utf-8") as f:
-            f.write(table)
+    report(table, append=not args.no_append)
 
 
 if __name__ == "__main__":
