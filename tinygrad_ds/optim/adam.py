@@ -40,12 +40,12 @@ class Adam(Optimizer):
             for k, group in enumerate(self.param_groups):
                 (b1, b2), eps = group["betas"], group["eps"]
                 wd, amsgrad = group["weight_decay"], group["amsgrad"]
+                lr = self.hyper(k, "lr", np.float64)  # once a group, read when a graph runs
                 for p, g in self._with_grads(group):
                     dt = p.dtype
                     step = self.slot(p, "step", shape=(), dtype=np.float64)
                     t = step + 1.0
                     assign(step, t)
-                    lr = self.hyper(k, "lr", np.float64)
                     w = p
                     if wd:
                         if self.decoupled:  # AdamW: decay the weight itself, not the gradient

@@ -33,6 +33,7 @@ class SGD(Optimizer):
             for k, group in enumerate(self.param_groups):
                 mom, damp = group["momentum"], group["dampening"]
                 wd, nesterov = group["weight_decay"], group["nesterov"]
+                lrs: dict = {}  # the learning rate once a group (and dtype), not once a parameter
                 for p, g in self._with_grads(group):
                     if wd:
                         g = g + p * wd
@@ -47,4 +48,7 @@ class SGD(Optimizer):
                             new = buf * mom + g
                         assign(buf, new)
                         g = g + new * mom if nesterov else new
-                    assign(p, p - g * self.hyper(k, "lr", p.dtype))
+                    lr = lrs.get(p.dtype)
+                    if lr is None:
+                        lr = lrs[p.dtype] = self.hyper(k, "lr", p.dtype)
+                    assign(p, p - g * lr)
