@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import TdsError, fmt_shape
+from ..errors import fmt_shape
 from .ir import Graph, Node
 from .onnx_ops import OnnxExportError
 

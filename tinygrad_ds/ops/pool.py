@@ -7,8 +7,6 @@ pooling's backward is a scatter to the argmax whose adjoint is a gather from it.
 """
 from __future__ import annotations
 
-import numpy as np
-
 from ..autograd import Function
 from ..backend import kernels_for
 from ..errors import ShapeError, fmt_shape
