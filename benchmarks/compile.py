@@ -5,15 +5,18 @@
 
 Rows (float32, SGD with momentum 0.9 and weight decay 5e-4, cross-entropy):
 - MLP 784-256-256-10 training step at batch 32 (target: compiled >= 3x eager);
-- ResNet-20 training step at batch 128 (target: compiled >= 1.8x eager);
+- ResNet-20 training step at batch 128 (targets: compiled >= 1.8x eager, >= 0.75x PyTorch
+  NCHW; also against PyTorch channels_last);
+- ResNet-20 inference at batch 128, eval mode without the tape (target: >= 0.75x PyTorch NCHW);
 - compile time of each step: cold (an empty kernel cache: every kernel generated and compiled
   by numba) and warm (a second process with that cache); each is the first call of the
   compiled step (trace, passes, code generation, kernel compile or load, one step).
 Every measurement runs in a fresh process; eager and compiled alternate, --rounds times (the
 machine is shared: interleaving spreads the noise over both). Each figure is the median step of
 a process's timed steps after warm-up; the row gives the median over rounds and every round.
-PyTorch runs only if importable, in a process of its own. The load average is reported.
---blas-threads sets OPENBLAS_NUM_THREADS/OMP_NUM_THREADS for every process (default: unset).
+PyTorch (the same models, NCHW and channels_last) runs only if importable, each in a process
+of its own, alternating with ours. The load average is reported. --threads N sets every
+library's thread count (default: each library's own: cores for PyTorch and tinygrad_ds).
 """
 from __future__ import annotations
 
@@ -45,7 +48,7 @@ if which == "mlp":
     model = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(),
                           nn.Linear(256, 10))
     shape = (batch, 784)
-else:
+else:  # resnet20, resnet20-infer
     model = resnet20()
     shape = (batch, 3, 32, 32)
 opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
@@ -56,7 +59,14 @@ def step(x, y):
     loss = F.cross_entropy(model(x), y)
     opt.zero_grad(); loss.backward(); opt.step()
     return loss
-run = tds.compile(step) if mode == "compiled" else step
+if which.endswith("infer"):  # inference: eval mode, no tape
+    model.eval()
+    fn = tds.compile(model) if mode == "compiled" else model
+    def run(x, y):
+        with tds.no_grad():
+            return fn(x)
+else:
+    run = tds.compile(step) if mode == "compiled" else step
 t = time.perf_counter(); run(x, y); first = time.perf_counter() - t
 for _ in range(2):
     run(x, y)
@@ -64,9 +74,9 @@ times = []
 for _ in range(steps):
     t = time.perf_counter(); run(x, y); times.append(time.perf_counter() - t)
 out = {"ms": sorted(times)[len(times) // 2] * 1000,
-       "first_s": first}
+       "first_s": first, "threads": tds.get_num_threads()}
 if mode == "compiled":
-    e = run.last
+    e = (fn if which.endswith("infer") else run).last
     out.update(eager_ops=len(e.graph.op_nodes()), kernels=len(e.plan.kernels),
                fallback=sum(e.plan.fallback.values()), written=e.kernels_written)
 print(json.dumps(out))
@@ -75,24 +85,56 @@ print(json.dumps(out))
 TORCH = r"""
 import json, sys, time
 import torch
-which, batch, steps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+which, batch, steps, layout = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+threads = int(sys.argv[5]) if len(sys.argv) > 5 else 0
+if threads:
+    torch.set_num_threads(threads)
 torch.manual_seed(0)
 nn = torch.nn
 if which == "mlp":
     model = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(),
                           nn.Linear(256, 10)); shape = (batch, 784)
-else:
-    print(json.dumps(None)); sys.exit()
+else:  # ResNet-20 as tinygrad_ds.nn.models.resnet20: option A shortcuts (zero-padded identity)
+    class Block(nn.Module):
+        def __init__(self, cin, cout, stride):
+            super().__init__()
+            self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+            self.bn1 = nn.BatchNorm2d(cout)
+            self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+            self.bn2 = nn.BatchNorm2d(cout)
+            self.pad, self.stride = cout - cin, stride
+        def forward(self, x):
+            out = torch.relu(self.bn1(self.conv1(x)))
+            out = self.bn2(self.conv2(out))
+            sc = x[:, :, ::self.stride, ::self.stride] if self.stride > 1 else x
+            if self.pad:
+                sc = nn.functional.pad(sc, (0, 0, 0, 0, self.pad // 2, self.pad - self.pad // 2))
+            return torch.relu(out + sc)
+    layers, cin = [nn.Conv2d(3, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU()], 16
+    for cout, stride in ((16, 1), (32, 2), (64, 2)):
+        for i in range(3):
+            layers.append(Block(cin, cout, stride if i == 0 else 1)); cin = cout
+    model = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 10))
+    shape = (batch, 3, 32, 32)
 opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
 x = torch.randn(shape); y = torch.randint(0, 10, (batch,))
+if layout == "channels_last":
+    model = model.to(memory_format=torch.channels_last)
+    x = x.contiguous(memory_format=torch.channels_last)
 def step():
     loss = nn.functional.cross_entropy(model(x), y)
     opt.zero_grad(); loss.backward(); opt.step()
+def infer():
+    with torch.no_grad():
+        model(x)
+if which.endswith("infer"):
+    model.eval(); step = infer
 for _ in range(3): step()
 times = []
 for _ in range(steps):
     t = time.perf_counter(); step(); times.append(time.perf_counter() - t)
-print(json.dumps(sorted(times)[len(times) // 2] * 1000))
+print(json.dumps({"ms": sorted(times)[len(times) // 2] * 1000,
+                  "threads": torch.get_num_threads(), "version": torch.__version__}))
 """
 
 
@@ -113,63 +155,98 @@ def has_torch() -> bool:
                           check=False).returncode == 0
 
 
+def _ratio(a: float | None, b: float | None) -> str:
+    return f"{a / b:.2f}x" if a and b else "-"
+
+
+def _ms(v: float | None) -> str:
+    return f"{v:.1f}" if v else "-"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--rounds", type=int, default=3, help="eager/compiled alternations")
-    ap.add_argument("--blas-threads", type=int, default=None)
-    ap.add_argument("--only", choices=["mlp", "resnet20"], default=None)
+    ap.add_argument("--rounds", type=int, default=3, help="alternations of every contender")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="threads for everyone: OPENBLAS/OMP_NUM_THREADS, TDS_NUM_THREADS and "
+                    "torch.set_num_threads [default: each library's own]")
+    ap.add_argument("--only", choices=["mlp", "resnet20", "resnet20-infer"], default=None)
     ap.add_argument("--no-append", action="store_true", help="print only")
     args = ap.parse_args()
     env = {}
-    if args.blas_threads:
-        env = {"OPENBLAS_NUM_THREADS": str(args.blas_threads),
-               "OMP_NUM_THREADS": str(args.blas_threads)}
+    if args.threads:
+        env = {k: str(args.threads) for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
+                                              "TDS_NUM_THREADS")}
     load_start = os.getloadavg()
     cache = tempfile.mkdtemp(prefix="tds-bench-cache-")
-    cases = [("mlp", "MLP 784-256-256-10 training step", 32, 50, 3.0),
-             ("resnet20", "ResNet-20 training step", 128, 3, 1.8)]
-    rows = [("| row (float32) | eager ms | compiled ms | compiled / eager speed | target | "
-             "each round (eager / compiled ms) | PyTorch ms |"),
-            "|---|---:|---:|---:|---:|---|---:|"]
+    # (which, label, batch, steps, target over eager, target over PyTorch NCHW)
+    cases = [("mlp", "MLP 784-256-256-10 training step", 32, 50, 3.0, None),
+             ("resnet20", "ResNet-20 training step", 128, 3, 1.8, 0.75),
+             ("resnet20-infer", "ResNet-20 inference (eval, no tape)", 128, 5, None, 0.75)]
+    rows = [("| row (float32) | eager ms | compiled ms | compiled / eager | target | "
+             "PyTorch NCHW ms | compiled / PyTorch NCHW | target | PyTorch channels_last ms | "
+             "compiled / channels_last | each round (eager / compiled / NCHW / channels_last "
+             "ms) |"),
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     compile_rows = []
     torch_ok = has_torch()
+    threads_seen = {}
     try:
-        for which, label, batch, steps, target in cases:
+        for which, label, batch, steps, target, torch_target in cases:
             if args.only and which != args.only:
                 continue
             cenv = dict(env, TDS_CACHE=os.path.join(cache, which))
-            cold = run(STEP, which, "compiled", str(batch), "1", env=cenv)
-            warm = run(STEP, which, "compiled", str(batch), "1", env=cenv)
-            step_s = warm["ms"] / 1000  # one replayed step, taken out of the first call
-            compile_rows.append(
-                f"| {label}, batch {batch} | {cold['first_s']:.1f} s ({cold['written']} kernels "
-                f"compiled) | {warm['first_s']:.1f} s ({warm['written']} compiled) | "
-                f"{_less(cold['first_s'], step_s)} / {_less(warm['first_s'], step_s)} | "
-                f"{warm['eager_ops']} ops -> {warm['kernels']} generated loops + "
-                f"{warm['fallback']} ops by their forward |")
-            print(compile_rows[-1], flush=True)
-            eager, comp = [], []
+            if not which.endswith("infer"):
+                cold = run(STEP, which, "compiled", str(batch), "1", env=cenv)
+                warm = run(STEP, which, "compiled", str(batch), "1", env=cenv)
+                step_s = warm["ms"] / 1000  # one replayed step, taken out of the first call
+                compile_rows.append(
+                    f"| {label}, batch {batch} | {cold['first_s']:.1f} s ({cold['written']} "
+                    f"kernels compiled) | {warm['first_s']:.1f} s ({warm['written']} compiled) "
+                    f"| {_less(cold['first_s'], step_s)} / {_less(warm['first_s'], step_s)} | "
+                    f"{warm['eager_ops']} ops -> {warm['kernels']} generated loops + "
+                    f"{warm['fallback']} ops by their forward |")
+                print(compile_rows[-1], flush=True)
+            got: dict[str, list] = {"eager": [], "compiled": [], "nchw": [], "cl": []}
             for r in range(args.rounds):
-                eager.append(run(STEP, which, "eager", str(batch), str(steps), env=env)["ms"])
-                comp.append(run(STEP, which, "compiled", str(batch), str(steps), env=cenv)["ms"])
-                print(f"{which} round {r + 1}: eager {eager[-1]:.1f} ms, compiled "
-                      f"{comp[-1]:.1f} ms", flush=True)
-            torch_ms = run(TORCH, which, str(batch), str(steps), env=env) if torch_ok else None
-            e, c = statistics.median(eager), statistics.median(comp)
-            rounds = ", ".join(f"{a:.1f} / {b:.1f}" for a, b in zip(eager, comp))
-            rows.append(f"| {label}, batch {batch} | {e:.1f} | {c:.1f} | {e / c:.2f}x | "
-                        f">= {target}x | {rounds}"
-                        + f" | {f'{torch_ms:.1f}' if torch_ms else 'not importable'} |")
+                e = run(STEP, which, "eager", str(batch), str(steps), env=env)
+                c = run(STEP, which, "compiled", str(batch), str(steps), env=cenv)
+                got["eager"].append(e["ms"])
+                got["compiled"].append(c["ms"])
+                threads_seen["tinygrad_ds"] = c["threads"]
+                if torch_ok:
+                    for layout, key in (("nchw", "nchw"), ("channels_last", "cl")):
+                        if which == "mlp" and key == "cl":
+                            continue
+                        t = run(TORCH, which, str(batch), str(steps), layout,
+                                str(args.threads or 0), env=env)
+                        got[key].append(t["ms"])
+                        threads_seen["PyTorch " + t["version"]] = t["threads"]
+                print(f"{which} round {r + 1}: " + ", ".join(
+                    f"{k} {v[-1]:.1f} ms" for k, v in got.items() if v), flush=True)
+            med = {k: statistics.median(v) if v else None for k, v in got.items()}
+            rounds = ", ".join(" / ".join(_ms(got[k][i]) if i < len(got[k]) else "-"
+                                          for k in ("eager", "compiled", "nchw", "cl"))
+                               for i in range(args.rounds))
+            rows.append(
+                f"| {label}, batch {batch} | {_ms(med['eager'])} | {_ms(med['compiled'])} | "
+                f"{_ratio(med['eager'], med['compiled'])} | "
+                f"{f'>= {target}x' if target else '-'} | "
+                f"{_ms(med['nchw']) if torch_ok else 'not importable'} | "
+                f"{_ratio(med['nchw'], med['compiled'])} | "
+                f"{f'>= {torch_target}x' if torch_target else '-'} | {_ms(med['cl'])} | "
+                f"{_ratio(med['cl'], med['compiled'])} | {rounds} |")
             print(rows[-1], flush=True)
     finally:
         shutil.rmtree(cache, ignore_errors=True)
     load_end = os.getloadavg()
-    threads = args.blas_threads or "library default"
     head = (f"\n### tds.compile: {datetime.datetime.now():%Y-%m-%d %H:%M}, {cpu_model()} "
-            f"({os.cpu_count()} cores), BLAS threads {threads}\n\n"
+            f"({os.cpu_count()} cores)\n\n"
             f"`python benchmarks/compile.py --rounds {args.rounds}"
-            + (f" --blas-threads {args.blas_threads}" if args.blas_threads else "")
+            + (f" --threads {args.threads}" if args.threads else "")
             + (f" --only {args.only}" if args.only else "") + "`\n\n"
+            "Threads: " + ", ".join(f"{k} {v}" for k, v in threads_seen.items())
+            + (" (set by --threads)" if args.threads else " (each library's default)")
+            + ". A ratio above 1 means compiled tinygrad_ds is faster.\n\n"
             f"Load average (1/5/15 min) {'/'.join(f'{v:.1f}' for v in load_start)} at the "
             f"start, {'/'.join(f'{v:.1f}' for v in load_end)} at the end (the machine is shared; "
             "a load above the core count makes every figure noisy).\n\n")

@@ -426,3 +426,52 @@ def test_shift3_cols_layout(h, wd):
     want = np.concatenate([np.zeros((3 * c, wd), np.float32), want], axis=1)
     cols = np.full((3 * c, (n * (h + 1) + 1) * wd), np.nan, dtype=np.float32)
     np.testing.assert_array_equal(_shift3_cols(x, cols), want)
+
+
+@pytest.mark.parametrize("c,rows_from", [(16, 32), (8, 4), (3, 32)])
+def test_conv_chunks_on_threads_equal_serial(monkeypatch, c, rows_from):
+    """With several threads the batch's chunks run on the pool (shifted copies, positions as
+    rows, im2col, _add_abt): forward and both gradients are bit-identical to one thread, since
+    the weight gradient's parts are summed in chunk order whatever thread computed them."""
+    import threading
+
+    from tinygrad_ds.backend import threads
+    from tinygrad_ds.backend.cpu import conv as cpu_conv
+
+    monkeypatch.setattr(cpu_conv.workspace, "CHUNK_ELEMENTS", 2000)  # several chunks
+    monkeypatch.setattr(cpu_conv, "ROWS_MIN_CHANNELS", rows_from)
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((9, c, 6, 6)).astype(np.float32)
+    w = rng.standard_normal((c, c, 3, 3)).astype(np.float32)
+    gy = rng.standard_normal((9, c, 6, 6)).astype(np.float32)
+    seen = set()
+    run = cpu_conv.workspace.run_chunks
+
+    def spy(body, chunks):
+        return run(lambda b0, b1: (seen.add(threading.current_thread().name), body(b0, b1))[1],
+                   chunks)
+
+    monkeypatch.setattr(cpu_conv.workspace, "run_chunks", spy)
+    for mod in (cpu_conv.shift3, cpu_conv.im2row, cpu_conv.im2col):
+        monkeypatch.setattr(mod, "run_chunks", spy)
+    out = {}
+    before = threads.get_num_threads()
+    try:
+        for n in (1, 3):
+            threads.set_num_threads(n)
+            out[n] = (cpu_conv.conv2d_forward(x, w, None, 1, 1, 1, 1, 1, 1, 1, 6, 6),
+                      cpu_conv.conv2d_forward(x, w, None, 2, 2, 1, 1, 1, 1, 1, 3, 3),
+                      cpu_conv.conv2d_backward_input(gy, w, 1, 1, 1, 1, 1, 1, 1, 6, 6),
+                      cpu_conv.conv2d_backward_weight(gy, x, 1, 1, 1, 1, 1, 1, 1, 3, 3))
+    finally:
+        threads.set_num_threads(before)
+    assert any(name.startswith("tds-kernel") for name in seen), seen
+    for a, b in zip(out[1], out[3]):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_set_num_threads_rejects_bad_counts():
+    with pytest.raises(tds.TdsError, match="whole number"):
+        tds.set_num_threads(0)
+    with pytest.raises(tds.TdsError, match="whole number"):
+        tds.set_num_threads(1.5)

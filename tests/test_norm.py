@@ -192,3 +192,38 @@ def test_norm_second_derivatives(name):
                                 create_graph=True)
     for a, q in zip(got, want):
         np.testing.assert_allclose(a.numpy(), q.numpy(), rtol=1e-9, atol=1e-9)
+
+
+def test_batch_norm_kernels_on_threads_equal_serial(monkeypatch):
+    """Batch norm's kernels share channels (sums) and samples (elementwise passes) among the
+    threads: stats, apply, and both backward kernels are bit-identical to one thread."""
+    from tinygrad_ds.backend import threads
+    from tinygrad_ds.backend.cpu import norm as cpu_norm
+
+    monkeypatch.setattr(cpu_norm, "PARALLEL_ELEMENTS", 1)
+    rng = np.random.default_rng(3)
+    x = (rng.standard_normal((6, 5, 7)) * 3 + 1).astype(np.float32)
+    gy = rng.standard_normal((6, 5, 7)).astype(np.float32)
+    w = rng.standard_normal(5).astype(np.float32)
+    b = rng.standard_normal(5).astype(np.float32)
+    out = {}
+    before = threads.get_num_threads()
+    try:
+        for n in (1, 3):
+            threads.set_num_threads(n)
+            st = cpu_norm.batch_norm_stats(x)
+            mean, invstd = st[0], (1 / np.sqrt(st[1] + 1e-5)).astype(np.float32)
+            sums = cpu_norm.batch_norm_backward_reduce(gy, x, mean, invstd)
+            out[n] = (st, cpu_norm.batch_norm_apply(x, mean, invstd, w, b), sums,
+                      cpu_norm.batch_norm_backward_input(gy, x, mean, invstd, w, sums))
+    finally:
+        threads.set_num_threads(before)
+    for a, c in zip(out[1], out[3]):
+        np.testing.assert_array_equal(a, c)
+    m = x.shape[0] * x.shape[2]
+    np.testing.assert_allclose(out[3][0][0], x.mean(axis=(0, 2)), rtol=1e-5)
+    xhat = (x - out[3][0][0][None, :, None]) * invstd[None, :, None]
+    gx = w[None, :, None] * invstd[None, :, None] * (
+        gy - gy.sum(axis=(0, 2), keepdims=True) / m
+        - xhat * (gy * xhat).sum(axis=(0, 2), keepdims=True) / m)
+    np.testing.assert_allclose(out[3][3], gx, rtol=1e-4, atol=1e-5)

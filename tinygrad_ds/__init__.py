@@ -10,6 +10,7 @@ The public names are listed here; everything else is private to its module.
 from . import cuda, dtypes, functional, scalar
 from ._version import __version__
 from .autograd import enable_grad, is_grad_enabled, no_grad
+from .backend.threads import get_num_threads, set_num_threads
 from .dtypes import bool_, float32, float64, int32, int64
 from .errors import DTypeError, GradError, ShapeError, TdsError
 from .factory import (arange, eye, full, full_like, ones, ones_like, rand, rand_like, randn,
@@ -52,5 +53,6 @@ __all__ = [
     "zeros", "ones", "full", "arange", "eye", "randn", "rand",
     "zeros_like", "ones_like", "full_like", "randn_like", "rand_like",
     "concat", "cat", "stack", "where", "gradcheck", "manual_seed", "load_checkpoint",
+    "get_num_threads", "set_num_threads",
 ]
 __all__ += ["trace", "Graph", "trace_scalar", "compile"]

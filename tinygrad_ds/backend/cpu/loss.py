@@ -11,7 +11,7 @@ import numpy as np
 from numba import njit
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def softmax_cross_entropy_forward(logits, target, smoothing):
     n, c = logits.shape
     loss = np.empty(n, dtype=logits.dtype)
@@ -36,7 +36,7 @@ def softmax_cross_entropy_forward(logits, target, smoothing):
     return loss, lse
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def softmax_cross_entropy_backward(gloss, logits, target, lse, smoothing):
     n, c = logits.shape
     g = np.empty_like(logits)

@@ -8,8 +8,10 @@ NOTE: the loops are serial and walk contiguous memory; fastmath's `reassoc` lets
 float64 sums into SIMD lanes (without it a sum is one long dependency chain, slower than
 memory can feed it). No `nnan`/`ninf`: a NaN in the input must still come out as NaN. Per-channel
 coefficients are computed once in float64 and stored in the data's dtype, so the inner loops of
-a float32 tensor run in float32. Serial, not parallel=True: see conv/__init__.py; these kernels are
-bound by memory bandwidth, which a second thread raises only while the machine is idle.
+a float32 tensor run in float32. Batch norm's kernels share large arrays out among the threads
+of backend/threads.py (channels for the sums, samples for the elementwise passes): each
+channel's sum runs in the same order on any number of threads, so results do not depend on it.
+Layer and group norm stay serial.
 
 The input-gradient kernels take (N, C, ...) arrays of any rank and return gx in that shape, in
 memory it owns (allocated in Python): a reshaped view, or an array numba allocated, would be
@@ -20,12 +22,37 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from .. import threads
+
 _FAST = {"reassoc", "contract"}
+# batch norm's kernels share their work among threads from this many elements on, in parts
+PARALLEL_ELEMENTS = 1 << 16
+MIN_PARTS = 8
 
 
 # ---- batch norm: statistics per channel over (N, L) ----------------------------------------
-@njit(cache=True, fastmath=_FAST)
+def _parts(n: int, size: int) -> list[tuple[int, int]]:
+    """[a, b) ranges cutting n channels (or samples) in MIN_PARTS, for the pool's threads, when
+    the array has PARALLEL_ELEMENTS elements or more and there are several threads; else one."""
+    k = threads.get_num_threads()
+    if k == 1 or size < PARALLEL_ELEMENTS or n < 2:
+        return [(0, n)]
+    step = -(-n // min(n, MIN_PARTS))
+    return [(a, min(n, a + step)) for a in range(0, n, step)]
+
+
 def batch_norm_stats(x):
+    """x (N, C, L) -> (2, C): mean and biased variance per channel (channels shared out among
+    the threads; each channel's sum is the same on any number of threads)."""
+    parts = _parts(x.shape[1], x.size)
+    if len(parts) == 1:
+        return _batch_norm_stats(x)
+    return np.concatenate(threads.map_ordered(lambda r: _batch_norm_stats(x[:, r[0]:r[1]]),
+                                              parts), axis=1)
+
+
+@njit(cache=True, nogil=True, fastmath=_FAST)
+def _batch_norm_stats(x):
     n, c, ll = x.shape
     stats = np.empty((2, c), dtype=x.dtype)
     m = n * ll
@@ -44,10 +71,20 @@ def batch_norm_stats(x):
     return stats
 
 
-@njit(cache=True, fastmath=_FAST)
 def batch_norm_apply(x, mean, invstd, weight, bias):
-    n, c, ll = x.shape
+    """x (N, C, L) -> (x - mean) * invstd * weight + bias (samples shared out among threads)."""
     y = np.empty_like(x)
+    parts = _parts(x.shape[0], x.size)
+    if len(parts) == 1:
+        return _batch_norm_apply(x, mean, invstd, weight, bias, y)
+    threads.map_ordered(lambda r: _batch_norm_apply(x[r[0]:r[1]], mean, invstd, weight, bias,
+                                                    y[r[0]:r[1]]), parts)
+    return y
+
+
+@njit(cache=True, nogil=True, fastmath=_FAST)
+def _batch_norm_apply(x, mean, invstd, weight, bias, y):
+    n, c, ll = x.shape
     coef = np.empty((2, c), dtype=x.dtype)  # scale, shift in x's dtype
     for ci in range(c):
         scale = np.float64(invstd[ci]) * weight[ci]
@@ -62,8 +99,19 @@ def batch_norm_apply(x, mean, invstd, weight, bias):
     return y
 
 
-@njit(cache=True, fastmath=_FAST)
 def batch_norm_backward_reduce(gy, x, mean, invstd):
+    """gy, x (N, C, L) -> (2, C): sum of gy and of gy * xhat per channel (channels shared out
+    among the threads)."""
+    parts = _parts(x.shape[1], x.size)
+    if len(parts) == 1:
+        return _batch_norm_backward_reduce(gy, x, mean, invstd)
+    return np.concatenate(threads.map_ordered(
+        lambda r: _batch_norm_backward_reduce(gy[:, r[0]:r[1]], x[:, r[0]:r[1]],
+                                              mean[r[0]:r[1]], invstd[r[0]:r[1]]), parts), axis=1)
+
+
+@njit(cache=True, nogil=True, fastmath=_FAST)
+def _batch_norm_backward_reduce(gy, x, mean, invstd):
     n, c, ll = x.shape
     sums = np.empty((2, c), dtype=gy.dtype)
     for ci in range(c):
@@ -89,15 +137,22 @@ def _owned_like(gy):
 def batch_norm_backward_input(gy, x, mean, invstd, weight, sums):
     n, c = x.shape[:2]
     gx = _owned_like(gy)
-    _batch_norm_backward_input(gy.reshape(n, c, -1), x.reshape(n, c, -1), mean, invstd, weight,
-                               sums, gx.reshape(n, c, -1))
+    g3, x3, gx3 = gy.reshape(n, c, -1), x.reshape(n, c, -1), gx.reshape(n, c, -1)
+    parts = _parts(n, gy.size)  # samples shared out among the threads
+    if len(parts) == 1:
+        _batch_norm_backward_input(g3, x3, mean, invstd, weight, sums, g3.shape[0] * g3.shape[2],
+                                   gx3)
+    else:
+        m = g3.shape[0] * g3.shape[2]
+        threads.map_ordered(lambda r: _batch_norm_backward_input(
+            g3[r[0]:r[1]], x3[r[0]:r[1]], mean, invstd, weight, sums, m, gx3[r[0]:r[1]]), parts)
     return gx
 
 
-@njit(cache=True, fastmath=_FAST)
-def _batch_norm_backward_input(gy, x, mean, invstd, weight, sums, gx):
+@njit(cache=True, nogil=True, fastmath=_FAST)
+def _batch_norm_backward_input(gy, x, mean, invstd, weight, sums, m, gx):
+    """gx for samples gy, x (n, C, L) of a batch of m values per channel."""
     n, c, ll = x.shape
-    m = n * ll
     # gx = k * (gy - mg - (x - mean) * mgx) = a0 * gy + a1 * (x - mean) + a2; x - mean is
     # taken in the data's dtype (exact when x is near mean), not expanded into a difference of
     # two large products
@@ -122,7 +177,7 @@ def _batch_norm_backward_input(gy, x, mean, invstd, weight, sums, gx):
 
 
 # ---- layer norm: statistics per row ---------------------------------------------------------
-@njit(cache=True, fastmath=_FAST)
+@njit(cache=True, nogil=True, fastmath=_FAST)
 def layer_norm_forward(x, weight, bias, eps):
     r, d = x.shape
     y = np.empty_like(x)
@@ -155,7 +210,7 @@ def layer_norm_backward_input(gy, x, mean, invstd, weight):
     return gx
 
 
-@njit(cache=True, fastmath=_FAST)
+@njit(cache=True, nogil=True, fastmath=_FAST)
 def _layer_norm_backward_input(gy, x, mean, invstd, weight, gx):
     r, d = x.shape
     coef = np.empty(2, dtype=gy.dtype)
@@ -179,7 +234,7 @@ def _layer_norm_backward_input(gy, x, mean, invstd, weight, gx):
     return gx
 
 
-@njit(cache=True, fastmath=_FAST)
+@njit(cache=True, nogil=True, fastmath=_FAST)
 def layer_norm_backward_affine(gy, x, mean, invstd):
     r, d = x.shape
     part = np.zeros((2, d))  # float64 sums, accumulated row by row (SIMD across columns)
@@ -194,7 +249,7 @@ def layer_norm_backward_affine(gy, x, mean, invstd):
 
 
 # ---- group norm: statistics per (sample, group) over (C/G, L) -------------------------------
-@njit(cache=True, fastmath=_FAST)
+@njit(cache=True, nogil=True, fastmath=_FAST)
 def group_norm_forward(x, weight, bias, groups, eps):
     n, c, ll = x.shape
     cg = c // groups
@@ -238,7 +293,7 @@ def group_norm_backward_input(gy, x, mean, invstd, weight, groups):
     return gx
 
 
-@njit(cache=True, fastmath=_FAST)
+@njit(cache=True, nogil=True, fastmath=_FAST)
 def _group_norm_backward_input(gy, x, mean, invstd, weight, groups, gx):
     n, c, ll = x.shape
     cg = c // groups
@@ -273,7 +328,7 @@ def _group_norm_backward_input(gy, x, mean, invstd, weight, groups, gx):
     return gx
 
 
-@njit(cache=True, fastmath=_FAST)
+@njit(cache=True, nogil=True, fastmath=_FAST)
 def group_norm_backward_affine(gy, x, mean, invstd, groups):
     n, c, ll = x.shape
     cg = c // groups

@@ -10,7 +10,7 @@ import numpy as np
 from numba import njit
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def max_pool2d_forward(x, kh, kw, sh, sw, ph, pw, oh, ow):
     n, c, h, w = x.shape
     y = np.empty((n, c, oh, ow), dtype=x.dtype)
@@ -63,7 +63,7 @@ def max_pool2d_backward(gy, arg, h, w):
     return gx
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _max_pool2d_backward(gy, arg, gx):
     n, c, oh, ow = gy.shape
     for b in range(n):
@@ -77,7 +77,7 @@ def _max_pool2d_backward(gy, arg, gx):
     return gx
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _avg_divisor(h0, w0, kh, kw, ph, pw, h, w, count_pad):
     """How many values the window at (h0, w0) averages, as PyTorch: with count_pad the padding
     counts but not the part of a ceil_mode window past the padded input; else only x's own."""
@@ -86,7 +86,7 @@ def _avg_divisor(h0, w0, kh, kw, ph, pw, h, w, count_pad):
     return (min(h0 + kh, h) - max(h0, 0)) * (min(w0 + kw, w) - max(w0, 0))
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def avg_pool2d_forward(x, kh, kw, sh, sw, ph, pw, oh, ow, count_pad):
     n, c, h, w = x.shape
     y = np.empty((n, c, oh, ow), dtype=x.dtype)
@@ -104,7 +104,7 @@ def avg_pool2d_forward(x, kh, kw, sh, sw, ph, pw, oh, ow, count_pad):
     return y
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def avg_pool2d_backward(gy, kh, kw, sh, sw, ph, pw, h, w, count_pad):
     n, c, oh, ow = gy.shape
     gx = np.zeros((n, c, h, w), dtype=gy.dtype)
@@ -121,7 +121,7 @@ def avg_pool2d_backward(gy, kh, kw, sh, sw, ph, pw, h, w, count_pad):
     return gx
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def adaptive_avg_pool2d_forward(x, oh, ow):
     n, c, h, w = x.shape
     y = np.empty((n, c, oh, ow), dtype=x.dtype)
@@ -141,7 +141,7 @@ def adaptive_avg_pool2d_forward(x, oh, ow):
     return y
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def adaptive_avg_pool2d_backward(gy, h, w):
     n, c, oh, ow = gy.shape
     gx = np.zeros((n, c, h, w), dtype=gy.dtype)

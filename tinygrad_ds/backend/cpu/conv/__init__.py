@@ -20,10 +20,13 @@ OpenBLAS spends its time packing the long operands; workspace.py cuts the batch 
 stay in cache and reuses their scratch buffers. A stride-1 input gradient is a convolution of gy
 with the flipped kernel (copying only, where col2im and row2im add): see conv2d_backward_input.
 
-The loops are serial (no parallel=True): a parallel loop waits for its slowest thread, and its
-threads spin after the loop, taking the core BLAS's second thread wants. On a shared machine
-with busy neighbours that costs far more than the parallel loop gains on an idle one. BLAS
-already uses both cores for the products, and serial kernels compile several times faster.
+The numba loops themselves are serial (no parallel=True: its threads spin after each loop,
+taking the cores from BLAS and from busy neighbours, and serial kernels compile several times
+faster). The parallelism is one level up: the batch's chunks are independent, and
+workspace.run_chunks hands them to the pool of backend/threads.py, each thread doing a chunk's
+copies (kernels compiled nogil=True) and its products (its BLAS calls on one thread). The pool's
+threads wait on a queue instead of spinning, and a chunk that lands on a busy core leaves the
+remaining chunks to the other threads. Results are the same on any number of threads.
 
 The thresholds below (and workspace.CHUNK_ELEMENTS) are read when a kernel runs, so a test can
 move them (monkeypatch) to run every algorithm at small sizes. The measurements behind them are

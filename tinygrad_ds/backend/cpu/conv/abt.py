@@ -15,7 +15,7 @@ from numba import njit
 from . import workspace
 
 
-@njit(cache=True, fastmath={"reassoc", "contract"})
+@njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
 def _add_abt(a, off, b, p, zero, out):
     """out (M, N) += a[:, off:off+p] @ b[:, :p]^T, for a (M, >= off+p) and b (N, >= p) whose
     rows are contiguous; zero is a 0 of the arrays' dtype (the sums' type).

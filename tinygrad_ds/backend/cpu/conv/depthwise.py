@@ -14,7 +14,7 @@ import numpy as np
 from numba import njit
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _span(size_out, stride, pad, offset, size_in):
     """The output indices j in [lo, hi) whose input index j*stride - pad + offset is in range."""
     lo = 0
@@ -29,7 +29,7 @@ def _span(size_out, stride, pad, offset, size_in):
     return lo, hi
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _pad_plane(src, h, wd, ph, pw, xp):
     """Plane src (H*W values) into the interior of the zero-bordered xp ((H+2PH)*(W+2PW));
     xp's border is zero from the start and never written."""
@@ -41,7 +41,7 @@ def _pad_plane(src, h, wd, ph, pw, xp):
             d[j] = s[j]
 
 
-@njit(cache=True, fastmath={"reassoc", "contract"})
+@njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
 def _depthwise_s1(x, w, bias, has_bias, ph, pw, dh, dw, oh, ow):
     """Stride-1 depthwise convolution on a flat grid of width WP = W + 2*PW (module doc)."""
     n, c, h, wd = x.shape
@@ -73,7 +73,7 @@ def _depthwise_s1(x, w, bias, has_bias, ph, pw, dh, dw, oh, ow):
     return y
 
 
-@njit(cache=True, fastmath={"reassoc", "contract"})
+@njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
 def _depthwise_weight_s1(gy, x, ph, pw, dh, dw, kh, kw):
     """Stride-1 weight gradient: per tap, the dot product of gy on the grid of width WP (zeros
     in its W+2PW-OW extra columns) with the padded input plane read at the tap's offset."""
@@ -104,7 +104,7 @@ def _depthwise_weight_s1(gy, x, ph, pw, dh, dw, kh, kw):
     return acc.astype(gy.dtype).reshape(c, 1, kh, kw)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def depthwise_forward(x, w, bias, has_bias, sh, sw, ph, pw, dh, dw, oh, ow):
     if sh == 1 and sw == 1:
         return _depthwise_s1(x, w, bias, has_bias, ph, pw, dh, dw, oh, ow)
@@ -136,7 +136,7 @@ def depthwise_forward(x, w, bias, has_bias, sh, sw, ph, pw, dh, dw, oh, ow):
     return y
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def depthwise_backward_input(gy, w, sh, sw, ph, pw, dh, dw, h, wd):
     n, c, oh, ow = gy.shape
     kh, kw = w.shape[2], w.shape[3]
@@ -176,7 +176,7 @@ def depthwise_backward_input(gy, w, sh, sw, ph, pw, dh, dw, h, wd):
     return gx
 
 
-@njit(cache=True, fastmath={"reassoc", "contract"})
+@njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
 def depthwise_backward_weight(gy, x, sh, sw, ph, pw, dh, dw, kh, kw):
     if sh == 1 and sw == 1:
         return _depthwise_weight_s1(gy, x, ph, pw, dh, dw, kh, kw)

@@ -15,10 +15,10 @@ import numpy as np
 from numba import njit
 
 from .abt import _abt_chunks, _add_abt
-from .workspace import _buffer, _chunks, _padded_buffer
+from .workspace import _buffer, _chunks, _padded_buffer, _sum, run_chunks
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def im2col(xp, kh, kw, sh, sw, dh, dw, oh, ow, cols, sample_stride, row_stride):
     """Padded xp (N, C, HP, WP) -> cols, given flat: the (tap r, sample b) row of OH*OW entries
     starts at b * sample_stride + r * row_stride, r = (c * KH + ki) * KW + kj. Rows (C*KH*KW,
@@ -49,7 +49,7 @@ def im2col(xp, kh, kw, sh, sw, dh, dw, oh, ow, cols, sample_stride, row_stride):
     return cols
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def col2im(cols, kh, kw, sh, sw, dh, dw, oh, ow, xp):
     """The adjoint of im2col for cols (N, C*KH*KW, OH*OW): summed into the padded xp
     (N, C, HP, WP), which is zeroed first."""
@@ -81,7 +81,7 @@ def col2im(cols, kh, kw, sh, sw, dh, dw, oh, ow, xp):
     return xp
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _onl_to_nol(y, bias, has_bias, out):
     """y (O, N*L) -> out (N, O, L), adding bias[o] when has_bias (bias is then (1,) zeros)."""
     n, o, ll = out.shape
@@ -95,7 +95,7 @@ def _onl_to_nol(y, bias, has_bias, out):
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _nol_to_onl(g, out):
     """g (N, O, L) -> out (O, N*L)."""
     n, o, ll = g.shape
@@ -145,10 +145,13 @@ def forward(x, w, bias, has_bias, sh, sw, ph, pw, dh, dw, groups, oh, ow):
     ll, kg = oh * ow, cg * kh * kw
     y = np.empty((n, o, ll), dtype=x.dtype)
     w2 = w.reshape(o, kg)
-    for b0, b1 in _chunks(n, c * kh * kw * ll):
+
+    def chunk(b0, b1):
         cols = _cols(x[b0:b1], kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, by_sample=False)
         yc = _matmul_groups(w2, cols, groups, _buffer("y", (o, (b1 - b0) * ll), x.dtype))
         _onl_to_nol(yc, bias, has_bias, y[b0:b1])
+
+    run_chunks(chunk, _chunks(n, c * kh * kw * ll))
     return y.reshape(n, o, oh, ow)
 
 
@@ -162,7 +165,8 @@ def backward_input(gy, w, sh, sw, ph, pw, dh, dw, groups, h, wd):
     g3 = gy.reshape(n, o, ll)
     gx = np.empty((n, c, h, wd), dtype=gy.dtype)
     wt = w.reshape(groups, og, kg).transpose(0, 2, 1)  # per group w_g^T (Cg*KK, Og)
-    for b0, b1 in _chunks(n, c * kh * kw * ll):
+
+    def chunk(b0, b1):
         nc = b1 - b0
         gcols = _buffer("cols", (nc, c * kh * kw, ll), gy.dtype)
         if groups == 1:
@@ -173,6 +177,8 @@ def backward_input(gy, w, sh, sw, ph, pw, dh, dw, groups, h, wd):
         gxp = _buffer("pad", (nc, c, h + 2 * ph, wd + 2 * pw), gy.dtype)
         col2im(gcols, kh, kw, sh, sw, dh, dw, oh, ow, gxp)
         gx[b0:b1] = gxp[:, :, ph:ph + h, pw:pw + wd]
+
+    run_chunks(chunk, _chunks(n, c * kh * kw * ll))
     return gx
 
 
@@ -185,18 +191,17 @@ def backward_weight(gy, x, sh, sw, ph, pw, dh, dw, groups, kh, kw):
     o, oh, ow = gy.shape[1:]
     cg, og, ll, ckk = c // groups, o // groups, oh * ow, c * kh * kw
     g3 = gy.reshape(n, o, ll)
-    gw = np.zeros((groups, og, cg * kh * kw), dtype=gy.dtype)
-    part = np.empty((groups, cg * kh * kw, og), dtype=gy.dtype)
-    for b0, b1 in _chunks(n, ckk * ll):
+
+    def chunk(b0, b1):
         g = _nol_to_onl(g3[b0:b1], _buffer("g", (o, (b1 - b0) * ll), gy.dtype))
         cols = _cols(x[b0:b1], kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, by_sample=False)
         if groups == 1:
-            np.matmul(cols, g.T, out=part[0])
-        else:
-            np.matmul(cols.reshape(groups, cg * kh * kw, -1),
-                      g.reshape(groups, og, -1).transpose(0, 2, 1), out=part)
-        gw += part.transpose(0, 2, 1)
-    return gw.reshape(o, cg, kh, kw)
+            return np.matmul(cols, g.T)[None]  # (1, C*KK, O)
+        return np.matmul(cols.reshape(groups, cg * kh * kw, -1),  # (groups, Cg*KK, Og)
+                         g.reshape(groups, og, -1).transpose(0, 2, 1))
+
+    part = _sum(run_chunks(chunk, _chunks(n, ckk * ll)))
+    return np.ascontiguousarray(part.transpose(0, 2, 1)).reshape(o, cg, kh, kw)
 
 
 def backward_weight_small(gy, x, sh, sw, ph, pw, dh, dw, kh, kw):
@@ -206,11 +211,13 @@ def backward_weight_small(gy, x, sh, sw, ph, pw, dh, dw, kh, kw):
     o, oh, ow = gy.shape[1:]
     ll, ckk = oh * ow, c * kh * kw
     g3 = gy.reshape(n, o, ll)
-    acc = np.zeros((ckk, o), dtype=gy.dtype)
-    zero = acc.dtype.type(0)
-    for b0, b1 in _abt_chunks(n, (ckk + o) * ll):
+    zero = gy.dtype.type(0)
+
+    def chunk(b0, b1):
         p = (b1 - b0) * ll
         g = _nol_to_onl(g3[b0:b1], _buffer("g", (o, p), gy.dtype))
         cols = _cols(x[b0:b1], kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, by_sample=False)
-        _add_abt(cols, 0, g, p, zero, acc)
+        return _add_abt(cols, 0, g, p, zero, np.zeros((ckk, o), dtype=gy.dtype))
+
+    acc = _sum(run_chunks(chunk, _abt_chunks(n, (ckk + o) * ll)))
     return np.ascontiguousarray(acc.T).reshape(o, c, kh, kw)

@@ -13,10 +13,10 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .workspace import _buffer, _chunks, _padded_buffer
+from .workspace import _buffer, _chunks, _padded_buffer, _sum, run_chunks
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def im2row(xh, kh, kw, sh, sw, dh, dw, oh, ow, rows):
     """Padded channels-last xh (N, HP, WP, C) -> rows (N*OH*OW, KH*KW*C): one row per output
     position, its taps in (ki, kj, c) order."""
@@ -42,7 +42,7 @@ def im2row(xh, kh, kw, sh, sw, dh, dw, oh, ow, rows):
     return rows
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def row2im(rows, kh, kw, sh, sw, dh, dw, oh, ow, xh):
     """The adjoint of im2row: rows (N*OH*OW, KH*KW*C) summed into the padded channels-last xh
     (N, HP, WP, C), which is zeroed first."""
@@ -68,7 +68,7 @@ def row2im(rows, kh, kw, sh, sw, dh, dw, oh, ow, xh):
     return xh
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _rows_to_nol(yt, bias, has_bias, out):
     """yt (N*L, O) -> out (N, O, L), adding bias[o] when has_bias."""
     n, o, ll = out.shape
@@ -81,7 +81,7 @@ def _rows_to_nol(yt, bias, has_bias, out):
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _nol_to_rows(g, out):
     """g (N, O, L) -> out (N*L, O)."""
     n, o, ll = g.shape
@@ -110,10 +110,13 @@ def forward(x, w, bias, has_bias, sh, sw, ph, pw, dh, dw, oh, ow):
     ll = oh * ow
     y = np.empty((n, o, ll), dtype=x.dtype)
     w2t = np.ascontiguousarray(w.transpose(2, 3, 1, 0)).reshape(kh * kw * c, o)
-    for b0, b1 in _chunks(n, c * kh * kw * ll):
+
+    def chunk(b0, b1):
         rows = _rows(x[b0:b1], kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
         yt = np.matmul(rows, w2t, out=_buffer("y", (rows.shape[0], o), x.dtype))
         _rows_to_nol(yt, bias, has_bias, y[b0:b1])
+
+    run_chunks(chunk, _chunks(n, c * kh * kw * ll))
     return y.reshape(n, o, oh, ow)
 
 
@@ -126,13 +129,16 @@ def backward_input(gy, w, sh, sw, ph, pw, dh, dw, h, wd):
     g3 = gy.reshape(n, o, ll)
     gx = np.empty((n, c, h, wd), dtype=gy.dtype)
     w2 = np.ascontiguousarray(w.transpose(0, 2, 3, 1)).reshape(o, kh * kw * c)
-    for b0, b1 in _chunks(n, c * kh * kw * ll):
+
+    def chunk(b0, b1):
         nc = b1 - b0
         gt = _nol_to_rows(g3[b0:b1], _buffer("g", (nc * ll, o), gy.dtype))
         grows = np.matmul(gt, w2, out=_buffer("cols", (nc * ll, kh * kw * c), gy.dtype))
         gxh = _buffer("pad", (nc, h + 2 * ph, wd + 2 * pw, c), gy.dtype)
         row2im(grows, kh, kw, sh, sw, dh, dw, oh, ow, gxh)
         gx[b0:b1] = gxh[:, ph:ph + h, pw:pw + wd, :].transpose(0, 3, 1, 2)
+
+    run_chunks(chunk, _chunks(n, c * kh * kw * ll))
     return gx
 
 
@@ -143,10 +149,11 @@ def backward_weight(gy, x, sh, sw, ph, pw, dh, dw, kh, kw):
     o, oh, ow = gy.shape[1:]
     ll, ckk = oh * ow, c * kh * kw
     g3 = gy.reshape(n, o, ll)
-    acc = np.zeros((kh * kw * c, o), dtype=gy.dtype)
-    part = np.empty_like(acc)
-    for b0, b1 in _chunks(n, ckk * ll):
+
+    def chunk(b0, b1):
         rows = _rows(x[b0:b1], kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
         gt = _nol_to_rows(g3[b0:b1], _buffer("g", (rows.shape[0], o), gy.dtype))
-        acc += np.matmul(rows.T, gt, out=part)
+        return np.matmul(rows.T, gt)  # (KK*C, O)
+
+    acc = _sum(run_chunks(chunk, _chunks(n, ckk * ll)))
     return np.ascontiguousarray(acc.reshape(kh, kw, c, o).transpose(3, 2, 0, 1))

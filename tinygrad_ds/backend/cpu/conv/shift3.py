@@ -18,10 +18,10 @@ import numpy as np
 from numba import njit
 
 from .abt import _abt_chunks, _add_abt
-from .workspace import _buffer, _chunks
+from .workspace import _buffer, _chunks, _sum, run_chunks
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _shift3_cols(x, cols):
     """x (N, C, H, W) -> cols (C*3, (N*(H+1)+1)*W) for a 3x3 stride-1 'same' convolution: row
     (c, kj) is a grid of N*(H+1)+1 rows of W values, a row of zeros, then per sample H rows
@@ -60,7 +60,7 @@ def _shift3_cols(x, cols):
     return cols
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _sum3_to_nol(t, bias, has_bias, h, out):
     """t (3, O, (N*(H+1)+1)*W), one product per kernel row ki -> out (N, O, H*W):
     out[b, o, i*W + j] = sum over ki of t[ki, o, (b*(H+1) + i + ki)*W + j], plus bias[o]."""
@@ -79,7 +79,7 @@ def _sum3_to_nol(t, bias, has_bias, h, out):
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _nol_to_grid(g, h, out):
     """g (N, O, H*W) -> out (O, N*(H+1)*W): each sample's H rows, then a row of zeros."""
     n, o, ll = g.shape
@@ -95,7 +95,7 @@ def _nol_to_grid(g, h, out):
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _nol_to_grid3(g, h, out):
     """g (N, O, H*W) -> out (3, O, (N*(H+1)+1)*W): block ki is the grid of _nol_to_grid shifted
     down ki rows (zeros above, between and below the samples), so that _shift3_cols's columns
@@ -131,11 +131,14 @@ def forward(x, w, bias, has_bias, oh, ow):
     # in (ki, o) order: one BLAS call with M = 3*O, not a batched (3, O, 3C) @ cols
     sp = (oh + 1) * ow
     wk = np.ascontiguousarray(w.transpose(2, 0, 1, 3)).reshape(3 * o, c * 3)
-    for b0, b1 in _chunks(n, 3 * max(c, o) * sp):
+
+    def chunk(b0, b1):
         p = (b1 - b0) * sp + ow  # the grid's columns
         cols = _shift3_cols(x[b0:b1], _buffer("cols", (3 * c, p), x.dtype))
         t = np.matmul(wk, cols, out=_buffer("y", (3 * o, p), x.dtype))
         _sum3_to_nol(t.reshape(3, o, p), bias, has_bias, oh, y[b0:b1])
+
+    run_chunks(chunk, _chunks(n, 3 * max(c, o) * sp))
     return y.reshape(n, o, oh, ow)
 
 
@@ -149,13 +152,14 @@ def backward_weight_stacked(gy, x):
     o, oh, ow = gy.shape[1:]
     g3 = gy.reshape(n, o, oh * ow)
     sp = (oh + 1) * ow
-    acc = np.zeros((3 * c, 3 * o), dtype=gy.dtype)
-    part = np.empty_like(acc)
-    for b0, b1 in _chunks(n, 3 * max(c, o) * sp):
+
+    def chunk(b0, b1):
         p = (b1 - b0) * sp + ow
         cols = _shift3_cols(x[b0:b1], _buffer("cols", (3 * c, p), x.dtype))
         g = _nol_to_grid3(g3[b0:b1], oh, _buffer("g", (3, o, p), gy.dtype))
-        acc += np.matmul(cols, g.reshape(3 * o, p).T, out=part)
+        return np.matmul(cols, g.reshape(3 * o, p).T)  # (3C, 3O)
+
+    acc = _sum(run_chunks(chunk, _chunks(n, 3 * max(c, o) * sp)))
     return np.ascontiguousarray(acc.reshape(c, 3, 3, o).transpose(3, 0, 2, 1))
 
 
@@ -167,13 +171,17 @@ def backward_weight_small(gy, x):
     o, oh, ow = gy.shape[1:]
     g3 = gy.reshape(n, o, oh * ow)
     sp = (oh + 1) * ow
-    acc = np.zeros((3, 3 * c, o), dtype=gy.dtype)
-    zero = acc.dtype.type(0)
-    for b0, b1 in _abt_chunks(n, (3 * c + o) * sp):
+    zero = gy.dtype.type(0)
+
+    def chunk(b0, b1):
         nc = b1 - b0
         p = nc * sp - ow  # gy's grid without its last row of zeros
         cols = _shift3_cols(x[b0:b1], _buffer("cols", (3 * c, nc * sp + ow), x.dtype))
         g = _nol_to_grid(g3[b0:b1], oh, _buffer("g", (o, nc * sp), gy.dtype))
-        for ki in range(3):  # acc[ki] += cols[:, ki*W : ki*W+p] @ g[:, :p]^T
-            _add_abt(cols, ki * ow, g, p, zero, acc[ki])
+        part = np.zeros((3, 3 * c, o), dtype=gy.dtype)
+        for ki in range(3):  # part[ki] += cols[:, ki*W : ki*W+p] @ g[:, :p]^T
+            _add_abt(cols, ki * ow, g, p, zero, part[ki])
+        return part
+
+    acc = _sum(run_chunks(chunk, _abt_chunks(n, (3 * c + o) * sp)))
     return np.ascontiguousarray(acc.reshape(3, c, 3, o).transpose(3, 1, 0, 2))

@@ -1,0 +1,110 @@
+"""The CPU kernels' threads: how many, and a pool that runs independent chunks of work.
+
+The convolution kernels cut the batch into chunks (conv/workspace.py); with several threads the
+chunks run at once, each thread doing its chunk's copies (numba kernels compiled with
+nogil=True) and its products (BLAS, one thread per call: `openblas_set_num_threads_local(1)` in
+each worker, so the pool's threads and OpenBLAS's own do not fight over the cores).
+
+    tds.set_num_threads(1)     # everything serial, as before
+    TDS_NUM_THREADS=2          # the environment's say, read at the first use
+
+Default: the cores this process may run on, when numpy's BLAS is OpenBLAS with the per-thread
+setting (0.3.27 and later); otherwise 1 (another BLAS's threads would multiply with ours).
+The pool's threads wait on a queue (no spinning): a busy neighbour on the machine slows the
+chunks it lands on, and the other threads take the chunks left.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+
+_state: dict = {"n": None, "pool": None, "pool_n": 0, "blas": None}
+_lock = threading.Lock()
+_in_worker = threading.local()
+
+
+def _blas_local():
+    """numpy's OpenBLAS openblas_set_num_threads_local, or None."""
+    if _state["blas"] is None:
+        _state["blas"] = False
+        import numpy as np  # noqa: F401  (loads the BLAS library into the process)
+
+        try:
+            with open("/proc/self/maps") as f:
+                paths = {line.split()[-1] for line in f if "openblas" in line.lower()}
+        except OSError:
+            paths = set()
+        for p in sorted(paths):
+            try:
+                fn = ctypes.CDLL(p).openblas_set_num_threads_local
+            except (OSError, AttributeError):
+                continue
+            fn.argtypes, fn.restype = [ctypes.c_int], ctypes.c_int
+            _state["blas"] = fn
+            break
+    return _state["blas"] or None
+
+
+def _default() -> int:
+    env = os.environ.get("TDS_NUM_THREADS")
+    if env:
+        try:
+            return max(1, int(env))
+        except ValueError:
+            from ..errors import TdsError
+
+            raise TdsError(f"TDS_NUM_THREADS={env!r}: give a whole number of threads, such as "
+                           "1 or 4") from None
+    if _blas_local() is None:
+        return 1
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def get_num_threads() -> int:
+    """How many threads the CPU kernels use (see the module doc)."""
+    if _state["n"] is None:
+        _state["n"] = _default()
+    return _state["n"]
+
+
+def set_num_threads(n: int) -> None:
+    """Use n threads in the CPU kernels (1: serial). Results do not depend on n."""
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        from ..errors import TdsError
+
+        raise TdsError(f"set_num_threads: give a whole number >= 1, got {n!r}")
+    _state["n"] = n
+
+
+def _init_worker() -> None:
+    _in_worker.yes = True
+    fn = _blas_local()
+    if fn is not None:
+        fn(1)
+
+
+def _pool(n: int) -> ThreadPoolExecutor:
+    with _lock:
+        if _state["pool"] is None or _state["pool_n"] != n:
+            if _state["pool"] is not None:
+                _state["pool"].shutdown(wait=False)
+            _state["pool"] = ThreadPoolExecutor(n, thread_name_prefix="tds-kernel",
+                                                initializer=_init_worker)
+            _state["pool_n"] = n
+        return _state["pool"]
+
+
+def map_ordered(fn: Callable, items: Iterable) -> list:
+    """[fn(item) for item in items], on the pool when there are several threads and items (and
+    this is not already a pool thread); results in the items' order."""
+    items = list(items)
+    n = get_num_threads()
+    if n == 1 or len(items) < 2 or getattr(_in_worker, "yes", False):
+        return [fn(i) for i in items]
+    return list(_pool(n).map(fn, items))
