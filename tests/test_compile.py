@@ -493,3 +493,36 @@ def test_resnet20_training_step_compiled_equals_eager():
         close(s2[k], s1[k])
     names = {k.name for k in compiled.last.plan.kernels}
     assert any(name.startswith("fused_batch_norm_add_relu") for name in names)  # residual
+
+
+def test_generated_loops_share_their_outer_range_among_threads(monkeypatch):
+    """A generated loop's outer axis runs over [lo, hi): called with the arrays alone it
+    computes everything, in parts on the kernel threads when the arrays are large; the result
+    is the same on one thread and on several."""
+    from tinygrad_ds.backend import threads
+    from tinygrad_ds.compile import codegen
+
+    monkeypatch.setattr(codegen.SplitKernel, "PARALLEL_ELEMENTS", 1)
+    b = tds.Tensor(np.linspace(-1, 1, 6, dtype=np.float32))
+
+    def f(x):
+        return ((x + b).relu() * 2.0 - x.sigmoid()).maximum(x.tanh())
+
+    g = tds.trace(f, (9, 4, 6))
+    group = fuse(g).groups[0]
+    code, _ = group_source(g, group)
+    assert "range(lo, hi)" in code and "lo, hi):" in code
+    kernel = load_kernel(code)
+    x = np.random.default_rng(1).standard_normal((9, 4, 6)).astype(np.float32)
+    args = {g.inputs[0]: x, **{n.id: n.value for n in g.nodes if n.kind == "const"}}
+    outs = {}
+    before = threads.get_num_threads()
+    try:
+        for n in (1, 3):
+            threads.set_num_threads(n)
+            outs[n] = np.full((9, 4, 6), np.nan, np.float32)
+            kernel(*[args[i] for i in group.inputs], outs[n])
+    finally:
+        threads.set_num_threads(before)
+    np.testing.assert_array_equal(outs[1], outs[3])
+    close(outs[3], f(tds.Tensor(x)).numpy())

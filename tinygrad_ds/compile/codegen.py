@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..backend import threads
 from ..graph.ir import Graph
 from .fusion import Group
 
@@ -136,17 +137,24 @@ def group_source(graph: Graph, group: Group) -> tuple[str, str]:
     # may write the memory another operand reads, at the same element)
     body = [f"{ind}{x} = {args[i]}{idx}" for (i, idx), x in loads.items()] + body
     params = [args[i] for i in group.inputs] + list(outs.values())
+    r = len(shape)
+    # the outer loop runs over [lo, hi): the plan may share its range out among threads
+    split = r >= 1 and not (tiled and r == 2)
+    if split:
+        params += ["lo", "hi"]
     # batch_norm's apply rounds as the cpu kernel does only with its flags (fused multiply-add)
     fast = ", fastmath={'contract'}" if any(nodes[m].op == "batch_norm" for m in group.members) \
         else ""
     lines = ["import numpy as np", "from numba import njit", "", "",
-             f"@njit(cache=True, error_model='numpy'{fast})",
+             f"@njit(cache=True, nogil=True, error_model='numpy'{fast})",
              f"def {name}({', '.join(params)}):"]
     for m, o in outs.items():
         lines.append(f"    # {o}: {shape!r} {nodes[m].dtype}, written here")
-    r = len(shape)
+    if split:
+        lines.append(f"    # lo, hi: the range of i0 to compute (0, {shape[0]}: all)")
     for k, s in enumerate(shape[:r - 2] if tiled else shape):
-        lines.append("    " * (k + 1) + f"for i{k} in range({s}):")
+        bounds = "lo, hi" if k == 0 and split else f"{s}"
+        lines.append("    " * (k + 1) + f"for i{k} in range({bounds}):")
     if tiled:
         a, b = r - 2, r - 1
         pad = "    " * (r - 1)
@@ -243,6 +251,43 @@ def load_kernel(code: str):
     sys.modules[modname] = module
     spec.loader.exec_module(module)
     kernel = getattr(module, name)
+    signature = next(ln for ln in code.splitlines() if ln.startswith("def "))
+    if signature.endswith(", lo, hi):"):  # an outer range to share out
+        kernel = SplitKernel(kernel, _outer(code))
     _loaded[digest] = kernel
     stats["loaded"] += 1
     return kernel
+
+
+def _outer(code: str) -> int:
+    """The size of the outer loop of a kernel's code (its comment says `(0, N: all)`)."""
+    line = next(ln for ln in code.splitlines() if ln.startswith("    # lo, hi:"))
+    return int(line.split("(0, ", 1)[1].split(":", 1)[0])
+
+
+class SplitKernel:
+    """A generated kernel whose outer loop runs over [lo, hi): called with the arrays alone, it
+    computes all of [0, n), shared out among the CPU kernels' threads (backend/threads.py) in
+    parts when the arrays are large (PARALLEL_ELEMENTS), else in one call. Elementwise loops
+    write each element once from the same element's operands, so parts never overlap."""
+
+    PARALLEL_ELEMENTS = 1 << 16
+    PARTS = 8
+
+    def __init__(self, fn, n: int):
+        self.fn = fn
+        self.n = n
+        self.__name__ = fn.__name__
+
+    def __getattr__(self, name: str):  # the numba dispatcher's: stats, signatures, py_func
+        return getattr(self.fn, name)
+
+    def __call__(self, *arrays):
+        fn, n = self.fn, self.n
+        size = max((a.size for a in arrays if hasattr(a, "size")), default=0)
+        k = threads.get_num_threads()
+        if k == 1 or n < 2 or size < self.PARALLEL_ELEMENTS:
+            return fn(*arrays, 0, n)
+        step = -(-n // min(n, self.PARTS))
+        threads.map_ordered(lambda lo: fn(*arrays, lo, min(n, lo + step)), range(0, n, step))
+        return None
