@@ -271,7 +271,7 @@ class SplitKernel:
     parts when the arrays are large (PARALLEL_ELEMENTS), else in one call. Elementwise loops
     write each element once from the same element's operands, so parts never overlap."""
 
-    PARALLEL_ELEMENTS = 1 << 16
+    PARALLEL_ELEMENTS = 1 << 18
     PARTS = 8
 
     def __init__(self, fn, n: int):

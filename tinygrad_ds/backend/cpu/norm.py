@@ -26,7 +26,7 @@ from .. import threads
 
 _FAST = {"reassoc", "contract"}
 # batch norm's kernels share their work among threads from this many elements on, in parts
-PARALLEL_ELEMENTS = 1 << 16
+PARALLEL_ELEMENTS = 1 << 18
 MIN_PARTS = 8
 
 
