@@ -1,4 +1,6 @@
 """conv2d and conv_transpose2d against float64 numpy loop references, gradients by gradcheck."""
+import os
+
 import numpy as np
 import pytest
 from hypothesis import assume, given, settings
@@ -475,3 +477,29 @@ def test_set_num_threads_rejects_bad_counts():
         tds.set_num_threads(0)
     with pytest.raises(tds.TdsError, match="whole number"):
         tds.set_num_threads(1.5)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_kernel_threads_work_in_a_forked_child():
+    """A child forked after the pool started (multiprocessing workers) gets a pool of its own
+    instead of waiting forever on the parent's threads."""
+    from tinygrad_ds.backend import threads
+
+    before = threads.get_num_threads()
+    threads.set_num_threads(2)
+    try:
+        assert threads.map_ordered(lambda v: v * 2, range(4)) == [0, 2, 4, 6]
+        pid = os.fork()
+        if pid == 0:  # the child: exit 0 only if the pool works here (killed if it hangs)
+            import signal
+
+            signal.alarm(30)
+            code = 1
+            try:
+                code = 0 if threads.map_ordered(lambda v: v + 1, range(4)) == [1, 2, 3, 4] else 1
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        threads.set_num_threads(before)

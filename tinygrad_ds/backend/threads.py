@@ -100,6 +100,17 @@ def _pool(n: int) -> ThreadPoolExecutor:
         return _state["pool"]
 
 
+def _forget_pool() -> None:
+    """In a child made by fork: the parent's pool threads do not exist here; start a new one."""
+    global _lock
+    _lock = threading.Lock()
+    _state["pool"], _state["pool_n"] = None, 0
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
 def map_ordered(fn: Callable, items: Iterable) -> list:
     """[fn(item) for item in items], on the pool when there are several threads and items (and
     this is not already a pool thread); results in the items' order."""
