@@ -195,9 +195,13 @@ def eval_cmd(model_file, checkpoint, data_spec, batch_size, debug) -> None:
 @click.option("--edge-shapes", is_flag=True, help="print each value's shape on its edge")
 @click.option("--input-shape", default=None, help="override the file's, e.g. 1,3,32,32")
 @click.option("--train-mode", is_flag=True, help="trace in training mode [default: eval]")
+@click.option("--compiled", is_flag=True,
+              help="draw the forward as tds.compile runs it: each fused group (one generated "
+              "loop) a box, the other ops outside")
 @click.option("--debug", is_flag=True, help="show Python tracebacks")
 def viz_cmd(model_file, output, fmt, level, frames, max_scalars, depth, backward, grads,
-            checkpoint, params, fold, edge_shapes, input_shape, train_mode, debug) -> None:
+            checkpoint, params, fold, edge_shapes, input_shape, train_mode, compiled,
+            debug) -> None:
     """Draw the network MODEL_FILE defines, print its summary and its number of paths.
 
     \b
@@ -210,6 +214,7 @@ def viz_cmd(model_file, output, fmt, level, frames, max_scalars, depth, backward
       tds viz examples/resnet.py --grads --checkpoint runs/r20/best.npz
       tds viz examples/lenet.py --level op --backward
       tds viz examples/mlp.py --level scalar --frames frames/   # every multiply and add
+      tds viz examples/resnet.py --compiled -o resnet_compiled.svg   # the fused loops
     """
     from .app.viz_report import parse_shape, viz_model_file
 
@@ -218,7 +223,7 @@ def viz_cmd(model_file, output, fmt, level, frames, max_scalars, depth, backward
         result = viz_model_file(model_file, output, fmt, level, depth, backward, grads, shape,
                                 params, "train" if train_mode else "eval", fold=fold,
                                 edge_shapes=edge_shapes, checkpoint=checkpoint, frames=frames,
-                                max_scalars=max_scalars)
+                                max_scalars=max_scalars, compiled=compiled)
     except Exception as e:  # noqa: BLE001 - one clear line; --debug shows the traceback
         if debug:
             raise
