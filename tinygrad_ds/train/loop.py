@@ -384,9 +384,10 @@ class _CompiledStep:
             return self.compiled(x, y)
         try:
             loss, out = self.compiled(x, y)
-        except TdsError as e:
+        except Exception as e:  # noqa: BLE001 - the compiler's own failures too: say what to do
+            what = str(e) if isinstance(e, TdsError) else f"{type(e).__name__}: {e}"
             raise TdsError(f"fit(compile=True): the training step for a batch of shape "
-                           f"{fmt_shape(x.shape)} could not be compiled: {e} (fit without "
+                           f"{fmt_shape(x.shape)} could not be compiled: {what} (fit without "
                            "compile runs it eagerly)") from e
         self.shapes.add(shape)
         e = self.compiled.last
