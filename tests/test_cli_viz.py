@@ -193,3 +193,53 @@ def test_level_scalar_too_large_says_the_count(tmp_path):
     r = _run("viz", "examples/mlp.py", "--level", "scalar", "-o", str(tmp_path / "s.svg"))
     assert r.exit_code != 0 and "about 3,492 Values, over the limit of 2,000" in r.output
     assert "--frames" in _run("viz", "examples/mlp.py", "--frames", str(tmp_path)).output
+
+
+# ---- tds viz --compiled --------------------------------------------------------------------------
+def _dot_nodes(source: str) -> tuple[list[list[str]], list[str]]:
+    """The node names defined inside each cluster, and those outside any, of a .dot source."""
+    import re
+
+    clusters, outside, current = [], [], None
+    for line in source.splitlines():
+        line = line.strip()
+        if line.startswith("subgraph cluster_"):
+            current = []
+            clusters.append(current)
+        elif line == "}" and current is not None:
+            current = None
+        elif m := re.match(r"^(n\d+) \[", line):
+            (outside if current is None else current).append(m.group(1))
+    return clusters, outside
+
+
+def test_viz_compiled_draws_one_box_per_fused_group(tmp_path):
+    import io
+    import re
+
+    from tinygrad_ds.app.viz_report import viz_model_file
+
+    out = tmp_path / "c.dot"
+    result = viz_model_file(RESNET, str(out), compiled=True)
+    text = result.compiled.explain(file=io.StringIO())
+    m = re.search(r"eager (\d+) ops; compiled (\d+) generated loops \+ (\d+) ops by their own "
+                  "forward", text)
+    ops, loops, forward = (int(v) for v in m.groups())
+    source = out.read_text()
+    assert f"compiled: {ops} ops -> {loops} generated loops + {forward} ops by their forward" \
+        in source
+    clusters, outside = _dot_nodes(source)
+    plan = result.compiled.last.plan
+    assert len(clusters) == loops == len(plan.kernels) > 0
+    # every op is drawn once: in the box of its loop, or outside (with the input node)
+    assert sorted(len(c) for c in clusters) == sorted(len(k.members) for k in plan.kernels)
+    assert len(outside) == forward + 1
+    assert "fused_batch_norm_add_relu: 3 ops in one loop over (1, 16, 32, 32)" in source
+    assert any("compiled: " in line for line in result.notes)
+
+
+def test_viz_compiled_refuses_options_it_does_not_draw(tmp_path):
+    r = _run("viz", RESNET, "--compiled", "--backward", "--depth", "2", "-o",
+             str(tmp_path / "x.svg"))
+    assert r.exit_code == 1 and "--compiled" in r.output and "--depth, --backward" in r.output
+    assert "Traceback" not in r.output

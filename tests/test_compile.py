@@ -388,6 +388,37 @@ def test_second_process_loads_kernels_from_the_disk_cache(tmp_path):
     assert list((tmp_path / "kernels").glob("tds_fused_mul_tanh_add_*.py"))
 
 
+def test_a_plan_refuses_inputs_on_another_device():
+    """A plan compiled for cpu inputs, given a tensor on 'cuda' (numba's simulator stands in
+    for a GPU): an error naming both devices, before anything runs."""
+    import importlib.util
+    import json
+
+    if importlib.util.find_spec("numba.cuda") is None:
+        pytest.skip("numba.cuda is not importable (pip install numba-cuda)")
+    script = textwrap.dedent("""
+        import json, numpy as np, tinygrad_ds as tds
+        c = tds.compile(lambda x, y: (x * 2.0).relu() + y)
+        x = tds.Tensor(np.ones((2, 3), np.float32))
+        c(x, x)
+        errors = []
+        for args in ((x.cuda(), x.cuda()), (x, x.cuda())):
+            try:
+                c(*args)
+            except tds.TdsError as e:
+                errors.append(str(e))
+        print(json.dumps([errors, len(c.plans), c.last.calls]))
+    """)
+    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
+    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (other, mixed), plans, calls = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert "on 'cuda'" in other and "compiled for inputs on 'cpu'" in other
+    assert "two devices, 'cpu' and 'cuda'" in mixed
+    assert plans == 1 and calls == 1  # refused before the plan ran
+
+
 def test_data_dependent_control_flow_is_an_error_naming_the_line():
     def f(x):
         if float(x.sum().numpy()) > 0:  # a value, which tracing by shape does not have

@@ -193,6 +193,111 @@ def test_predict_mc_dropout():
         predict_mc_dropout(Affine(), x)
 
 
+# ---- fit(compile=True) ------------------------------------------------------------------------
+class BNNet(nn.Module):
+    """Linear, batch norm, ReLU, Linear: state (running statistics) the compiled step writes."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.bn, self.fc2 = nn.Linear(4, 16), nn.BatchNorm1d(16), nn.Linear(16, 3)
+
+    def forward(self, x):
+        return self.fc2(self.bn(self.fc1(x.reshape(x.shape[0], -1))).relu())
+
+
+def _fit_bnnet(compile, scheduler=True):
+    tds.manual_seed(0)
+    model = BNNet()
+    tr, va = loaders(batch=25)  # 120 images: four batches of 25 and a last one of 20
+    opt = optim.Adam(model.parameters(), lr=0.05)
+    seen = {}
+
+    class Grab(tds.train.Callback):
+        def on_train_end(self, trainer):
+            seen["compiled"] = trainer.compiled
+
+    h = fit(model, tr, va, opt, epochs=2, compile=compile, callbacks=[Grab()], quiet=True,
+            scheduler=optim.StepLR(opt, 1, gamma=0.1) if scheduler else None)
+    return h, model.state_dict(), opt.state_dict(), seen["compiled"]
+
+
+def test_fit_compiled_equals_eager_with_a_schedule_and_a_last_partial_batch():
+    h1, s1, o1, c1 = _fit_bnnet(compile=False)
+    h2, s2, o2, c2 = _fit_bnnet(compile=True)
+    assert c1 is None and len(c2.plans) == 2  # batches of 25 and the last of 20
+    assert sorted(e.calls for e in c2.plans.values()) == [2, 8]
+    for k in ("loss", "acc", "val_loss", "val_acc"):
+        np.testing.assert_allclose(h2[k], h1[k], rtol=1e-5)
+    assert h2["lr"] == h1["lr"] == [0.05, pytest.approx(0.005)]
+    for k in s1:  # parameters and running statistics
+        np.testing.assert_allclose(s2[k], s1[k], rtol=1e-5, atol=1e-7, err_msg=k)
+    for i, bufs in o1["state"].items():  # Adam's moments and step counts
+        for k, v in bufs.items():
+            np.testing.assert_allclose(o2["state"][i][k], v, rtol=1e-5, atol=1e-8)
+    # the plan read the learning rate the schedule set for epoch 2: without it, other weights
+    _, s3, _, _ = _fit_bnnet(compile=True, scheduler=False)
+    assert not np.allclose(s3["fc1.weight"], s2["fc1.weight"], rtol=1e-4)
+
+
+def test_fit_compile_says_when_the_step_cannot_be_compiled():
+    def peeking(out, y):  # a decision on a value: tracing by shape cannot follow it
+        loss = F.cross_entropy(out, y)
+        return loss * 2.0 if float(loss.numpy()) > 1e9 else loss
+
+    model = Affine()
+    tr, _ = loaders()
+    with pytest.raises(tds.TdsError, match=r"fit\(compile=True\).*\(20, 1, 2, 2\).*"
+                                           r"test_train\.py:\d+"):
+        fit(model, tr, None, optim.SGD(model.parameters(), lr=0.1), loss_fn=peeking,
+            compile=True, quiet=True)
+
+
+# ---- fit(device='cuda') under numba's CUDA simulator -----------------------------------------
+FIT_CUDA = """
+import json
+import numpy as np
+import tinygrad_ds as tds
+from tinygrad_ds import data, nn, optim
+from tinygrad_ds.train import fit
+rng = np.random.default_rng(0)
+x = rng.standard_normal((16, 1, 2, 2)).astype(np.float32)
+y = np.arange(16) % 3
+out = {}
+for dev in ("cpu", "cuda"):
+    tds.manual_seed(0)
+    m = nn.Sequential(nn.Flatten(), nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+    opt = optim.SGD(m.parameters(), lr=0.1, momentum=0.9)
+    tr = data.DataLoader(data.TensorDataset(x, y), 8, shuffle=True, seed=0)
+    va = data.DataLoader(data.TensorDataset(x[:6], y[:6]), 4)
+    h = fit(m, tr, va, opt, epochs=1, device=dev, quiet=True)
+    out[dev] = {"history": {k: h[k] for k in ("loss", "acc", "val_loss", "val_acc")},
+                "params": [p.numpy().tolist() for p in m.parameters()],
+                "devices": sorted({p.device for p in m.parameters()}
+                                  | {b.device for s in opt.state.values() for b in s.values()})}
+print(json.dumps(out))
+"""
+
+
+def test_fit_on_cuda_equals_the_cpu_run_under_the_simulator():
+    """The model, its optimizer state and every batch on 'cuda' (simulated): one epoch of two
+    batches and a validation of two (the last partial) gives the cpu run's numbers."""
+    import importlib.util
+    import json
+
+    if importlib.util.find_spec("numba.cuda") is None:
+        pytest.skip("numba.cuda is not importable (pip install numba-cuda)")
+    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
+    proc = subprocess.run([sys.executable, "-c", FIT_CUDA], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert r["cpu"]["devices"] == ["cpu"] and r["cuda"]["devices"] == ["cuda"]
+    for k, v in r["cpu"]["history"].items():
+        np.testing.assert_allclose(r["cuda"]["history"][k], v, rtol=1e-5, err_msg=k)
+    for a, b in zip(r["cuda"]["params"], r["cpu"]["params"]):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+
+
 # ---- tds train ----------------------------------------------------------------------------------
 MLP = """\
 from tinygrad_ds import nn
@@ -261,6 +366,49 @@ def test_tds_train_bad_inputs(tmp_path):
     assert r.exit_code == 1 and "train-images-idx3-ubyte" in r.output and "lecun" in r.output
     r = run_cli(["train", str(tmp_path / "none.py"), "--out", str(tmp_path / "n")])
     assert r.exit_code == 1 and "model file not found" in r.output
+
+
+def test_tds_train_compile_gives_the_eager_history(tmp_path):
+    mf = tmp_path / "mlp.py"
+    mf.write_text(MLP)
+    args = ["train", str(mf), "--epochs", "2", "--batch-size", "40", "--train-size", "100",
+            "--val-size", "50", "--augment", "basic", "--optimizer", "sgd", "--lr", "0.05"]
+    r = run_cli(args + ["--out", str(tmp_path / "eager")])
+    assert r.exit_code == 0, r.output
+    r = run_cli(args + ["--out", str(tmp_path / "compiled"), "--compile"])
+    assert r.exit_code == 0, r.output
+    # tds train drops the last partial batch: one plan, compiled once, said once
+    assert r.output.count("compiled the training step for batches of (40, 3, 32, 32)") == 1
+    assert "training step compiled" in r.output
+    a = History.from_csv(tmp_path / "eager" / "history.csv")
+    b = History.from_csv(tmp_path / "compiled" / "history.csv")
+    for k in ("loss", "val_loss", "acc", "val_acc", "lr"):
+        np.testing.assert_allclose(b[k], a[k], rtol=1e-5)
+    assert read_checkpoint(str(tmp_path / "compiled" / "last.npz")).meta["run"]["compile"]
+
+
+def test_tds_train_cuda_without_a_gpu_fails_before_training(tmp_path, monkeypatch):
+    from tinygrad_ds import cuda
+
+    class NoGpu:
+        @staticmethod
+        def is_available():
+            return False
+
+    monkeypatch.setattr(cuda, "_registered", False)
+    monkeypatch.setattr(cuda, "_numba_cuda", lambda: NoGpu)
+    mf = tmp_path / "mlp.py"
+    mf.write_text(MLP)
+    r = run_cli(["train", str(mf), "--device", "cuda", "--out", str(tmp_path / "run")])
+    assert r.exit_code == 1 and "no usable NVIDIA GPU" in r.output and "nvidia-smi" in r.output
+    assert "Traceback" not in r.output and not (tmp_path / "run").exists()
+    monkeypatch.setattr(cuda, "_numba_cuda", lambda: None)
+    with pytest.raises(cuda.CudaUnavailableError, match=r"numba-cuda.*pip install"):
+        fit(Affine(), loaders()[0], None, optim.SGD(Affine().parameters(), lr=0.1),
+            device="cuda", quiet=True)
+    with pytest.raises(tds.TdsError, match="unknown device 'gpu'"):
+        fit(Affine(), loaders()[0], None, optim.SGD(Affine().parameters(), lr=0.1),
+            device="gpu", quiet=True)
 
 
 def test_tds_train_grey_28x28_model_defaults_to_digits(tmp_path):

@@ -91,6 +91,31 @@ def test_resumed_run_ends_on_the_weights_of_an_unbroken_one(tmp_path, tiny, monk
         resume_run(str(tmp_path / "nothing"), str(tiny), quiet=True)
 
 
+def test_a_compiled_run_resumes_onto_the_weights_of_an_unbroken_eager_one(tmp_path):
+    """--compile changes how the steps run, not what they compute: an eager run of 2 epochs,
+    and a compiled run of 1 resumed (compiled: the setting is the run's) for a second, end on
+    the same weights, momentum buffers and history (the resumed plan reads the restored
+    optimizer state and the cosine schedule's learning rate)."""
+    mf = tmp_path / "mlp.py"  # no dropout: a compiled step reads the generator by shape (a bug)
+    mf.write_text(TINY.replace("nn.Dropout(0.2),\n                      ", ""))
+    train_model_file(str(mf), epochs=2, out=str(tmp_path / "eager"), quiet=True, **SMALL)
+    train_model_file(str(mf), epochs=1, out=str(tmp_path / "cut"), quiet=True, compile=True,
+                     **SMALL)
+    resumed = resume_run(str(tmp_path / "cut"), epochs=2, quiet=True)
+    assert len(resumed.history) == 2
+    a = read_checkpoint(str(tmp_path / "eager" / "last.npz"))
+    b = read_checkpoint(str(tmp_path / "cut" / "last.npz"))
+    assert b.meta["run"]["compile"] and not a.meta["run"]["compile"]
+    for k in a.state:
+        np.testing.assert_allclose(b.state[k], a.state[k], rtol=1e-5, atol=1e-7, err_msg=k)
+    for k in a.optim_arrays:
+        np.testing.assert_allclose(b.optim_arrays[k], a.optim_arrays[k], rtol=1e-5, atol=1e-7)
+    for col in ("loss", "val_loss", "lr"):
+        np.testing.assert_allclose(resumed.history[col], [float(r[col]) for r in
+                                                          rows(tmp_path / "eager" /
+                                                               "history.csv")], rtol=1e-5)
+
+
 def test_the_default_run_folder_is_runs_slash_the_model_name(tmp_path, tiny, monkeypatch):
     monkeypatch.chdir(tmp_path)
     r = run_cli(["train", str(tiny), "--epochs", "1", "--quiet"] + SMALL_ARGS)

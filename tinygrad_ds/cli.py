@@ -48,12 +48,18 @@ def main() -> None:
 @click.option("--overwrite", is_flag=True, help="replace the files of an earlier run in --out")
 @click.option("--resume", "resume_dir", default=None, type=click.Path(file_okay=False),
               help="continue the run in this folder from its last.npz, with its settings")
+@click.option("--compile/--no-compile", "compile_", default=None,
+              help="run each training step as one compiled plan (tds.compile: fused loops); "
+              "cpu only, not yet faster for convolutions [default: no; --resume: as the run]")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default=None,
+              help="where to train [default: cpu; --resume: as the run]; cuda needs an NVIDIA "
+              "GPU and numba-cuda")
 @click.option("--quiet", is_flag=True, help="no progress output")
 @click.option("--debug", is_flag=True, help="show Python tracebacks")
 @click.pass_context
 def train_cmd(ctx, model_file, data_spec, epochs, batch_size, optimizer, lr, weight_decay,
               augment, schedule, patience, train_size, val_size, seed, out, overwrite,
-              resume_dir, quiet, debug) -> None:
+              resume_dir, compile_, device, quiet, debug) -> None:
     """Train the model that MODEL_FILE defines (`model` or `build_model()`, and `input_shape`);
     with --resume, MODEL_FILE defaults to the one the run was started with.
 
@@ -67,6 +73,8 @@ def train_cmd(ctx, model_file, data_spec, epochs, batch_size, optimizer, lr, wei
       tds train examples/resnet.py --epochs 15 --augment cutout --out runs/r20
       tds train --resume runs/lenet --epochs 4        # after Ctrl-C, or to train further
       tds train lenet.py --data mnist:~/data/mnist --optimizer adamw --lr 2e-3
+      tds train examples/lenet.py --epochs 1 --compile   # the step as one compiled plan
+      tds train examples/resnet.py --device cuda        # on the GPU
     """
     from .app.train_run import default_out, resume_run, train_model_file
     from .errors import TdsError
@@ -86,13 +94,15 @@ def train_cmd(ctx, model_file, data_spec, epochs, batch_size, optimizer, lr, wei
                                f"with; drop {', '.join(ignored).replace('--data-spec', '--data')}"
                                " (only --epochs may change, to train further)")
             given = ctx.get_parameter_source("epochs") == click.core.ParameterSource.COMMANDLINE
-            result = resume_run(resume_dir, model_file, epochs if given else None, quiet=quiet)
+            result = resume_run(resume_dir, model_file, epochs if given else None, quiet=quiet,
+                                compile=compile_, device=device)
         else:
             result = train_model_file(
                 model_file, data=data_spec, epochs=epochs, batch_size=batch_size,
                 optimizer=optimizer, lr=lr, weight_decay=weight_decay, augment=augment,
                 seed=seed, out=out, schedule=schedule, patience=patience,
-                train_size=train_size, val_size=val_size, quiet=quiet, overwrite=overwrite)
+                train_size=train_size, val_size=val_size, quiet=quiet, overwrite=overwrite,
+                compile=bool(compile_), device=device or "cpu")
     except KeyboardInterrupt:  # a second Ctrl-C: the last complete epoch is still on disk
         if debug:
             raise
@@ -185,9 +195,13 @@ def eval_cmd(model_file, checkpoint, data_spec, batch_size, debug) -> None:
 @click.option("--edge-shapes", is_flag=True, help="print each value's shape on its edge")
 @click.option("--input-shape", default=None, help="override the file's, e.g. 1,3,32,32")
 @click.option("--train-mode", is_flag=True, help="trace in training mode [default: eval]")
+@click.option("--compiled", is_flag=True,
+              help="draw the forward as tds.compile runs it: each fused group (one generated "
+              "loop) a box, the other ops outside")
 @click.option("--debug", is_flag=True, help="show Python tracebacks")
 def viz_cmd(model_file, output, fmt, level, frames, max_scalars, depth, backward, grads,
-            checkpoint, params, fold, edge_shapes, input_shape, train_mode, debug) -> None:
+            checkpoint, params, fold, edge_shapes, input_shape, train_mode, compiled,
+            debug) -> None:
     """Draw the network MODEL_FILE defines, print its summary and its number of paths.
 
     \b
@@ -200,6 +214,7 @@ def viz_cmd(model_file, output, fmt, level, frames, max_scalars, depth, backward
       tds viz examples/resnet.py --grads --checkpoint runs/r20/best.npz
       tds viz examples/lenet.py --level op --backward
       tds viz examples/mlp.py --level scalar --frames frames/   # every multiply and add
+      tds viz examples/resnet.py --compiled -o resnet_compiled.svg   # the fused loops
     """
     from .app.viz_report import parse_shape, viz_model_file
 
@@ -208,7 +223,7 @@ def viz_cmd(model_file, output, fmt, level, frames, max_scalars, depth, backward
         result = viz_model_file(model_file, output, fmt, level, depth, backward, grads, shape,
                                 params, "train" if train_mode else "eval", fold=fold,
                                 edge_shapes=edge_shapes, checkpoint=checkpoint, frames=frames,
-                                max_scalars=max_scalars)
+                                max_scalars=max_scalars, compiled=compiled)
     except Exception as e:  # noqa: BLE001 - one clear line; --debug shows the traceback
         if debug:
             raise

@@ -119,14 +119,17 @@ def train_model_file(model_file: str, data: str | None = None, epochs: int = 10,
                      out: str | None = None, schedule: str = "cosine", patience: int = 0,
                      train_size: int | None = None, val_size: int | None = None,
                      quiet: bool = False, stream: TextIO | None = None,
-                     overwrite: bool = False) -> TrainResult:
+                     overwrite: bool = False, compile: bool = False,
+                     device: str = "cpu") -> TrainResult:
     """Train the model a model file defines on `data` ('digits', 'shapes', 'cifar10:DIR',
     'mnist:DIR'; by default digits for a (1, 28, 28) input, shapes otherwise) into the run
     folder `out` (default runs/<model file name>).
 
     A folder that holds files already is refused unless overwrite=True (or use resume_run).
     patience > 0 adds early stopping on validation loss. train_size and val_size size the
-    built-in datasets (digits: 60,000 and 10,000; shapes: 10,000 and 2,000). Raises TdsError
+    built-in datasets (digits: 60,000 and 10,000; shapes: 10,000 and 2,000). compile: each
+    training step runs as one plan of tds.compile (fit(compile=True)); device: 'cpu' or 'cuda'
+    (checked before anything else is done). Raises TdsError
     subclasses (ModelFileError, DatasetError) with messages a person can act on; Ctrl-C ends
     the run after the last complete epoch (result.interrupted).
     """
@@ -134,20 +137,38 @@ def train_model_file(model_file: str, data: str | None = None, epochs: int = 10,
         raise TdsError(f"epochs and batch size must be >= 1, got {epochs} and {batch_size}")
     if augment not in AUGMENTATIONS:
         raise TdsError(f"unknown augmentation {augment!r}: use one of {', '.join(AUGMENTATIONS)}")
+    check_device(device, compile)
     if out is None:
         out = default_out(model_file)
     stale = _check_folder(out, model_file, overwrite)
     config = dict(data=data, epochs=epochs, batch_size=batch_size, optimizer=optimizer.lower(),
                   lr=lr, weight_decay=weight_decay, augment=augment, schedule=schedule,
-                  patience=patience, seed=seed, train_size=train_size, val_size=val_size)
+                  patience=patience, seed=seed, train_size=train_size, val_size=val_size,
+                  compile=compile, device=device)
     return _run(model_file, out, config, None, quiet, stream, stale)
 
 
+def check_device(device: str, compile: bool = False) -> None:
+    """Refuse, before any work, a device that cannot be used: an unknown name, 'cuda' without
+    numba-cuda or without a GPU (the error says which and how to check), 'cuda' with compile."""
+    if device not in ("cpu", "cuda"):
+        raise TdsError(f"unknown device {device!r}: use 'cpu' or 'cuda'")
+    if device == "cuda":
+        from .. import cuda
+
+        cuda.require()
+        if compile:
+            raise TdsError("--compile runs on the cpu only (the compiler generates CPU loops); "
+                           "train on cuda without --compile")
+
+
 def resume_run(out: str, model_file: str | None = None, epochs: int | None = None,
-               quiet: bool = False, stream: TextIO | None = None) -> TrainResult:
+               quiet: bool = False, stream: TextIO | None = None, compile: bool | None = None,
+               device: str | None = None) -> TrainResult:
     """Continue the run in folder `out` from its last.npz, with the settings it was started
     with (epochs may raise the total) and its model file unless `model_file` names another.
-    It ends on the same weights as a run never stopped."""
+    It ends on the same weights as a run never stopped. compile and device (how the steps
+    run, not what they compute) may differ from the run's first part; None: as it was."""
     last = os.path.join(out, "last.npz")
     if not os.path.isfile(last):
         raise TdsError(f"--resume {out}: there is no {last} to continue from (a run writes it "
@@ -156,6 +177,9 @@ def resume_run(out: str, model_file: str | None = None, epochs: int | None = Non
     if "run" not in ck.meta or "history" not in ck.meta:
         raise TdsError(f"--resume {out}: {last} is not the last.npz of a tds train run")
     config = dict(ck.meta["run"])
+    config["compile"] = bool(config.get("compile", False)) if compile is None else compile
+    config["device"] = config.get("device", "cpu") if device is None else device
+    check_device(config["device"], config["compile"])
     done = int(ck.meta["epoch"])
     if model_file is None:
         model_file = (ck.meta.get("model") or {}).get("path", "")
@@ -268,7 +292,9 @@ def _run(model_file: str, out: str, config: dict, resume, quiet: bool,
                        title=f"{os.path.basename(model_file)} on {ds['name']}",
                        num_classes=ds["num_classes"], history=history)
 
-    say(f"model: {type(model).__name__} from {model_file}, {model.num_parameters():,} parameters")
+    device, compiled = config.get("device", "cpu"), config.get("compile", False)
+    say(f"model: {type(model).__name__} from {model_file}, {model.num_parameters():,} parameters"
+        f"; device: {device}" + ("; training step compiled (tds.compile)" if compiled else ""))
     say(f"data: {ds['name']}, {len(ds['train']):,} training and {len(ds['val']):,} validation "
         f"images of shape {fmt_shape(image_shape)}; augmentation: {config['augment']}")
     say(f"optimizer: {opt!r}, schedule: {config['schedule']}, {config['epochs']} epochs of "
@@ -280,7 +306,7 @@ def _run(model_file: str, out: str, config: dict, resume, quiet: bool,
     try:
         history = fit(model, train_loader, val_loader, opt, epochs=config["epochs"],
                       callbacks=callbacks, scheduler=sched, quiet=quiet, stream=stream,
-                      history=history, initial_epoch=initial)
+                      history=history, initial_epoch=initial, compile=compiled, device=device)
     except (TdsError, KeyboardInterrupt):
         raise
     except SystemError as e:  # a second Ctrl-C inside a numba kernel comes out as this

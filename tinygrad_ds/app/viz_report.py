@@ -24,6 +24,7 @@ class VizResult:
     paths: PathCount
     grad_table: str = ""   # --grads: the per-layer gradient norms
     notes: list[str] = field(default_factory=list)
+    compiled: object = None  # --compiled: the tds.compile'd model that was drawn
 
     @property
     def paths_line(self) -> str:
@@ -82,7 +83,7 @@ def viz_model_file(model_file: str, output: str | None = None, fmt: str | None =
                    params: bool = False, mode: str = "eval", seed: int = 0, *,
                    fold: bool = False, edge_shapes: bool = False,
                    checkpoint: str | None = None, frames: str | None = None,
-                   max_scalars: int = MAX_SCALAR_NODES) -> VizResult:
+                   max_scalars: int = MAX_SCALAR_NODES, compiled: bool = False) -> VizResult:
     """Trace the model file's model, draw it, write the drawing; return the summary and the
     path count too. Raises ModelFileError (bad file), DrawingTooLarge (op level too big).
     `seed` seeds the generator before the file runs, so the model's initial weights, and the
@@ -91,12 +92,18 @@ def viz_model_file(model_file: str, output: str | None = None, fmt: str | None =
     fold: runs of identical blocks drawn as one node 'x N'; edge_shapes: shapes on edges.
     level 'scalar': the model lowered to scalar Values on a random input (tds.trace_scalar),
     drawn with data and grad on every node; frames: a folder for one drawing per backward step;
-    max_scalars: the most Values lowered."""
+    max_scalars: the most Values lowered. compiled: draw the graph of the model's forward as
+    tds.compile runs it (viz.compiled: each fused group a box, ops run by their own forward
+    outside), in `mode`, after loading `checkpoint`."""
     manual_seed(seed)
     path, fmt = output_path(model_file, output, fmt)  # a bad -o is refused before any work
     if frames is not None and level != "scalar":
         raise TdsError("--frames draws the scalar backward step by step: add --level scalar")
+    if compiled:
+        _check_compiled_options(fmt, level, depth, backward, grads, params, fold, edge_shapes)
     graph = trace_file(model_file, input_shape=input_shape, mode=mode)
+    if compiled:
+        return _viz_compiled(graph, path, fmt, mode, checkpoint, seed)
     if level == "scalar":
         return _viz_scalar(graph, path, fmt, frames, max_scalars, seed)
     note = ""
@@ -130,6 +137,58 @@ def viz_model_file(model_file: str, output: str | None = None, fmt: str | None =
                    fold=fold, edge_shapes=edge_shapes, note=note)
         written = write(dot, path, fmt)
     return VizResult(graph, str(graph.summary()), written, path_count(graph), table)
+
+
+def _check_compiled_options(fmt, level, depth, backward, grads, params, fold,
+                            edge_shapes) -> None:
+    given = [name for name, on in (("--level scalar", level == "scalar"),
+                                   ("--depth", depth is not None), ("--backward", backward),
+                                   ("--grads", grads), ("--params", params), ("--fold", fold),
+                                   ("--edge-shapes", edge_shapes),
+                                   (f"--format {fmt}", fmt in ("html", "json"))) if on]
+    if given:
+        raise TdsError(f"--compiled draws the compiled forward op by op, with the fused groups "
+                       f"as boxes (svg, png, pdf or dot); drop {', '.join(given)}")
+
+
+def _viz_compiled(graph: Graph, path: str, fmt: str, mode: str, checkpoint: str | None,
+                  seed: int) -> VizResult:
+    """Compile the model's forward for the traced input (tds.compile), run it once under
+    no_grad in `mode`, and draw the plan (viz.compiled)."""
+    import numpy as np
+
+    from viz.compiled import compiled_counts, draw_compiled
+
+    from .. import autograd
+    from ..compile import compile as tds_compile
+    from ..tensor import Tensor
+
+    model = graph.model
+    if model is None or not hasattr(model, "named_modules"):
+        raise TdsError("--compiled compiles the model file's model, which is not a Module")
+    if checkpoint is not None:
+        _load_checkpoint(graph, checkpoint)
+    inp = graph.nodes[graph.inputs[0]]
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(inp.shape).astype(inp.dtype) if inp.dtype.kind == "f" else \
+        np.zeros(inp.shape, inp.dtype)
+    was_training = model.training
+    model.train(mode == "train")
+    compiled = tds_compile(model)
+    try:
+        with autograd.no_grad():
+            compiled(Tensor(x))
+    finally:
+        model.train(was_training)
+    entry = compiled.last
+    counts = compiled_counts(entry)
+    note = f"{type(model).__name__}, {mode} mode, forward on an input of shape " \
+        f"{fmt_shape(inp.shape)}"
+    written = write(draw_compiled(compiled, note=note), path, fmt)
+    notes = [f"{counts.line} ({mode} mode; compiled in {sum(entry.times.values()):.1f} s, "
+             f"first run included); in Python, tds.compile(model).explain() says more"]
+    return VizResult(graph, str(graph.summary()), written, path_count(graph), notes=notes,
+                     compiled=compiled)
 
 
 MAX_FRAMES_SCALARS = 150  # each frame redraws the whole graph: one per Value

@@ -44,6 +44,7 @@ class Entry:
     times: dict[str, float] = field(default_factory=dict)
     kernels_written: int = 0        # new kernel sources (numba compiles them: cold)
     calls: int = 0
+    device: str = "cpu"             # where the inputs it was compiled for were
 
 
 def _arrays(args) -> list[np.ndarray]:
@@ -57,6 +58,15 @@ def _arrays(args) -> list[np.ndarray]:
             raise TdsError(f"compiled function: arguments must be Tensors or numpy arrays, got "
                            f"{type(a).__name__}")
     return out
+
+
+def _device(args) -> str:
+    """The device of the inputs ('cpu' for numpy arrays); an error when they are on two."""
+    devices = sorted({a.device if isinstance(a, Tensor) else "cpu" for a in args})
+    if len(devices) > 1:
+        raise TdsError(f"compiled function: inputs on two devices, {devices[0]!r} and "
+                       f"{devices[1]!r}; move them to one with .to(device)")
+    return devices[0] if devices else "cpu"
 
 
 class Compiled:
@@ -96,9 +106,15 @@ class Compiled:
     def __call__(self, *args):
         arrays = _arrays(args)
         key = self._key(args, arrays)
+        device = _device(args)
         entry = self.plans.get(key)
         if entry is None:
             entry = self._compile(key, args)
+            entry.device = device
+        elif device != entry.device:
+            raise TdsError(f"compiled function: its inputs are on {device!r}, but this plan was "
+                           f"compiled for inputs on {entry.device!r}; move them with "
+                           f".to({entry.device!r})")
         self.last = entry
         entry.calls += 1
         if self.is_model and autograd.is_grad_enabled() and (
@@ -119,6 +135,7 @@ class Compiled:
                 print(f"tds.compile: {e}: compiling again")
             del self.plans[key]
             entry = self._compile(key, args)
+            entry.device = device
             outs = entry.plan.replay(arrays)
         ts = [Tensor._wrap(o) for o in outs]
         return ts[0] if len(ts) == 1 else tuple(ts)

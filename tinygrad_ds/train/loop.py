@@ -10,6 +10,11 @@ the best checkpoint written so far is left as it was. Ctrl-C (SIGINT) stops at t
 the epochs already recorded are complete, history.interrupted is set, and fit returns normally
 (a second Ctrl-C raises KeyboardInterrupt at once). fit(..., history=h, initial_epoch=k)
 continues a run after its epoch k.
+
+fit(..., compile=True) compiles the whole training step (forward, loss, backward, optimizer
+update) with tds.compile, once per batch shape (the last, smaller batch gets a plan of its own);
+validation runs eagerly under no_grad. fit(..., device='cuda') moves the model, the optimizer's
+state and each batch to the GPU.
 """
 from __future__ import annotations
 
@@ -22,7 +27,7 @@ import time
 from typing import Callable, Iterable, TextIO
 
 from .. import autograd
-from ..errors import TdsError
+from ..errors import TdsError, fmt_shape
 from ..ops.loss import cross_entropy
 from ..tensor import Tensor
 from .callbacks import Callback, ModelCheckpoint
@@ -118,12 +123,48 @@ class _CtrlC:
 
 # ---- fit -------------------------------------------------------------------------------------
 def _correct(out: Tensor, y: Tensor) -> int:
-    """How many argmax predictions match the labels (the argmax of soft targets)."""
+    """How many argmax predictions match the labels (the argmax of soft targets). On 'cuda',
+    the logits are copied to the host (y is the batch as the loader gave it)."""
     if out.ndim != 2:
         return -1  # not a classifier: no accuracy
-    pred = out.data.argmax(axis=1)
-    target = y.data.argmax(axis=1) if y.ndim == 2 else y.data
+    pred = out.numpy().argmax(axis=1)
+    y = y.numpy()
+    target = y.argmax(axis=1) if y.ndim == 2 else y
     return int((pred == target).sum())
+
+
+DEVICES = ("cpu", "cuda", "cuda:0")
+
+
+def _model_device(model) -> str:
+    """The device of the model's parameters ('cpu' for a model without any)."""
+    params = model.parameters() if hasattr(model, "parameters") else []
+    return next((p.device for p in params), "cpu")
+
+
+def _prepare_device(model, optimizer, device: str | None) -> str:
+    """Move the model and the optimizer's state to `device` (None: where the model is), after
+    checking that the device can be used (cuda.require says what is missing); the device."""
+    if device is None:
+        device = _model_device(model)
+    if device not in DEVICES:
+        raise TdsError(f"fit: unknown device {device!r}: use 'cpu' or 'cuda'")
+    device = "cpu" if device == "cpu" else "cuda"
+    if device == "cuda":
+        from .. import cuda
+
+        cuda.require()  # CudaUnavailableError: no numba-cuda, or no GPU (before any training)
+    if hasattr(model, "to"):
+        model.to(device)
+    for buffers in getattr(optimizer, "state", {}).values():
+        for key, v in buffers.items():  # a resumed run's state, loaded on the host
+            if isinstance(v, Tensor) and v.device != device:
+                buffers[key] = v.to(device)
+    return device
+
+
+def _to(x: Tensor, device: str) -> Tensor:
+    return x if device == "cpu" and x.device == "cpu" else x.to(device)
 
 
 def _set_mode(loader, training: bool) -> None:
@@ -134,14 +175,19 @@ def _set_mode(loader, training: bool) -> None:
 class Trainer:
     """The state one fit() call shares with its callbacks: model, optimizer, history, stop."""
 
-    def __init__(self, model, optimizer, loss_fn, history: History):
+    def __init__(self, model, optimizer, loss_fn, history: History, device: str = "cpu"):
         self.model, self.optimizer, self.loss_fn = model, optimizer, loss_fn
         self.history = history
+        self.device = device
+        self.compiled = None  # with fit(compile=True): the tds.compile'd training step
         self.stop: str | None = None
 
 
-def evaluate(model, loader: Iterable, loss_fn: Callable = cross_entropy) -> dict[str, float]:
-    """Mean loss and accuracy of `model` over `loader`, in eval mode and without the tape."""
+def evaluate(model, loader: Iterable, loss_fn: Callable = cross_entropy,
+             device: str | None = None) -> dict[str, float]:
+    """Mean loss and accuracy of `model` over `loader`, in eval mode and without the tape.
+    Batches go to `device` (default: the device of the model's parameters)."""
+    device = _model_device(model) if device is None else device
     was_training = model.training
     model.eval()
     _set_mode(loader, False)
@@ -149,9 +195,9 @@ def evaluate(model, loader: Iterable, loss_fn: Callable = cross_entropy) -> dict
     try:
         with autograd.no_grad():
             for x, y in loader:
-                out = model(x)
+                out = model(_to(x, device))
                 n = x.shape[0]
-                loss_sum += float(loss_fn(out, y).item()) * n
+                loss_sum += float(loss_fn(out, _to(y, device)).item()) * n
                 c = _correct(out, y)
                 correct = -1 if c < 0 or correct < 0 else correct + c
                 total += n
@@ -169,7 +215,8 @@ def fit(model, train_loader: Iterable, val_loader: Iterable | None = None, optim
         loss_fn: Callable = cross_entropy, epochs: int = 1, callbacks: Iterable[Callback] = (),
         scheduler=None, checkpoint: str | None = None, monitor: str = "val_loss",
         on_nan: str = "stop", quiet: bool = False, stream: TextIO | None = None,
-        history: History | None = None, initial_epoch: int = 0) -> History:
+        history: History | None = None, initial_epoch: int = 0, compile: bool = False,
+        device: str | None = None) -> History:
     """Train `model` until epoch `epochs`; returns a History.
 
     train_loader / val_loader: iterables of (x, y) Tensor batches (data.DataLoader). optimizer:
@@ -179,6 +226,12 @@ def fit(model, train_loader: Iterable, val_loader: Iterable | None = None, optim
     history.stop_reason and return) or 'raise' (NonFiniteLossError). quiet: no progress output.
     history, initial_epoch: continue a run whose first `initial_epoch` epochs `history` holds
     (the model, optimizer, schedule and loaders already restored to that point).
+    compile: run each training step as one plan of tds.compile (forward, loss, backward and
+    update; one plan per batch shape, compiled on its first batch); the step must then be
+    traceable (no Python decision on a tensor's value in the model or loss_fn), and a step
+    whose loss is not finite has already updated the weights when it is seen. Validation runs
+    eagerly. device: 'cpu' or 'cuda' (default: where the model's parameters are); the model,
+    the optimizer's state and every batch are moved there.
     """
     if optimizer is None:
         raise TdsError("fit: give an optimizer, e.g. optim.SGD(model.parameters(), lr=0.1)")
@@ -190,9 +243,17 @@ def fit(model, train_loader: Iterable, val_loader: Iterable | None = None, optim
         if val_loader is None and monitor.startswith("val_"):
             monitor = monitor[4:]
         callbacks.append(ModelCheckpoint(checkpoint, monitor=monitor))
+    if compile and (device or _model_device(model)) != "cpu":
+        raise TdsError("fit: compile=True runs on 'cpu' only (the compiler generates CPU loops); "
+                       f"train on {device or _model_device(model)!r} with compile=False")
+    device = _prepare_device(model, optimizer, device)
     history = history if history is not None else History()
     history.loss_name = getattr(loss_fn, "__name__", None)
-    trainer = Trainer(model, optimizer, loss_fn, history)
+    trainer = Trainer(model, optimizer, loss_fn, history, device)
+    step_fn = None
+    if compile:
+        step_fn = _CompiledStep(model, optimizer, loss_fn)
+        trainer.compiled = step_fn.compiled
     for cb in callbacks:
         cb.on_train_begin(trainer)
     n_batches = len(train_loader) if hasattr(train_loader, "__len__") else 0
@@ -202,7 +263,7 @@ def fit(model, train_loader: Iterable, val_loader: Iterable | None = None, optim
             bar = ProgressBar(stream, n_batches, f"epoch {epoch}/{epochs}", quiet)
             try:
                 logs = _train_epoch(trainer, train_loader, bar, epoch, checkpoint, on_nan,
-                                    ctrl_c)
+                                    ctrl_c, step_fn)
             except BaseException:
                 bar.discard()  # the error's message must not land in the middle of a bar
                 raise
@@ -210,7 +271,10 @@ def fit(model, train_loader: Iterable, val_loader: Iterable | None = None, optim
                 bar.discard()
                 break
             if val_loader is not None:
-                val = {"val_" + k: v for k, v in evaluate(model, val_loader, loss_fn).items()}
+                # NOTE: eager, not compiled: a forward under no_grad is a small part of an
+                # epoch, and a compiled one would cost two more plans (eval mode, the last batch)
+                val = {"val_" + k: v for k, v in
+                       evaluate(model, val_loader, loss_fn, device).items()}
                 tail = {k: logs.pop(k) for k in ("lr", "images_per_s", "time_s")}
                 logs.update(val)
                 logs.update(tail)  # columns: epoch, loss, acc, val_loss, val_acc, lr, ...
@@ -236,7 +300,7 @@ def fit(model, train_loader: Iterable, val_loader: Iterable | None = None, optim
 
 
 def _train_epoch(trainer: Trainer, loader, bar: ProgressBar, epoch: int, checkpoint,
-                 on_nan: str, ctrl_c: _CtrlC) -> dict | None:
+                 on_nan: str, ctrl_c: _CtrlC, step_fn=None) -> dict | None:
     """One pass over the training loader; its logs, or None when it stopped early."""
     model, optimizer, loss_fn, history = (trainer.model, trainer.optimizer, trainer.loss_fn,
                                           trainer.history)
@@ -245,17 +309,24 @@ def _train_epoch(trainer: Trainer, loader, bar: ProgressBar, epoch: int, checkpo
     seen, loss_sum, correct = 0, 0.0, 0
     start = time.perf_counter()
     step = 0
+    device, compiled = trainer.device, step_fn
     for step, (x, y) in enumerate(loader, 1):
         if ctrl_c.pressed:
             return None
-        out = model(x)
+        xd, yd = _to(x, device), _to(y, device)
+        if compiled is not None:
+            loss, out = compiled(xd, yd, bar)
+        else:
+            out = model(xd)
+            loss = loss_fn(out, yd)
         if history.num_classes is None and getattr(out, "ndim", 0) == 2:
             history.num_classes = int(out.shape[1])
-        loss = loss_fn(out, y)
         value = float(loss.item())
         if not math.isfinite(value):
             msg = (f"loss became {value} at epoch {epoch}, step {step} (after {seen} images "
-                   "this epoch); stopped. Try a smaller learning rate"
+                   "this epoch); stopped"
+                   + ("; the compiled step had already applied this step's update" if compiled
+                      is not None else "") + ". Try a smaller learning rate"
                    + (f"; the best checkpoint so far is kept in {checkpoint}"
                       if checkpoint and os.path.exists(checkpoint) else ""))
             if on_nan == "raise":
@@ -263,9 +334,10 @@ def _train_epoch(trainer: Trainer, loader, bar: ProgressBar, epoch: int, checkpo
             history.stop_reason, history.diverged = msg, True
             bar.write(msg)
             return None
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+        if compiled is None:
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
         n = x.shape[0]
         seen += n
         loss_sum += value * n
@@ -286,6 +358,44 @@ def _train_epoch(trainer: Trainer, loader, bar: ProgressBar, epoch: int, checkpo
     logs["images_per_s"] = seen / max(elapsed, 1e-9)
     logs["time_s"] = elapsed
     return logs
+
+
+class _CompiledStep:
+    """The training step as one tds.compile'd function (x, y) -> (loss, logits); a plan per
+    batch shape, compiled on its first batch (said above the progress bar)."""
+
+    def __init__(self, model, optimizer, loss_fn):
+        from ..compile import compile as tds_compile
+
+        def train_step(x, y):
+            out = model(x)
+            loss = loss_fn(out, y)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            return loss, out
+
+        self.compiled = tds_compile(train_step)
+        self.shapes: set[tuple] = set()
+
+    def __call__(self, x: Tensor, y: Tensor, bar: ProgressBar) -> tuple[Tensor, Tensor]:
+        shape = (x.shape, str(x.dtype), y.shape, str(y.dtype))
+        if shape in self.shapes:
+            return self.compiled(x, y)
+        try:
+            loss, out = self.compiled(x, y)
+        except Exception as e:  # noqa: BLE001 - the compiler's own failures too: say what to do
+            what = str(e) if isinstance(e, TdsError) else f"{type(e).__name__}: {e}"
+            raise TdsError(f"fit(compile=True): the training step for a batch of shape "
+                           f"{fmt_shape(x.shape)} could not be compiled: {what} (fit without "
+                           "compile runs it eagerly)") from e
+        self.shapes.add(shape)
+        e = self.compiled.last
+        bar.write(f"compiled the training step for batches of {fmt_shape(x.shape)}: "
+                  f"{len(e.graph.op_nodes())} ops -> {len(e.plan.kernels)} generated loops + "
+                  f"{sum(e.plan.fallback.values())} ops by their forward, "
+                  f"{sum(e.times.values()):.1f} s")
+        return loss, out
 
 
 def _metrics_text(loss: float, acc: float | None, rate: float) -> str:
