@@ -493,3 +493,53 @@ def test_resnet20_training_step_compiled_equals_eager():
         close(s2[k], s1[k])
     names = {k.name for k in compiled.last.plan.kernels}
     assert any(name.startswith("fused_batch_norm_add_relu") for name in names)  # residual
+
+
+# ---- buffers planned by liveness ---------------------------------------------------------------
+def test_loop_outputs_share_buffers_by_liveness_and_stay_correct():
+    w = tds.Tensor(np.random.default_rng(1).standard_normal((6, 6)).astype(np.float32) * 0.3)
+
+    def f(x):  # loops separated by products: each loop's output dies at the next product
+        for _ in range(4):
+            x = ((x @ w) * 2.0).tanh() + x.relu()
+        return x.sum(axis=1)
+
+    c = tds.compile(f)
+    rng = np.random.default_rng(0)
+    for _ in range(3):  # the first call plans the buffers; the later ones run in the arena
+        x = rng.standard_normal((5, 6)).astype(np.float32)
+        close(c(tds.Tensor(x)).numpy(), f(tds.Tensor(x)).numpy())
+    plan = c.last.plan
+    loops = [slot for s in plan.steps if s[0] == "kernel" for slot, *_ in s[3]]
+    in_arena = [s for s in loops if s in plan.buffer_of]
+    assert len(in_arena) >= 4 and len(plan.arena) < len(in_arena)  # shared
+    assert plan.owned_bytes() == sum(b.nbytes for b in plan.arena)
+    assert 0 < plan.planned_peak_bytes()
+
+
+def test_a_loop_writes_over_the_operand_that_dies_there():
+    def f(x):
+        z = x * 3.0  # one loop; its output z dies at the second loop
+        s = z.sum(axis=1, keepdims=True)  # the second loop needs this sum of z: two loops
+        return (z.tanh() * s).sum()
+
+    c = tds.compile(f)
+    x = np.random.default_rng(0).standard_normal((4, 5)).astype(np.float32)
+    for _ in range(2):
+        close(c(tds.Tensor(x)).numpy(), f(tds.Tensor(x)).numpy())
+    plan = c.last.plan
+    shared = [(s[2], slot) for s in plan.steps if s[0] == "kernel" for slot, *_ in s[3]
+              if slot in plan.buffer_of and any(plan.buffer_of.get(i) == plan.buffer_of[slot]
+                                                for i in s[2])]
+    assert shared, "no loop wrote over its dying operand"
+
+
+def test_a_view_of_a_loop_output_that_is_returned_gets_memory_of_its_own():
+    def f(x):
+        return (x * 2.0).reshape(6)  # the output is a view of the loop's output
+
+    c = tds.compile(f)
+    a = c(tds.Tensor(np.ones((2, 3), np.float32)))
+    b = c(tds.Tensor(np.zeros((2, 3), np.float32)))
+    np.testing.assert_array_equal(a.numpy(), np.full(6, 2.0))  # not overwritten by the 2nd call
+    np.testing.assert_array_equal(b.numpy(), np.zeros(6))

@@ -19,6 +19,7 @@ _NAMES = {
     "eliminate_dead_code": "passes", "fold_constants": "passes", "simplify": "passes",
     "fold_transposes": "passes",
     "Plan": "plan", "build_plan": "plan",
+    "peak_bytes": "memory", "plan_buffers": "memory",
 }
 
 
@@ -67,5 +68,7 @@ __all__ = [
     "fuse",
     "group_source",
     "load_kernel",
+    "peak_bytes",
+    "plan_buffers",
     "simplify",
 ]
