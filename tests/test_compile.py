@@ -543,3 +543,28 @@ def test_a_view_of_a_loop_output_that_is_returned_gets_memory_of_its_own():
     b = c(tds.Tensor(np.zeros((2, 3), np.float32)))
     np.testing.assert_array_equal(a.numpy(), np.full(6, 2.0))  # not overwritten by the 2nd call
     np.testing.assert_array_equal(b.numpy(), np.zeros(6))
+
+
+def test_explain_measures_peak_memory_and_puts_the_state_back(capsys):
+    model, step = _trainer(_convnet)
+    c = tds.compile(step)
+    rng = np.random.default_rng(0)
+    x = tds.Tensor(rng.standard_normal((4, 3, 8, 8)).astype(np.float32))
+    y = tds.Tensor(rng.integers(0, 5, 4))
+    c(x, y)
+    before = _state(model)
+    grads = [p.grad for p in model.parameters()]
+    text = c.explain(x, y)
+    for k, v in _state(model).items():  # parameters and running statistics unchanged
+        np.testing.assert_array_equal(v, before[k])
+    assert all(p.grad is g for p, g in zip(model.parameters(), grads))
+    assert "planned peak" in text and "measured peak of one call" in text
+    assert "eager" in text.split("measured peak")[1]
+    with pytest.raises(tds.TdsError, match="no plan for inputs"):
+        c.explain(tds.Tensor(np.ones((2, 3, 8, 8), np.float32)), y)
+
+
+def test_peak_bytes_sees_numpy_allocations():
+    from tinygrad_ds.compile.memory import peak_bytes
+
+    assert peak_bytes(lambda: np.ones(1 << 20, np.float64).sum()) >= 8 << 20

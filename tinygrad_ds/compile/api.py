@@ -160,13 +160,28 @@ class Compiled:
         return entry
 
     # ---- explaining ------------------------------------------------------------------------------
-    def explain(self, file=None) -> str:
+    def explain(self, *example, file=None) -> str:
         """What compiling did, for the most recent plan: node counts before and after each pass,
         the fused groups (and one kernel's source), why neighbouring ops were not fused, kernel
-        launches per step eager against compiled, compile times. Printed and returned."""
+        launches per step eager against compiled, the arena and planned peak memory, compile
+        times. Printed and returned.
+        example: inputs to measure the peak memory of one eager call against one compiled call
+        on (`compile.memory.measure`: what the calls change in the model and optimizer is put
+        back afterwards)."""
         from .explain import explain
+        from .memory import measure
 
-        text = explain(self)
+        measured = None
+        if example:
+            entry = self.plans.get(self._key(example, _arrays(example)))
+            if entry is None:
+                raise TdsError("explain(*example): no plan for inputs "
+                               + ", ".join(f"{fmt_shape(a.shape)} {a.dtype}"
+                                           for a in _arrays(example))
+                               + " yet: call the compiled function with them first")
+            self.last = entry
+            measured = measure(self, example)
+        text = explain(self, measured)
         print(text, file=file)
         return text
 

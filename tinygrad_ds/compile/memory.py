@@ -4,6 +4,7 @@
     plan.buffer_of                       # slot -> arena buffer: which values share memory
     plan.planned_peak_bytes()            # what the step's values hold at most at once
     peak_bytes(fn, *args)                # the most bytes numpy held at once during fn(*args)
+    measure(compiled, args)              # (eager, compiled) peaks of one call, state kept
 
 Which values are views of which is found by looking, not assumed: the first replay gives each
 loop output an array of its own, and every value of the step is then located by its byte range.
@@ -16,10 +17,13 @@ each element is read before it is written.
 """
 from __future__ import annotations
 
+import copy
 import tracemalloc
 from dataclasses import dataclass
 
 import numpy as np
+
+from .. import autograd
 
 try:  # numpy >= 2
     from numpy.lib.array_utils import byte_bounds
@@ -236,3 +240,52 @@ def peak_bytes(fn, *args) -> int:
     if entry is not None and getattr(entry, "plan", None) is not None:
         held = entry.plan.owned_bytes()
     return max(peak - base, 0) + held
+
+
+class _KeptState:
+    """Puts back, on exit, what a call of a step may change: the parameters, buffers and
+    optimizer state the plan reads (values and array objects), the parameters' .grad, and the
+    random generator's state."""
+
+    def __init__(self, plan):
+        self.plan = plan
+
+    def __enter__(self):
+        self.saved = []
+        for _slot, source, _shape, kind, _name in self.plan.reads:
+            t = source()
+            data = t.data
+            if isinstance(data, np.ndarray):
+                self.saved.append((t, data, data.copy(), getattr(t, "grad", None), kind))
+            elif isinstance(data, np.random.Generator):
+                self.saved.append((t, data, copy.deepcopy(data.bit_generator.state), None,
+                                   "rng"))
+        return self
+
+    def __exit__(self, *exc):
+        for t, data, value, grad, kind in self.saved:
+            if kind == "rng":
+                data.bit_generator.state = value
+                continue
+            t.data = data
+            data[...] = value
+            autograd.bump_version(data)
+            if kind == "param":
+                t.grad = grad
+        return False
+
+
+def measure(compiled, args) -> tuple[int, int]:
+    """(eager, compiled): the peak bytes of one call of the original function and of the
+    compiled one on `args` (`peak_bytes`; the compiled figure includes its arena). Each call
+    runs on the state as it was: what it changes (parameters, optimizer state, batch-norm
+    statistics, .grad, the random generator) is put back afterwards. The eager function runs
+    once before it is measured, so that compiling its kernels is not counted."""
+    plan = compiled.last.plan
+    with _KeptState(plan):
+        compiled.fn(*args)
+    with _KeptState(plan):
+        eager = peak_bytes(compiled.fn, *args)
+    with _KeptState(plan):
+        comp = peak_bytes(compiled, *args)
+    return eager, comp
