@@ -568,3 +568,63 @@ def test_peak_bytes_sees_numpy_allocations():
     from tinygrad_ds.compile.memory import peak_bytes
 
     assert peak_bytes(lambda: np.ones(1 << 20, np.float64).sum()) >= 8 << 20
+
+
+# ---- a compiled model's backward ----------------------------------------------------------------
+def _tiny_resnet():
+    from tinygrad_ds.nn.models.resnet import resnet_cifar
+
+    return resnet_cifar(depth=8, width=4, num_classes=5)
+
+
+@pytest.mark.parametrize("build,shape", [(_mlp, (8, 20)), (_tiny_resnet, (2, 3, 8, 8))],
+                         ids=["mlp", "tiny-resnet"])
+def test_compiled_model_backward_is_one_tape_node_and_equals_eager(build, shape):
+    from tinygrad_ds.compile.autodiff import CompiledModel
+
+    rng = np.random.default_rng(0)
+    models = []
+    for _ in range(2):
+        tds.manual_seed(0)
+        m = build()
+        m.train()
+        models.append((m, optim.SGD(m.parameters(), lr=0.1, momentum=0.9)))
+    (m1, opt1), (m2, opt2) = models
+    c = tds.compile(m2)
+    for _ in range(2):
+        x = rng.standard_normal(shape).astype(np.float32)
+        y = tds.Tensor(rng.integers(0, 5, shape[0]))
+        out = c(tds.Tensor(x))
+        assert out._node.op is CompiledModel  # the whole forward: one node of the tape
+        assert len(out._node.inputs) == 1 + len(list(m2.parameters()))
+        for m, opt, o in ((m1, opt1, m1(tds.Tensor(x))), (m2, opt2, out)):
+            opt.zero_grad()
+            F.cross_entropy(o, y).backward()
+        g1 = [p.grad.numpy() for p in m1.parameters()]
+        g2 = [p.grad.numpy() for p in m2.parameters()]
+        scale = max(np.abs(g).max() for g in g1)  # (a bias before batch norm has gradient ~0)
+        for a, b in zip(g1, g2):
+            assert np.abs(a - b).max() <= RTOL * scale
+        opt1.step()
+        opt2.step()
+    s1, s2 = _state(m1), _state(m2)
+    for k in s1:  # batch-norm running statistics moved once per forward, as in eager
+        close(s2[k], s1[k])
+    entry = c.last
+    assert entry.backward is not None and entry.backward.plan.planned  # replayed, compiled
+    assert len(c.plans) == 1 and entry.calls == 2
+
+
+def test_compiled_model_backward_after_an_update_is_an_error_as_in_eager():
+    tds.manual_seed(0)
+    model = _mlp()
+    opt = optim.SGD(model.parameters(), lr=0.1)
+    c = tds.compile(model)
+    x = tds.Tensor(np.ones((2, 20), np.float32))
+    out = c(x).sum()
+    out.backward(retain_graph=True)
+    opt.step()  # writes the weights the backward reads
+    with pytest.raises(tds.GradError, match="written in place"):
+        out.backward()
+    with pytest.raises(tds.GradError, match="compiled model"):
+        c(x).sum().backward(create_graph=True)

@@ -23,7 +23,7 @@ from ..errors import TdsError, fmt_shape
 from ..graph.ir import Graph
 from ..graph.trace import _owners, trace
 from ..tensor import Tensor
-from . import codegen
+from . import autodiff, codegen
 from .fusion import Fusion, fuse
 from .passes import PASSES
 from .plan import Plan, PlanShapeError, build_plan
@@ -44,6 +44,11 @@ class Entry:
     times: dict[str, float] = field(default_factory=dict)
     kernels_written: int = 0        # new kernel sources (numba compiles them: cold)
     calls: int = 0
+    # a compiled model called with gradients on: the backward's own entry (its graph is the
+    # backward program), the tape node's needs, or why the backward is not compiled
+    backward: Entry | None = None
+    run: object = None
+    why_not_backward: str = ""
 
 
 def _arrays(args) -> list[np.ndarray]:
@@ -88,9 +93,12 @@ class Compiled:
         return self._modules
 
     def _key(self, args, arrays) -> tuple:
-        return (tuple((tuple(a.shape), str(a.dtype)) for a in arrays),
-                tuple(bool(getattr(a, "requires_grad", False)) for a in args),
-                tuple(m.training for m in self._module_list()))
+        requires = tuple(bool(getattr(a, "requires_grad", False)) for a in args)
+        # a model's forward records its backward when gradients are on and something needs one
+        taped = self.is_model and autograd.is_grad_enabled() and (
+            any(requires) or any(p.requires_grad for p in self.fn.parameters()))
+        return (tuple((tuple(a.shape), str(a.dtype)) for a in arrays), requires,
+                tuple(m.training for m in self._module_list()), taped)
 
     # ---- calling ---------------------------------------------------------------------------------
     def __call__(self, *args):
@@ -101,10 +109,10 @@ class Compiled:
             entry = self._compile(key, args)
         self.last = entry
         entry.calls += 1
-        if self.is_model and autograd.is_grad_enabled() and (
-                any(key[1]) or any(p.requires_grad for p in self.fn.parameters())):
-            # NOTE: the backward of a compiled model is not compiled: with gradients on, the
-            # optimised graph runs by the ops' forwards, recording the tape for loss.backward()
+        taped = key[3]
+        if taped and (entry.run is None or autograd.op_hooks):
+            # a backward that could not be compiled (explain() says why), or a tracer listening
+            # to the ops: the optimised graph runs op by op, recording the tape
             return entry.optimized.run(*args)
         try:
             if entry.calls == 1:  # numba compiles (or loads from its cache) each kernel now
@@ -120,6 +128,8 @@ class Compiled:
             del self.plans[key]
             entry = self._compile(key, args)
             outs = entry.plan.replay(arrays)
+        if taped:  # the output, with one tape node whose backward replays the backward plan
+            return autodiff.record(entry.run, args, outs)
         ts = [Tensor._wrap(o) for o in outs]
         return ts[0] if len(ts) == 1 else tuple(ts)
 
@@ -134,8 +144,34 @@ class Compiled:
         mode = ("train" if self.fn.training else "eval") if self.is_model else None
         graph = trace(self.fn, *args, mode=mode)
         t1 = time.perf_counter()
-        counts = [("traced", len(graph.nodes), len(graph.op_nodes()))]
-        g = graph
+        sp, why = None, ""
+        if key[3]:
+            try:
+                sp = autodiff.split(graph, key[1])
+            except TdsError as e:  # the optimised graph runs op by op instead (explain says)
+                why = str(e)
+                log.info("tds.compile: the backward is not compiled: %s", why)
+        times = {"trace": t1 - t0}
+        if key[3]:
+            times["derive backward"] = time.perf_counter() - t1
+        entry = self._entry(key, graph, sp.forward if sp else graph, times)
+        entry.why_not_backward = why
+        if sp is not None:
+            entry.backward = self._entry(key, sp.backward, sp.backward, {})
+            entry.run = autodiff.make_run(sp, entry.backward.plan, graph, len(args))
+        self.plans[key] = entry
+        if self.verbose:
+            plan = entry.plan
+            print(f"tds.compile: {len(graph.op_nodes())} ops -> {len(plan.kernels)} generated "
+                  f"loops + {sum(plan.fallback.values())} ops by their forward, in "
+                  f"{sum(entry.times.values()):.2f} s"
+                  + (" (and its backward)" if entry.backward else ""))
+        return entry
+
+    def _entry(self, key: tuple, graph: Graph, g: Graph, times: dict) -> Entry:
+        """The passes, fusion and plan of graph g (graph: as traced, for the report)."""
+        t1 = time.perf_counter()
+        counts = [("traced", len(g.nodes), len(g.op_nodes()))]
         for p in self.passes:
             if p == "fuse":
                 continue
@@ -149,15 +185,8 @@ class Compiled:
         written = codegen.stats["written"]
         plan = build_plan(g, fusion)
         t3 = time.perf_counter()
-        entry = Entry(key, graph, g, plan, counts,
-                      {"trace": t1 - t0, "passes": t2 - t1, "codegen": t3 - t2},
-                      codegen.stats["written"] - written)
-        self.plans[key] = entry
-        if self.verbose:
-            print(f"tds.compile: {len(graph.op_nodes())} ops -> {len(plan.kernels)} generated "
-                  f"loops + {sum(plan.fallback.values())} ops by their forward, in "
-                  f"{sum(entry.times.values()):.2f} s")
-        return entry
+        times.update({"passes": t2 - t1, "codegen": t3 - t2})
+        return Entry(key, graph, g, plan, counts, times, codegen.stats["written"] - written)
 
     # ---- explaining ------------------------------------------------------------------------------
     def explain(self, *example, file=None) -> str:
@@ -187,7 +216,8 @@ class Compiled:
 
 
 def _key_change(old: tuple, new: tuple) -> str:
-    names = ("input shapes and dtypes", "which inputs require grad", "module training flags")
+    names = ("input shapes and dtypes", "which inputs require grad", "module training flags",
+             "gradients recorded")
     parts = []
     for name, a, b in zip(names, old, new):
         if a != b:

@@ -10,7 +10,7 @@ VIEWS = ("reshape", "permute", "expand", "getitem", "contiguous")
 
 
 def _mib(n: int) -> str:
-    return f"{n / 2**20:.1f} MiB"
+    return f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n / 2**10:.1f} KiB"
 
 
 def memory_lines(plan, measured: tuple[int, int] | None) -> list[str]:
@@ -89,6 +89,7 @@ def explain(compiled, measured: tuple[int, int] | None = None) -> str:
         lines.append(f"  ({len(left)} such ops in all)")
     lines.append("Non-elementwise ops (matmul, convolution, reductions, norms) end a group: "
                  "a loop is generated only for elementwise work.")
+    lines += _backward_lines(compiled, e)
     t = e.times
     lines.append("")
     lines.append(
@@ -101,3 +102,27 @@ def explain(compiled, measured: tuple[int, int] | None = None) -> str:
         "the first run includes one step)")
     lines.append(f"Calls of this plan: {e.calls}")
     return "\n".join(lines)
+
+
+def _backward_lines(compiled, e) -> list[str]:
+    """A compiled model called with gradients on: what loss.backward() runs."""
+    if not compiled.is_model or not e.key[3]:
+        return []
+    if e.backward is None:
+        return ["", "Backward: not compiled (" + e.why_not_backward + "); the optimised "
+                "forward runs op by op, recording the tape for loss.backward()"]
+    b = e.backward
+    plan = b.plan
+    saved = len(e.plan.outputs) - e.run.split.n_outputs
+    lines = ["", f"Backward: compiled. The forward plan also returns the {saved} values the "
+             "backward reads; the tape gets one node, whose backward replays a plan of "
+             f"{len(b.graph.op_nodes())} ops -> {len(plan.kernels)} generated loops + "
+             f"{sum(plan.fallback.values())} ops by their own forward"]
+    lines.append("  ops after each pass: " + ", ".join(f"{p} {no}" for p, _, no in b.counts))
+    lines.append(f"  compile: passes {b.times.get('passes', 0):.2f} s, code generation "
+                 f"{b.times.get('codegen', 0):.2f} s ({b.kernels_written} kernel source(s) "
+                 "new to the cache)")
+    if plan.planned:
+        lines.append(f"  memory: arena {_mib(plan.owned_bytes())} in {len(plan.arena)} buffers, "
+                     f"planned peak {_mib(plan.planned_peak_bytes())}")
+    return lines
