@@ -15,7 +15,7 @@ import textwrap
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tinygrad_ds as tds
@@ -177,17 +177,23 @@ def test_fusion_does_not_cross_a_reduction_and_explains_why():
 
 UNARY = ["neg", "exp", "relu", "sigmoid", "tanh", "abs"]
 BINARY = ["add", "sub", "mul", "maximum", "minimum", "div"]
+# ops that end a loop, so that a program has several loops whose outputs share the arena (and
+# write over operands that die there) from the second call on
+BREAKS = ["rowsum", "matmul"]
+W = np.linspace(-0.5, 0.5, 16, dtype=np.float32).reshape(4, 4)
 
 
 @st.composite
 def elementwise_programs(draw):
-    steps = draw(st.lists(st.tuples(st.sampled_from(UNARY + BINARY + ["where"]),
+    steps = draw(st.lists(st.tuples(st.sampled_from(UNARY + BINARY + ["where"] + BREAKS),
                                     st.integers(0, 10), st.integers(0, 10)),
                           min_size=1, max_size=7))
     return steps
 
 
 def _program(steps):
+    w = tds.Tensor(W)
+
     def f(x, b, s):
         vals = [x, b, s]
         for op, i, j in steps:
@@ -198,26 +204,35 @@ def _program(steps):
                 v = tds.where(a > c, a, c * 0.5)
             elif op == "div":
                 v = a / (c.abs() + 1.0)
+            elif op == "rowsum":
+                a = a + x * 0.0  # (3, 4) whatever a was
+                v = a - a.sum(axis=-1, keepdims=True) * 0.25
+            elif op == "matmul":
+                v = (a + x * 0.0) @ w
             else:
                 v = getattr(a, op)(c) if op in ("maximum", "minimum") else \
                     {"add": a + c, "sub": a - c, "mul": a * c}[op]
             vals.append(v)
-        return vals[-1] + x * 0.0  # always the full shape
+        # the full shape, summed by an op outside the loops: the last loop's output is an
+        # intermediate too (it may write over an operand that dies there)
+        return (vals[-1] + x * 0.0).sum(axis=1)
     return f
 
 
+@settings(max_examples=30)
 @given(elementwise_programs())
 def test_random_elementwise_graphs_compiled_equal_eager(steps):
     f = _program(steps)
     rng = np.random.default_rng(len(steps))
-    x = rng.standard_normal((3, 4)).astype(np.float32)
-    b = rng.standard_normal(4).astype(np.float32)
-    s = np.array(0.7, np.float32)
-    want = f(tds.Tensor(x), tds.Tensor(b), tds.Tensor(s)).numpy()
     c = tds.compile(f)
-    got = c(tds.Tensor(x), tds.Tensor(b), tds.Tensor(s)).numpy()
-    assert got.shape == want.shape and got.dtype == want.dtype
-    np.testing.assert_allclose(got, want, rtol=RTOL, atol=1e-6)
+    for _ in range(2):  # the second call runs in the arena planned after the first
+        x = rng.standard_normal((3, 4)).astype(np.float32)
+        b = rng.standard_normal(4).astype(np.float32)
+        s = np.array(rng.standard_normal(), np.float32)
+        want = f(tds.Tensor(x), tds.Tensor(b), tds.Tensor(s)).numpy()
+        got = c(tds.Tensor(x), tds.Tensor(b), tds.Tensor(s)).numpy()
+        assert got.shape == want.shape and got.dtype == want.dtype
+        np.testing.assert_allclose(got, want, rtol=RTOL, atol=1e-6)
     assert c.last.plan.kernels, "no loop was generated"
 
 
