@@ -346,11 +346,28 @@ def test_parameter_shape_change_recompiles():
     c = tds.compile(f)
     x = tds.Tensor(np.ones((1, 3), np.float32))
     c(x)
+    first = c.last
     lin.weight.data = np.ones((4, 3), np.float32)
     lin.bias.data = np.zeros(4, np.float32)
     out = c(x)
     assert out.shape == (1, 4)
     np.testing.assert_allclose(out.numpy(), np.full((1, 4), 3.0))
+    assert c.last is not first and len(c.plans) == 1  # compiled again, in the old one's place
+
+
+def test_parameter_shape_change_recompiles_a_model_and_its_backward():
+    lin = nn.Linear(3, 2)
+    c = tds.compile(lin)
+    x = tds.Tensor(np.ones((1, 3), np.float32))
+    c(x).sum().backward()
+    lin.weight.data = np.ones((4, 3), np.float32)
+    lin.bias.data = np.zeros(4, np.float32)
+    lin.weight.grad = lin.bias.grad = None
+    out = c(x)
+    assert out.shape == (1, 4) and c.last.backward is not None
+    (out * 2.0).sum().backward()
+    np.testing.assert_allclose(lin.weight.grad.numpy(), np.full((4, 3), 2.0))
+    np.testing.assert_allclose(lin.bias.grad.numpy(), np.full(4, 2.0))
 
 
 def test_explain_reports_passes_groups_launches_and_times(capsys):

@@ -126,7 +126,8 @@ class Compiled:
             if self.verbose:
                 print(f"tds.compile: {e}: compiling again")
             del self.plans[key]
-            entry = self._compile(key, args)
+            entry = self.last = self._compile(key, args)
+            entry.calls += 1
             outs = entry.plan.replay(arrays)
         if taped:  # the output, with one tape node whose backward replays the backward plan
             return autodiff.record(entry.run, args, outs)

@@ -25,7 +25,8 @@ def memory_lines(plan, measured: tuple[int, int] | None) -> list[str]:
     lines = [f"Memory: {len(shared)} of {len(loops)} loop outputs live in an arena of "
              f"{len(plan.arena)} shared buffers ({_mib(plan.owned_bytes())}, kept between "
              f"calls; {in_place} loops write over an operand that dies there; the others "
-             "are outputs or .grad, or views of them, and get memory of their own)",
+             "leave the step (outputs, .grad, values kept for a backward, or views of "
+             "them) and get memory of their own)",
              f"  planned peak {_mib(plan.planned_peak_bytes())}: the arena plus the values "
              "the ops run by their forward make, each from its step to its last reader "
              "(scratch memory inside an op not counted)"]

@@ -5,7 +5,8 @@ the start; parameters, buffers and optimizer state are read from their sources a
 each replay (state is read as it is now, as `Graph.run` does); then each step runs:
 
 - ('kernel', fn, input slots, outputs, written slots): a generated fused loop; each output is
-  (slot, shape, dtype, array): the array the plan keeps and reuses at every replay, or, for a
+  (slot, shape, dtype, array): the array the plan keeps and reuses at every replay (one per
+  output until the first replay, then a view into the shared arena, see below), or, for a
   value that outlives the replay (an output, a .grad), a list of arrays handed out before,
   reused once nothing else refers to them (`_recycled`);
 - ('op', Function, attrs, input slots, output slot, aux): an op the compiler has no generated
@@ -90,6 +91,11 @@ class Plan:
             return sum(b.nbytes for b in self.arena)
         return sum(buf.nbytes for s in self.steps if s[0] == "kernel" for *_, buf in s[3]
                    if isinstance(buf, np.ndarray))
+
+    def buffers_by_node(self) -> dict[int, int]:
+        """{graph node id: arena buffer} for the values in the arena (nodes of `self.graph`,
+        the optimised graph): equal numbers share memory at different times."""
+        return {nid: self.buffer_of[s] for nid, s in self.slot_of.items() if s in self.buffer_of}
 
     def planned_peak_bytes(self) -> int | None:
         """The most bytes the step's own values hold at once (the arena, plus the values the
