@@ -660,3 +660,22 @@ def test_compiled_model_backward_after_an_update_is_an_error_as_in_eager():
         out.backward()
     with pytest.raises(tds.GradError, match="compiled model"):
         c(x).sum().backward(create_graph=True)
+
+
+def test_compiled_model_with_dropout_called_twice_before_backward_equals_eager():
+    def build():
+        tds.manual_seed(0)
+        return nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Dropout(0.5), nn.Linear(8, 3))
+
+    m1, m2 = build(), build()
+    c = tds.compile(m2)
+    rng = np.random.default_rng(0)
+    x1, x2 = (tds.Tensor(rng.standard_normal((4, 6)).astype(np.float32)) for _ in range(2))
+    for k in range(2):  # two tape nodes of one plan; the same random masks as eager
+        for m, f in ((m1, m1), (m2, c)):
+            for p in m.parameters():
+                p.grad = None
+            tds.manual_seed(k)
+            (f(x1) * f(x2)).sum().backward()
+        for p1, p2 in zip(m1.parameters(), m2.parameters()):
+            close(p2.grad.numpy(), p1.grad.numpy())
