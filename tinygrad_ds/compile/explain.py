@@ -15,21 +15,23 @@ def _mib(n: int) -> str:
 
 def memory_lines(plan, measured: tuple[int, int] | None) -> list[str]:
     """The memory paragraph: the arena, the planned peak, and the measured peaks if given."""
-    if not plan.planned:
-        return ["Memory: buffers are planned on the first replay (not run yet)"]
+    if plan.planned_peak_bytes() is None:
+        return [(f"Memory: the plan keeps {_mib(plan.owned_bytes())} of loop outputs between "
+                "calls; buffers are shared by liveness after the first replay (not run yet, "
+                "or its values could not be located)")]
     loops = [slot for s in plan.steps if s[0] == "kernel" for slot, *_ in s[3]]
     shared = [s for s in loops if s in plan.buffer_of]
     in_place = sum(1 for k, s in enumerate(plan.steps) if s[0] == "kernel"
                    for slot, *_ in s[3] if slot in plan.buffer_of
                    and any(plan.buffer_of.get(i) == plan.buffer_of[slot] for i in s[2]))
-    lines = [f"Memory: {len(shared)} of {len(loops)} loop outputs live in an arena of "
+    lines = [(f"Memory: {len(shared)} of {len(loops)} loop outputs live in an arena of "
              f"{len(plan.arena)} shared buffers ({_mib(plan.owned_bytes())}, kept between "
              f"calls; {in_place} loops write over an operand that dies there; the others "
              "leave the step (outputs, .grad, values kept for a backward, or views of "
-             "them) and get memory of their own)",
-             f"  planned peak {_mib(plan.planned_peak_bytes())}: the arena plus the values "
+             "them) and get memory of their own)"),
+             (f"  planned peak {_mib(plan.planned_peak_bytes())}: the arena plus the values "
              "the ops run by their forward make, each from its step to its last reader "
-             "(scratch memory inside an op not counted)"]
+             "(scratch memory inside an op not counted)")]
     if measured is None:
         lines.append("  measured peaks: pass example inputs, explain(x, y), to measure one "
                      "eager call against one compiled call (tracemalloc; state put back)")
@@ -115,15 +117,15 @@ def _backward_lines(compiled, e) -> list[str]:
     b = e.backward
     plan = b.plan
     saved = len(e.plan.outputs) - e.run.split.n_outputs
-    lines = ["", f"Backward: compiled. The forward plan also returns the {saved} values the "
+    lines = ["", (f"Backward: compiled. The forward plan also returns the {saved} values the "
              "backward reads; the tape gets one node, whose backward replays a plan of "
              f"{len(b.graph.op_nodes())} ops -> {len(plan.kernels)} generated loops + "
-             f"{sum(plan.fallback.values())} ops by their own forward"]
+             f"{sum(plan.fallback.values())} ops by their own forward")]
     lines.append("  ops after each pass: " + ", ".join(f"{p} {no}" for p, _, no in b.counts))
     lines.append(f"  compile: passes {b.times.get('passes', 0):.2f} s, code generation "
                  f"{b.times.get('codegen', 0):.2f} s ({b.kernels_written} kernel source(s) "
                  "new to the cache)")
-    if plan.planned:
+    if plan.planned_peak_bytes() is not None:
         lines.append(f"  memory: arena {_mib(plan.owned_bytes())} in {len(plan.arena)} buffers, "
                      f"planned peak {_mib(plan.planned_peak_bytes())}")
     return lines

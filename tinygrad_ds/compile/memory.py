@@ -1,6 +1,6 @@
 """Memory of a compiled plan: loop outputs share buffers by liveness; peaks measured.
 
-    plan_buffers(plan, vals, n_inputs)   # after the plan's first replay (replay calls it)
+    plan_buffers(plan, vals)             # after the plan's first replay (replay calls it)
     plan.buffer_of                       # slot -> arena buffer: which values share memory
     plan.planned_peak_bytes()            # what the step's values hold at most at once
     peak_bytes(fn, *args)                # the most bytes numpy held at once during fn(*args)
@@ -56,7 +56,7 @@ class Lifetimes:
         for m in self.pieces:
             if not m.arena:
                 live[m.start:m.end + 1] += m.nbytes
-        return int(sum(b.nbytes for b in plan.arena)) + int(live.max(initial=0))
+        return plan.owned_bytes() + int(live.max(initial=0))
 
 
 def last_uses(plan) -> tuple[dict[int, int], dict[int, int]]:
@@ -122,7 +122,7 @@ def _pieces(plan, vals: list, producer: dict, last: dict) -> list[Memory]:
     return pieces
 
 
-def plan_buffers(plan, vals: list, n_inputs: int) -> None:
+def plan_buffers(plan, vals: list) -> None:
     """Place the plan's loop outputs in a shared arena, given the values of a replay in which
     each loop output had an array of its own (module doc). Sets plan.arena, plan.buffer_of,
     plan.memory and rewrites the kernel steps' output arrays into views of the arena."""

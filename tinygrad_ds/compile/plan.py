@@ -87,10 +87,9 @@ class Plan:
     def owned_bytes(self) -> int:
         """Bytes of the loop outputs the plan keeps between calls (reused at each replay): the
         arena once buffers are planned, before that one array per loop output."""
-        if self.planned:
-            return sum(b.nbytes for b in self.arena)
-        return sum(buf.nbytes for s in self.steps if s[0] == "kernel" for *_, buf in s[3]
-                   if isinstance(buf, np.ndarray))
+        own = sum(buf.nbytes for s in self.steps if s[0] == "kernel" for slot, *_, buf in s[3]
+                  if isinstance(buf, np.ndarray) and slot not in self.buffer_of)
+        return own + sum(b.nbytes for b in self.arena)
 
     def buffers_by_node(self) -> dict[int, int]:
         """{graph node id: arena buffer} for the values in the arena (nodes of `self.graph`,
@@ -158,7 +157,7 @@ class Plan:
             seen.add(id(g))
             source().grad = Tensor._wrap(g)
         if not self.planned:
-            plan_buffers(self, vals, len(inputs))
+            plan_buffers(self, vals)
         return [vals[i] for i in self.outputs]
 
 
