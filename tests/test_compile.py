@@ -679,3 +679,28 @@ def test_compiled_model_with_dropout_called_twice_before_backward_equals_eager()
             (f(x1) * f(x2)).sum().backward()
         for p1, p2 in zip(m1.parameters(), m2.parameters()):
             close(p2.grad.numpy(), p1.grad.numpy())
+
+
+def test_a_compiled_model_inside_a_compiled_step_is_traced_as_the_model():
+    m1, step1 = _trainer(_mlp)
+    tds.manual_seed(0)
+    m2 = _mlp()
+    inner = tds.compile(m2)
+    opt = optim.SGD(m2.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
+
+    def step2(x, y):
+        loss = F.cross_entropy(inner(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss
+
+    outer = tds.compile(step2)
+    x = tds.Tensor(np.random.default_rng(0).standard_normal((4, 20)).astype(np.float32))
+    y = tds.Tensor(np.array([0, 1, 2, 3]))
+    for _ in range(2):
+        close(outer(x, y).numpy(), step1(x, y).numpy())
+    assert "compiled_model" not in ops(outer.last.graph) and "matmul" in ops(outer.last.graph)
+    assert not inner.plans  # it was only traced through
+    for k, v in _state(m1).items():
+        close(_state(m2)[k], v)

@@ -102,6 +102,10 @@ class Compiled:
 
     # ---- calling ---------------------------------------------------------------------------------
     def __call__(self, *args):
+        if autograd.op_hooks:
+            # being traced (tds.trace, or another compiled function that calls this one): the
+            # tracer records the function's own ops, which its compiler then optimises whole
+            return self.fn(*args)
         arrays = _arrays(args)
         key = self._key(args, arrays)
         entry = self.plans.get(key)
@@ -110,9 +114,9 @@ class Compiled:
         self.last = entry
         entry.calls += 1
         taped = key[3]
-        if taped and (entry.run is None or autograd.op_hooks):
-            # a backward that could not be compiled (explain() says why), or a tracer listening
-            # to the ops: the optimised graph runs op by op, recording the tape
+        if taped and entry.run is None:
+            # a backward that could not be compiled (explain() says why): the optimised graph
+            # runs op by op, recording the tape
             return entry.optimized.run(*args)
         try:
             if entry.calls == 1:  # numba compiles (or loads from its cache) each kernel now
