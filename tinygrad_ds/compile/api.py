@@ -5,9 +5,14 @@
     loss = step(x, y)                   # later calls: replay
     step.explain()                      # what each pass did, the fused loops, the costs
 
-The key of a plan: the inputs' shapes and dtypes, which inputs require grad, and the training
-flags of the modules the function reaches. A new key compiles a new plan (logged once, naming
-what changed); state whose shape changed since compiling makes the plan compile again.
+The key of a plan: the inputs' shapes and dtypes, which inputs require grad, the training
+flags of the modules the function reaches, and (a model) whether its call records the tape. A
+new key compiles a new plan (logged once, naming what changed); state whose shape changed since
+compiling makes the plan compile again.
+
+A model called with gradients on gets a forward plan that also returns the values its backward
+reads, and a backward plan; its output carries one tape node that replays the backward plan
+(autodiff.py). Buffers are shared by liveness after a plan's first replay (memory.py).
 """
 from __future__ import annotations
 
