@@ -19,7 +19,7 @@ _NAMES = {
     "eliminate_dead_code": "passes", "fold_constants": "passes", "simplify": "passes",
     "fold_transposes": "passes",
     "Plan": "plan", "build_plan": "plan",
-    "peak_bytes": "memory", "plan_buffers": "memory",
+    "held_bytes": "memory", "peak_bytes": "memory", "plan_buffers": "memory",
 }
 
 
@@ -69,6 +69,7 @@ __all__ = [
     "fold_transposes",
     "fuse",
     "group_source",
+    "held_bytes",
     "load_kernel",
     "peak_bytes",
     "plan_buffers",

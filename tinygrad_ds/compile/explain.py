@@ -38,8 +38,8 @@ def memory_lines(plan, measured: tuple[int, int] | None) -> list[str]:
     else:
         eager, comp = measured
         lines.append(f"  measured peak of one call (tracemalloc, numpy's allocations): eager "
-                     f"{_mib(eager)}, compiled {_mib(comp)} (arena included) = "
-                     f"{comp / max(eager, 1):.2f}x eager")
+                     f"{_mib(eager)}, compiled {_mib(comp)} = {comp / max(eager, 1):.2f}x eager "
+                     "(with what its plans hold between calls)")
     return lines
 
 

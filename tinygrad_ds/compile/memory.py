@@ -4,6 +4,7 @@
     plan.buffer_of                       # slot -> arena buffer: which values share memory
     plan.planned_peak_bytes()            # what the step's values hold at most at once
     peak_bytes(fn, *args)                # the most bytes numpy held at once during fn(*args)
+    held_bytes(compiled)                 # what a compiled callable's plans hold between calls
     measure(compiled, args)              # (eager, compiled) peaks of one call, state kept
 
 Which values are views of which is found by looking, not assumed: the first replay gives each
@@ -221,9 +222,11 @@ def _set_out(steps: list, k: int, j: int, buf) -> None:
 
 def peak_bytes(fn, *args) -> int:
     """The most bytes allocated through numpy (and Python) at once while `fn(*args)` runs, above
-    what was allocated before, measured with tracemalloc. For a compiled callable the arena its
-    plan holds between calls (allocated once, in use during every call) is added after the call.
-    Memory numba allocates inside a kernel is not seen by tracemalloc."""
+    what was allocated before, measured with tracemalloc. For a compiled callable, the memory its
+    plans hold between calls that nothing else uses (`held_bytes`: arenas, idle arrays kept for
+    reuse) is added: it is in use during the call, but was allocated before it. Memory numba
+    allocates inside a kernel is not seen by tracemalloc."""
+    held = held_bytes(fn) if hasattr(fn, "plans") else 0
     tracemalloc_was_on = tracemalloc.is_tracing()
     if not tracemalloc_was_on:
         tracemalloc.start()
@@ -235,11 +238,18 @@ def peak_bytes(fn, *args) -> int:
     finally:
         if not tracemalloc_was_on:
             tracemalloc.stop()
-    held = 0
-    entry = getattr(fn, "last", None)
-    if entry is not None and getattr(entry, "plan", None) is not None:
-        held = entry.plan.owned_bytes()
     return max(peak - base, 0) + held
+
+
+def held_bytes(compiled) -> int:
+    """Bytes a compiled callable's plans (forward and backward, every key) hold between calls
+    that nothing else uses (Plan.held_bytes)."""
+    total = 0
+    for entry in compiled.plans.values():
+        for e in (entry, entry.backward):
+            if e is not None:
+                total += e.plan.held_bytes()
+    return total
 
 
 class _KeptState:

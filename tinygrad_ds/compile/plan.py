@@ -91,6 +91,13 @@ class Plan:
                   if isinstance(buf, np.ndarray) and slot not in self.buffer_of)
         return own + sum(b.nbytes for b in self.arena)
 
+    def held_bytes(self) -> int:
+        """Bytes the plan holds that nothing else uses now: owned_bytes(), plus the arrays its
+        outputs' pools keep for reuse that no one refers to (`_recycled`)."""
+        idle = sum(arr.nbytes for s in self.steps if s[0] == "kernel" for *_, pool in s[3]
+                   if type(pool) is list for arr in pool if sys.getrefcount(arr) == 3)
+        return self.owned_bytes() + idle
+
     def buffers_by_node(self) -> dict[int, int]:
         """{graph node id: arena buffer} for the values in the arena (nodes of `self.graph`,
         the optimised graph): equal numbers share memory at different times."""
