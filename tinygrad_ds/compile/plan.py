@@ -85,8 +85,9 @@ class Plan:
     release: list = field(default_factory=list)  # per step: slots no later step reads
 
     def owned_bytes(self) -> int:
-        """Bytes of the loop outputs the plan keeps between calls (reused at each replay): the
-        arena once buffers are planned, before that one array per loop output."""
+        """Bytes of the loop outputs the plan keeps between calls (reused at each replay): one
+        array per loop output before the first replay, the arena after it (and the arrays of
+        any loop output left out of it)."""
         own = sum(buf.nbytes for s in self.steps if s[0] == "kernel" for slot, *_, buf in s[3]
                   if isinstance(buf, np.ndarray) and slot not in self.buffer_of)
         return own + sum(b.nbytes for b in self.arena)
