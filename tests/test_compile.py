@@ -15,7 +15,7 @@ import textwrap
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tinygrad_ds as tds
@@ -177,17 +177,23 @@ def test_fusion_does_not_cross_a_reduction_and_explains_why():
 
 UNARY = ["neg", "exp", "relu", "sigmoid", "tanh", "abs"]
 BINARY = ["add", "sub", "mul", "maximum", "minimum", "div"]
+# ops that end a loop, so that a program has several loops whose outputs share the arena (and
+# write over operands that die there) from the second call on
+BREAKS = ["rowsum", "matmul"]
+W = np.linspace(-0.5, 0.5, 16, dtype=np.float32).reshape(4, 4)
 
 
 @st.composite
 def elementwise_programs(draw):
-    steps = draw(st.lists(st.tuples(st.sampled_from(UNARY + BINARY + ["where"]),
+    steps = draw(st.lists(st.tuples(st.sampled_from(UNARY + BINARY + ["where"] + BREAKS),
                                     st.integers(0, 10), st.integers(0, 10)),
                           min_size=1, max_size=7))
     return steps
 
 
 def _program(steps):
+    w = tds.Tensor(W)
+
     def f(x, b, s):
         vals = [x, b, s]
         for op, i, j in steps:
@@ -198,26 +204,35 @@ def _program(steps):
                 v = tds.where(a > c, a, c * 0.5)
             elif op == "div":
                 v = a / (c.abs() + 1.0)
+            elif op == "rowsum":
+                a = a + x * 0.0  # (3, 4) whatever a was
+                v = a - a.sum(axis=-1, keepdims=True) * 0.25
+            elif op == "matmul":
+                v = (a + x * 0.0) @ w
             else:
                 v = getattr(a, op)(c) if op in ("maximum", "minimum") else \
                     {"add": a + c, "sub": a - c, "mul": a * c}[op]
             vals.append(v)
-        return vals[-1] + x * 0.0  # always the full shape
+        # the full shape, summed by an op outside the loops: the last loop's output is an
+        # intermediate too (it may write over an operand that dies there)
+        return (vals[-1] + x * 0.0).sum(axis=1)
     return f
 
 
+@settings(max_examples=30)
 @given(elementwise_programs())
 def test_random_elementwise_graphs_compiled_equal_eager(steps):
     f = _program(steps)
     rng = np.random.default_rng(len(steps))
-    x = rng.standard_normal((3, 4)).astype(np.float32)
-    b = rng.standard_normal(4).astype(np.float32)
-    s = np.array(0.7, np.float32)
-    want = f(tds.Tensor(x), tds.Tensor(b), tds.Tensor(s)).numpy()
     c = tds.compile(f)
-    got = c(tds.Tensor(x), tds.Tensor(b), tds.Tensor(s)).numpy()
-    assert got.shape == want.shape and got.dtype == want.dtype
-    np.testing.assert_allclose(got, want, rtol=RTOL, atol=1e-6)
+    for _ in range(2):  # the second call runs in the arena planned after the first
+        x = rng.standard_normal((3, 4)).astype(np.float32)
+        b = rng.standard_normal(4).astype(np.float32)
+        s = np.array(rng.standard_normal(), np.float32)
+        want = f(tds.Tensor(x), tds.Tensor(b), tds.Tensor(s)).numpy()
+        got = c(tds.Tensor(x), tds.Tensor(b), tds.Tensor(s)).numpy()
+        assert got.shape == want.shape and got.dtype == want.dtype
+        np.testing.assert_allclose(got, want, rtol=RTOL, atol=1e-6)
     assert c.last.plan.kernels, "no loop was generated"
 
 
@@ -331,11 +346,28 @@ def test_parameter_shape_change_recompiles():
     c = tds.compile(f)
     x = tds.Tensor(np.ones((1, 3), np.float32))
     c(x)
+    first = c.last
     lin.weight.data = np.ones((4, 3), np.float32)
     lin.bias.data = np.zeros(4, np.float32)
     out = c(x)
     assert out.shape == (1, 4)
     np.testing.assert_allclose(out.numpy(), np.full((1, 4), 3.0))
+    assert c.last is not first and len(c.plans) == 1  # compiled again, in the old one's place
+
+
+def test_parameter_shape_change_recompiles_a_model_and_its_backward():
+    lin = nn.Linear(3, 2)
+    c = tds.compile(lin)
+    x = tds.Tensor(np.ones((1, 3), np.float32))
+    c(x).sum().backward()
+    lin.weight.data = np.ones((4, 3), np.float32)
+    lin.bias.data = np.zeros(4, np.float32)
+    lin.weight.grad = lin.bias.grad = None
+    out = c(x)
+    assert out.shape == (1, 4) and c.last.backward is not None
+    (out * 2.0).sum().backward()
+    np.testing.assert_allclose(lin.weight.grad.numpy(), np.full((4, 3), 2.0))
+    np.testing.assert_allclose(lin.bias.grad.numpy(), np.full(4, 2.0))
 
 
 def test_explain_reports_passes_groups_launches_and_times(capsys):
@@ -557,3 +589,182 @@ def test_generated_loops_share_their_outer_range_among_threads(monkeypatch):
         threads.set_num_threads(before)
     np.testing.assert_array_equal(outs[1], outs[3])
     close(outs[3], f(tds.Tensor(x)).numpy())
+
+
+# ---- buffers planned by liveness ---------------------------------------------------------------
+def test_loop_outputs_share_buffers_by_liveness_and_stay_correct():
+    w = tds.Tensor(np.random.default_rng(1).standard_normal((6, 6)).astype(np.float32) * 0.3)
+
+    def f(x):  # loops separated by products: each loop's output dies at the next product
+        for _ in range(4):
+            x = ((x @ w) * 2.0).tanh() + x.relu()
+        return x.sum(axis=1)
+
+    c = tds.compile(f)
+    rng = np.random.default_rng(0)
+    for _ in range(3):  # the first call plans the buffers; the later ones run in the arena
+        x = rng.standard_normal((5, 6)).astype(np.float32)
+        close(c(tds.Tensor(x)).numpy(), f(tds.Tensor(x)).numpy())
+    plan = c.last.plan
+    loops = [slot for s in plan.steps if s[0] == "kernel" for slot, *_ in s[3]]
+    in_arena = [s for s in loops if s in plan.buffer_of]
+    assert len(in_arena) >= 4 and len(plan.arena) < len(in_arena)  # shared
+    assert plan.owned_bytes() == sum(b.nbytes for b in plan.arena)
+    assert 0 < plan.planned_peak_bytes()
+
+
+def test_a_loop_writes_over_the_operand_that_dies_there():
+    def f(x):
+        z = x * 3.0  # one loop; its output z dies at the second loop
+        s = z.sum(axis=1, keepdims=True)  # the second loop needs this sum of z: two loops
+        return (z.tanh() * s).sum()
+
+    c = tds.compile(f)
+    x = np.random.default_rng(0).standard_normal((4, 5)).astype(np.float32)
+    for _ in range(2):
+        close(c(tds.Tensor(x)).numpy(), f(tds.Tensor(x)).numpy())
+    plan = c.last.plan
+    shared = [(s[2], slot) for s in plan.steps if s[0] == "kernel" for slot, *_ in s[3]
+              if slot in plan.buffer_of and any(plan.buffer_of.get(i) == plan.buffer_of[slot]
+                                                for i in s[2])]
+    assert shared, "no loop wrote over its dying operand"
+
+
+def test_a_view_of_a_loop_output_that_is_returned_gets_memory_of_its_own():
+    def f(x):
+        return (x * 2.0).reshape(6)  # the output is a view of the loop's output
+
+    c = tds.compile(f)
+    a = c(tds.Tensor(np.ones((2, 3), np.float32)))
+    b = c(tds.Tensor(np.zeros((2, 3), np.float32)))
+    np.testing.assert_array_equal(a.numpy(), np.full(6, 2.0))  # not overwritten by the 2nd call
+    np.testing.assert_array_equal(b.numpy(), np.zeros(6))
+
+
+def test_explain_measures_peak_memory_and_puts_the_state_back(capsys):
+    model, step = _trainer(_convnet)
+    c = tds.compile(step)
+    rng = np.random.default_rng(0)
+    x = tds.Tensor(rng.standard_normal((4, 3, 8, 8)).astype(np.float32))
+    y = tds.Tensor(rng.integers(0, 5, 4))
+    c(x, y)
+    before = _state(model)
+    grads = [p.grad for p in model.parameters()]
+    text = c.explain(x, y)
+    for k, v in _state(model).items():  # parameters and running statistics unchanged
+        np.testing.assert_array_equal(v, before[k])
+    assert all(p.grad is g for p, g in zip(model.parameters(), grads))
+    assert "planned peak" in text and "measured peak of one call" in text
+    assert "eager" in text.split("measured peak")[1]
+    with pytest.raises(tds.TdsError, match="no plan for inputs"):
+        c.explain(tds.Tensor(np.ones((2, 3, 8, 8), np.float32)), y)
+
+
+def test_peak_bytes_sees_numpy_allocations():
+    from tinygrad_ds.compile.memory import peak_bytes
+
+    assert peak_bytes(lambda: np.ones(1 << 20, np.float64).sum()) >= 8 << 20
+
+
+# ---- a compiled model's backward ----------------------------------------------------------------
+def _tiny_resnet():
+    from tinygrad_ds.nn.models.resnet import resnet_cifar
+
+    return resnet_cifar(depth=8, width=4, num_classes=5)
+
+
+@pytest.mark.parametrize("build,shape", [(_mlp, (8, 20)), (_tiny_resnet, (2, 3, 8, 8))],
+                         ids=["mlp", "tiny-resnet"])
+def test_compiled_model_backward_is_one_tape_node_and_equals_eager(build, shape):
+    from tinygrad_ds.compile.autodiff import CompiledModel
+
+    rng = np.random.default_rng(0)
+    models = []
+    for _ in range(2):
+        tds.manual_seed(0)
+        m = build()
+        m.train()
+        models.append((m, optim.SGD(m.parameters(), lr=0.1, momentum=0.9)))
+    (m1, opt1), (m2, opt2) = models
+    c = tds.compile(m2)
+    for _ in range(2):
+        x = rng.standard_normal(shape).astype(np.float32)
+        y = tds.Tensor(rng.integers(0, 5, shape[0]))
+        out = c(tds.Tensor(x))
+        assert out._node.op is CompiledModel  # the whole forward: one node of the tape
+        assert len(out._node.inputs) == 1 + len(list(m2.parameters()))
+        for m, opt, o in ((m1, opt1, m1(tds.Tensor(x))), (m2, opt2, out)):
+            opt.zero_grad()
+            F.cross_entropy(o, y).backward()
+        g1 = [p.grad.numpy() for p in m1.parameters()]
+        g2 = [p.grad.numpy() for p in m2.parameters()]
+        scale = max(np.abs(g).max() for g in g1)  # (a bias before batch norm has gradient ~0)
+        for a, b in zip(g1, g2):
+            assert np.abs(a - b).max() <= RTOL * scale
+        opt1.step()
+        opt2.step()
+    s1, s2 = _state(m1), _state(m2)
+    for k in s1:  # batch-norm running statistics moved once per forward, as in eager
+        close(s2[k], s1[k])
+    entry = c.last
+    assert entry.backward is not None and entry.backward.plan.planned  # replayed, compiled
+    assert len(c.plans) == 1 and entry.calls == 2
+
+
+def test_compiled_model_backward_after_an_update_is_an_error_as_in_eager():
+    tds.manual_seed(0)
+    model = _mlp()
+    opt = optim.SGD(model.parameters(), lr=0.1)
+    c = tds.compile(model)
+    x = tds.Tensor(np.ones((2, 20), np.float32))
+    out = c(x).sum()
+    out.backward(retain_graph=True)
+    opt.step()  # writes the weights the backward reads
+    with pytest.raises(tds.GradError, match="written in place"):
+        out.backward()
+    with pytest.raises(tds.GradError, match="compiled model"):
+        c(x).sum().backward(create_graph=True)
+
+
+def test_compiled_model_with_dropout_called_twice_before_backward_equals_eager():
+    def build():
+        tds.manual_seed(0)
+        return nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Dropout(0.5), nn.Linear(8, 3))
+
+    m1, m2 = build(), build()
+    c = tds.compile(m2)
+    rng = np.random.default_rng(0)
+    x1, x2 = (tds.Tensor(rng.standard_normal((4, 6)).astype(np.float32)) for _ in range(2))
+    for k in range(2):  # two tape nodes of one plan; the same random masks as eager
+        for m, f in ((m1, m1), (m2, c)):
+            for p in m.parameters():
+                p.grad = None
+            tds.manual_seed(k)
+            (f(x1) * f(x2)).sum().backward()
+        for p1, p2 in zip(m1.parameters(), m2.parameters()):
+            close(p2.grad.numpy(), p1.grad.numpy())
+
+
+def test_a_compiled_model_inside_a_compiled_step_is_traced_as_the_model():
+    m1, step1 = _trainer(_mlp)
+    tds.manual_seed(0)
+    m2 = _mlp()
+    inner = tds.compile(m2)
+    opt = optim.SGD(m2.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
+
+    def step2(x, y):
+        loss = F.cross_entropy(inner(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss
+
+    outer = tds.compile(step2)
+    x = tds.Tensor(np.random.default_rng(0).standard_normal((4, 20)).astype(np.float32))
+    y = tds.Tensor(np.array([0, 1, 2, 3]))
+    for _ in range(2):
+        close(outer(x, y).numpy(), step1(x, y).numpy())
+    assert "compiled_model" not in ops(outer.last.graph) and "matmul" in ops(outer.last.graph)
+    assert not inner.plans  # it was only traced through
+    for k, v in _state(m1).items():
+        close(_state(m2)[k], v)

@@ -19,6 +19,7 @@ _NAMES = {
     "eliminate_dead_code": "passes", "fold_constants": "passes", "simplify": "passes",
     "fold_transposes": "passes",
     "Plan": "plan", "build_plan": "plan",
+    "held_bytes": "memory", "peak_bytes": "memory", "plan_buffers": "memory",
 }
 
 
@@ -34,8 +35,10 @@ def compile(fn_or_model, verbose: bool = False, passes=None):  # shadows the bui
     verbose: print what compiling did, and why a plan is compiled again.
     The first call with a new key (input shapes and dtypes, which require grad, the modules'
     training flags) traces and compiles; later calls replay. `.explain()` tells what it did.
-    A compiled model's backward is not compiled: with gradients on, its forward runs the
-    optimised graph by the ops' own forwards, so that `loss.backward()` works.
+    A compiled model called with gradients on replays a forward plan that also keeps the
+    values its backward reads, and records one tape node: `loss.backward()` replays the
+    compiled backward plan and leaves `.grad` as eager does (compile/autodiff.py). Where the
+    backward cannot be compiled (explain() says why), the optimised graph runs op by op.
     """
     from .api import compile as _compile
 
@@ -66,6 +69,9 @@ __all__ = [
     "fold_transposes",
     "fuse",
     "group_source",
+    "held_bytes",
     "load_kernel",
+    "peak_bytes",
+    "plan_buffers",
     "simplify",
 ]

@@ -5,9 +5,14 @@
     loss = step(x, y)                   # later calls: replay
     step.explain()                      # what each pass did, the fused loops, the costs
 
-The key of a plan: the inputs' shapes and dtypes, which inputs require grad, and the training
-flags of the modules the function reaches. A new key compiles a new plan (logged once, naming
-what changed); state whose shape changed since compiling makes the plan compile again.
+The key of a plan: the inputs' shapes and dtypes, which inputs require grad, the training
+flags of the modules the function reaches, and (a model) whether its call records the tape. A
+new key compiles a new plan (logged once, naming what changed); state whose shape changed since
+compiling makes the plan compile again.
+
+A model called with gradients on gets a forward plan that also returns the values its backward
+reads, and a backward plan; its output carries one tape node that replays the backward plan
+(autodiff.py). Buffers are shared by liveness after a plan's first replay (memory.py).
 """
 from __future__ import annotations
 
@@ -23,7 +28,7 @@ from ..errors import TdsError, fmt_shape
 from ..graph.ir import Graph
 from ..graph.trace import _owners, trace
 from ..tensor import Tensor
-from . import codegen
+from . import autodiff, codegen
 from .fusion import Fusion, fuse
 from .passes import PASSES
 from .plan import Plan, PlanShapeError, build_plan
@@ -45,6 +50,11 @@ class Entry:
     kernels_written: int = 0        # new kernel sources (numba compiles them: cold)
     calls: int = 0
     device: str = "cpu"             # where the inputs it was compiled for were
+    # a compiled model called with gradients on: the backward's own entry (its graph is the
+    # backward program), the tape node's needs, or why the backward is not compiled
+    backward: Entry | None = None
+    run: object = None
+    why_not_backward: str = ""
 
 
 def _arrays(args) -> list[np.ndarray]:
@@ -98,12 +108,19 @@ class Compiled:
         return self._modules
 
     def _key(self, args, arrays) -> tuple:
-        return (tuple((tuple(a.shape), str(a.dtype)) for a in arrays),
-                tuple(bool(getattr(a, "requires_grad", False)) for a in args),
-                tuple(m.training for m in self._module_list()))
+        requires = tuple(bool(getattr(a, "requires_grad", False)) for a in args)
+        # a model's forward records its backward when gradients are on and something needs one
+        taped = self.is_model and autograd.is_grad_enabled() and (
+            any(requires) or any(p.requires_grad for p in self.fn.parameters()))
+        return (tuple((tuple(a.shape), str(a.dtype)) for a in arrays), requires,
+                tuple(m.training for m in self._module_list()), taped)
 
     # ---- calling ---------------------------------------------------------------------------------
     def __call__(self, *args):
+        if autograd.op_hooks:
+            # being traced (tds.trace, or another compiled function that calls this one): the
+            # tracer records the function's own ops, which its compiler then optimises whole
+            return self.fn(*args)
         arrays = _arrays(args)
         key = self._key(args, arrays)
         device = _device(args)
@@ -117,10 +134,10 @@ class Compiled:
                            f".to({entry.device!r})")
         self.last = entry
         entry.calls += 1
-        if self.is_model and autograd.is_grad_enabled() and (
-                any(key[1]) or any(p.requires_grad for p in self.fn.parameters())):
-            # NOTE: the backward of a compiled model is not compiled: with gradients on, the
-            # optimised graph runs by the ops' forwards, recording the tape for loss.backward()
+        taped = key[3]
+        if taped and entry.run is None:
+            # a backward that could not be compiled (explain() says why): the optimised graph
+            # runs op by op, recording the tape
             return entry.optimized.run(*args)
         try:
             if entry.calls == 1:  # numba compiles (or loads from its cache) each kernel now
@@ -134,9 +151,12 @@ class Compiled:
             if self.verbose:
                 print(f"tds.compile: {e}: compiling again")
             del self.plans[key]
-            entry = self._compile(key, args)
+            entry = self.last = self._compile(key, args)
             entry.device = device
+            entry.calls += 1
             outs = entry.plan.replay(arrays)
+        if taped:  # the output, with one tape node whose backward replays the backward plan
+            return autodiff.record(entry.run, args, outs)
         ts = [Tensor._wrap(o) for o in outs]
         return ts[0] if len(ts) == 1 else tuple(ts)
 
@@ -151,8 +171,34 @@ class Compiled:
         mode = ("train" if self.fn.training else "eval") if self.is_model else None
         graph = trace(self.fn, *args, mode=mode)
         t1 = time.perf_counter()
-        counts = [("traced", len(graph.nodes), len(graph.op_nodes()))]
-        g = graph
+        sp, why = None, ""
+        if key[3]:
+            try:
+                sp = autodiff.split(graph, key[1])
+            except TdsError as e:  # the optimised graph runs op by op instead (explain says)
+                why = str(e)
+                log.info("tds.compile: the backward is not compiled: %s", why)
+        times = {"trace": t1 - t0}
+        if key[3]:
+            times["derive backward"] = time.perf_counter() - t1
+        entry = self._entry(key, graph, sp.forward if sp else graph, times)
+        entry.why_not_backward = why
+        if sp is not None:
+            entry.backward = self._entry(key, sp.backward, sp.backward, {})
+            entry.run = autodiff.make_run(sp, entry.backward.plan, graph, len(args))
+        self.plans[key] = entry
+        if self.verbose:
+            plan = entry.plan
+            print(f"tds.compile: {len(graph.op_nodes())} ops -> {len(plan.kernels)} generated "
+                  f"loops + {sum(plan.fallback.values())} ops by their forward, in "
+                  f"{sum(entry.times.values()):.2f} s"
+                  + (" (and its backward)" if entry.backward else ""))
+        return entry
+
+    def _entry(self, key: tuple, graph: Graph, g: Graph, times: dict) -> Entry:
+        """The passes, fusion and plan of graph g (graph: as traced, for the report)."""
+        t1 = time.perf_counter()
+        counts = [("traced", len(g.nodes), len(g.op_nodes()))]
         for p in self.passes:
             if p == "fuse":
                 continue
@@ -166,30 +212,39 @@ class Compiled:
         written = codegen.stats["written"]
         plan = build_plan(g, fusion)
         t3 = time.perf_counter()
-        entry = Entry(key, graph, g, plan, counts,
-                      {"trace": t1 - t0, "passes": t2 - t1, "codegen": t3 - t2},
-                      codegen.stats["written"] - written)
-        self.plans[key] = entry
-        if self.verbose:
-            print(f"tds.compile: {len(graph.op_nodes())} ops -> {len(plan.kernels)} generated "
-                  f"loops + {sum(plan.fallback.values())} ops by their forward, in "
-                  f"{sum(entry.times.values()):.2f} s")
-        return entry
+        times.update({"passes": t2 - t1, "codegen": t3 - t2})
+        return Entry(key, graph, g, plan, counts, times, codegen.stats["written"] - written)
 
     # ---- explaining ------------------------------------------------------------------------------
-    def explain(self, file=None) -> str:
+    def explain(self, *example, file=None) -> str:
         """What compiling did, for the most recent plan: node counts before and after each pass,
         the fused groups (and one kernel's source), why neighbouring ops were not fused, kernel
-        launches per step eager against compiled, compile times. Printed and returned."""
+        launches per step eager against compiled, the arena and planned peak memory, compile
+        times. Printed and returned.
+        example: inputs to measure the peak memory of one eager call against one compiled call
+        on (`compile.memory.measure`: what the calls change in the model and optimizer is put
+        back afterwards)."""
         from .explain import explain
+        from .memory import measure
 
-        text = explain(self)
+        measured = None
+        if example:
+            entry = self.plans.get(self._key(example, _arrays(example)))
+            if entry is None:
+                raise TdsError("explain(*example): no plan for inputs "
+                               + ", ".join(f"{fmt_shape(a.shape)} {a.dtype}"
+                                           for a in _arrays(example))
+                               + " yet: call the compiled function with them first")
+            self.last = entry
+            measured = measure(self, example)
+        text = explain(self, measured)
         print(text, file=file)
         return text
 
 
 def _key_change(old: tuple, new: tuple) -> str:
-    names = ("input shapes and dtypes", "which inputs require grad", "module training flags")
+    names = ("input shapes and dtypes", "which inputs require grad", "module training flags",
+             "gradients recorded")
     parts = []
     for name, a, b in zip(names, old, new):
         if a != b:

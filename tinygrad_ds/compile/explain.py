@@ -9,7 +9,41 @@ from .fusion import ELEMENTWISE
 VIEWS = ("reshape", "permute", "expand", "getitem", "contiguous")
 
 
-def explain(compiled) -> str:
+def _mib(n: int) -> str:
+    return f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n / 2**10:.1f} KiB"
+
+
+def memory_lines(plan, measured: tuple[int, int] | None) -> list[str]:
+    """The memory paragraph: the arena, the planned peak, and the measured peaks if given."""
+    if plan.planned_peak_bytes() is None:
+        return [(f"Memory: the plan keeps {_mib(plan.owned_bytes())} of loop outputs between "
+                "calls; buffers are shared by liveness after the first replay (not run yet, "
+                "or its values could not be located)")]
+    loops = [slot for s in plan.steps if s[0] == "kernel" for slot, *_ in s[3]]
+    shared = [s for s in loops if s in plan.buffer_of]
+    in_place = sum(1 for k, s in enumerate(plan.steps) if s[0] == "kernel"
+                   for slot, *_ in s[3] if slot in plan.buffer_of
+                   and any(plan.buffer_of.get(i) == plan.buffer_of[slot] for i in s[2]))
+    lines = [(f"Memory: {len(shared)} of {len(loops)} loop outputs live in an arena of "
+             f"{len(plan.arena)} shared buffers ({_mib(plan.owned_bytes())}, kept between "
+             f"calls; {in_place} loops write over an operand that dies there; the others "
+             "leave the step (outputs, .grad, values kept for a backward, or views of "
+             "them) and get memory of their own)"),
+             (f"  planned peak {_mib(plan.planned_peak_bytes())}: the arena plus the values "
+             "the ops run by their forward make, each from its step to its last reader "
+             "(scratch memory inside an op not counted)")]
+    if measured is None:
+        lines.append("  measured peaks: pass example inputs, explain(x, y), to measure one "
+                     "eager call against one compiled call (tracemalloc; state put back)")
+    else:
+        eager, comp = measured
+        lines.append(f"  measured peak of one call (tracemalloc, numpy's allocations): eager "
+                     f"{_mib(eager)}, compiled {_mib(comp)} = {comp / max(eager, 1):.2f}x eager "
+                     "(with what its plans hold between calls)")
+    return lines
+
+
+def explain(compiled, measured: tuple[int, int] | None = None) -> str:
     e = compiled.last or (next(iter(compiled.plans.values())) if compiled.plans else None)
     name = getattr(compiled.fn, "__name__", type(compiled.fn).__name__)
     if e is None:
@@ -31,9 +65,7 @@ def explain(compiled) -> str:
     lines.append(f"Kernel launches per step: eager {eager} ops; compiled {len(plan.kernels)} "
                  f"generated loops + {n_fallback} ops by their own forward "
                  f"({views} of them views: reshape/permute/expand, no arithmetic)")
-    lines.append(f"Memory: the plan keeps {plan.owned_bytes() / 2**20:.1f} MiB of loop outputs "
-                 "between calls (one array per value, reused at every replay; no sharing by "
-                 "liveness yet, and no peak measured against eager's)")
+    lines += memory_lines(plan, measured)
     lines.append(f"Fused groups: {len(groups)}, covering {n_fused} graph nodes "
                  f"({len({k.code for k in plan.kernels})} distinct kernels)")
     for k in sorted(plan.kernels, key=lambda k: -len(k.members))[:8]:
@@ -60,6 +92,7 @@ def explain(compiled) -> str:
         lines.append(f"  ({len(left)} such ops in all)")
     lines.append("Non-elementwise ops (matmul, convolution, reductions, norms) end a group: "
                  "a loop is generated only for elementwise work.")
+    lines += _backward_lines(compiled, e)
     t = e.times
     lines.append("")
     lines.append(
@@ -72,3 +105,27 @@ def explain(compiled) -> str:
         "the first run includes one step)")
     lines.append(f"Calls of this plan: {e.calls}")
     return "\n".join(lines)
+
+
+def _backward_lines(compiled, e) -> list[str]:
+    """A compiled model called with gradients on: what loss.backward() runs."""
+    if not compiled.is_model or not e.key[3]:
+        return []
+    if e.backward is None:
+        return ["", "Backward: not compiled (" + e.why_not_backward + "); the optimised "
+                "forward runs op by op, recording the tape for loss.backward()"]
+    b = e.backward
+    plan = b.plan
+    saved = len(e.plan.outputs) - e.run.split.n_outputs
+    lines = ["", (f"Backward: compiled. The forward plan also returns the {saved} values the "
+             "backward reads; the tape gets one node, whose backward replays a plan of "
+             f"{len(b.graph.op_nodes())} ops -> {len(plan.kernels)} generated loops + "
+             f"{sum(plan.fallback.values())} ops by their own forward")]
+    lines.append("  ops after each pass: " + ", ".join(f"{p} {no}" for p, _, no in b.counts))
+    lines.append(f"  compile: passes {b.times.get('passes', 0):.2f} s, code generation "
+                 f"{b.times.get('codegen', 0):.2f} s ({b.kernels_written} kernel source(s) "
+                 "new to the cache)")
+    if plan.planned_peak_bytes() is not None:
+        lines.append(f"  memory: arena {_mib(plan.owned_bytes())} in {len(plan.arena)} buffers, "
+                     f"planned peak {_mib(plan.planned_peak_bytes())}")
+    return lines

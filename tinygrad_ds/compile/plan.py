@@ -5,7 +5,8 @@ the start; parameters, buffers and optimizer state are read from their sources a
 each replay (state is read as it is now, as `Graph.run` does); then each step runs:
 
 - ('kernel', fn, input slots, outputs, written slots): a generated fused loop; each output is
-  (slot, shape, dtype, array): the array the plan keeps and reuses at every replay, or, for a
+  (slot, shape, dtype, array): the array the plan keeps and reuses at every replay (one per
+  output until the first replay, then a view into the shared arena, see below), or, for a
   value that outlives the replay (an output, a .grad), a list of arrays handed out before,
   reused once nothing else refers to them (`_recycled`);
 - ('op', Function, attrs, input slots, output slot, aux): an op the compiler has no generated
@@ -14,6 +15,14 @@ each replay (state is read as it is now, as `Graph.run` does); then each step ru
 
 The effects are those of `run_graph`: assigns write in place (folded ones inside the loop), and
 the gradients the traced call left in `.grad` are set at the end.
+
+Buffers by liveness (`memory.py` plans them): the first replay runs with one array per loop
+output and looks at where every value of the step lies in memory (which values are views of
+which loop outputs: the ops run by their forward may return views). Then the loop outputs that
+do not escape share arrays of one arena: a value's memory is free after the last step that reads
+it or any view of it, and a loop whose operand dies there writes its output over that operand
+(read at the same element before it is written). `plan.buffer_of` says which arena buffer each
+value lives in; `plan.planned_peak_bytes()` what the steps hold at most at once.
 """
 from __future__ import annotations
 
@@ -29,6 +38,7 @@ from ..graph.ir import Graph
 from ..tensor import Tensor
 from .codegen import group_source, load_kernel
 from .fusion import Fusion, fuse
+from .memory import plan_buffers, release_lists
 from .rewrite import roots
 
 
@@ -62,11 +72,46 @@ class Plan:
     grads: list[tuple]             # (param slot, source, value slot)
     kernels: list[Kernel] = field(default_factory=list)
     fallback: dict[str, int] = field(default_factory=dict)  # op -> count run by its forward
+    slot_of: dict[int, int] = field(default_factory=dict)   # graph node id -> slot
+    # kernel step index -> the slots its loop reads at its own index (same shape, no
+    # permutation): the operands whose memory its outputs may overwrite
+    direct: dict[int, frozenset] = field(default_factory=dict)
+    # filled in after the first replay (memory.plan_buffers): slot -> arena buffer index, for
+    # the loop outputs in the arena and the values that are views of them
+    buffer_of: dict[int, int] = field(default_factory=dict)
+    arena: list = field(default_factory=list)     # the shared buffers (bytes)
+    planned: bool = False
+    memory: object = None                        # memory.Lifetimes of the first replay
+    release: list = field(default_factory=list)  # per step: slots no later step reads
 
     def owned_bytes(self) -> int:
-        """Bytes of the loop outputs the plan keeps between calls (reused at each replay)."""
-        return sum(buf.nbytes for s in self.steps if s[0] == "kernel" for *_, buf in s[3]
-                   if isinstance(buf, np.ndarray))
+        """Bytes of the loop outputs the plan keeps between calls (reused at each replay): one
+        array per loop output before the first replay, the arena after it (and the arrays of
+        any loop output left out of it)."""
+        own = sum(buf.nbytes for s in self.steps if s[0] == "kernel" for slot, *_, buf in s[3]
+                  if isinstance(buf, np.ndarray) and slot not in self.buffer_of)
+        return own + sum(b.nbytes for b in self.arena)
+
+    def held_bytes(self) -> int:
+        """Bytes the plan holds that nothing else uses now: owned_bytes(), plus the arrays its
+        outputs' pools keep for reuse that no one refers to (`_recycled`)."""
+        idle = sum(arr.nbytes for s in self.steps if s[0] == "kernel" for *_, pool in s[3]
+                   if type(pool) is list for arr in pool if sys.getrefcount(arr) == 3)
+        return self.owned_bytes() + idle
+
+    def buffers_by_node(self) -> dict[int, int]:
+        """{graph node id: arena buffer} for the values in the arena (nodes of `self.graph`,
+        the optimised graph): equal numbers share memory at different times."""
+        return {nid: self.buffer_of[s] for nid, s in self.slot_of.items() if s in self.buffer_of}
+
+    def planned_peak_bytes(self) -> int | None:
+        """The most bytes the step's own values hold at once (the arena, plus the values the
+        ops run by their forward allocate and the outputs, each from its first step to its last
+        use; inputs, parameters and state excluded, and so is scratch memory inside an op).
+        None before the first replay, which finds out which values are views."""
+        if self.memory is None:
+            return None
+        return self.memory.peak_bytes(self)
 
     def replay(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         vals = list(self.template)
@@ -74,12 +119,15 @@ class Plan:
             vals[k] = x
         for slot, source, shape, kind, name in self.reads:
             data = source().data
-            if data.shape != shape:
+            if getattr(data, "shape", ()) != shape:  # (the random generator has none)
                 raise PlanShapeError(f"compiled step: {kind} '{name}' has shape "
                                      f"{fmt_shape(data.shape)} now, {fmt_shape(shape)} when "
                                      "compiled")
             vals[slot] = data
-        for step in self.steps:
+        # once buffers are planned, each value is dropped after its last reader (as eager
+        # frees it); the first replay keeps them all, to see which are views of which
+        release = self.release if self.planned else [()] * len(self.steps)
+        for step, dead in zip(self.steps, release):
             if step[0] == "kernel":
                 _, fn, ins, outs, written = step
                 args = [vals[i] for i in ins]
@@ -105,6 +153,8 @@ class Plan:
                 vals[out] = np.asarray(r) if isinstance(r, np.generic) else r
                 for slot, k in aux:
                     vals[slot] = ctx.saved[k]
+            for slot in dead:
+                vals[slot] = None
         external = {slot for slot, *_ in self.reads} | set(range(len(inputs)))
         seen: set[int] = set()
         for pslot, source, vslot in self.grads:
@@ -114,6 +164,8 @@ class Plan:
                 g = np.array(g)
             seen.add(id(g))
             source().grad = Tensor._wrap(g)
+        if not self.planned:
+            plan_buffers(self, vals)
         return [vals[i] for i in self.outputs]
 
 
@@ -152,6 +204,7 @@ def build_plan(graph: Graph, fusion: Fusion | None = None, generate: bool = True
     steps: list[tuple] = []
     kernels: list[Kernel] = []
     fallback: dict[str, int] = {}
+    direct: list[frozenset] = []
     for kind, what in fusion.steps:
         if kind == "group":
             g = what
@@ -164,6 +217,9 @@ def build_plan(graph: Graph, fusion: Fusion | None = None, generate: bool = True
                      [] if root[m] in escaping else np.empty(nodes[m].shape, nodes[m].dtype))
                     for m in g.outputs]
             steps.append(("kernel", fn, [slot[i] for i in g.inputs], outs, written))
+            viewed = set(g.views.values())
+            direct.append(frozenset(slot[i] for i in g.inputs if i not in viewed
+                                    and tuple(nodes[i].shape) == tuple(g.shape)))
             for m in g.members:  # an assign's value is its target
                 if nodes[m].op == "assign" and m in used:
                     steps.append(("alias", slot[nodes[m].inputs[0]], slot[m]))
@@ -176,8 +232,11 @@ def build_plan(graph: Graph, fusion: Fusion | None = None, generate: bool = True
                       aux_of.get(n.id, [])))
     steps = _alias_steps(steps)
     grads = [(slot[p], nodes[p].source, slot[v]) for k, p, v in graph.effects if k == "grad"]
-    return Plan(graph, fusion, template, reads, steps, [slot[i] for i in graph.outputs], grads,
-                kernels, fallback)
+    kernel_steps = [k for k, s in enumerate(steps) if s[0] == "kernel"]
+    plan = Plan(graph, fusion, template, reads, steps, [slot[i] for i in graph.outputs], grads,
+                kernels, fallback, slot, dict(zip(kernel_steps, direct)))
+    plan.release = release_lists(plan)
+    return plan
 
 
 def _recycled(pool: list, shape: tuple, dtype) -> np.ndarray:
