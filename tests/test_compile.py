@@ -579,14 +579,11 @@ def test_generated_loops_share_their_outer_range_among_threads(monkeypatch):
     x = np.random.default_rng(1).standard_normal((9, 4, 6)).astype(np.float32)
     args = {g.inputs[0]: x, **{n.id: n.value for n in g.nodes if n.kind == "const"}}
     outs = {}
-    before = threads.get_num_threads()
-    try:
-        for n in (1, 3):
-            threads.set_num_threads(n)
-            outs[n] = np.full((9, 4, 6), np.nan, np.float32)
-            kernel(*[args[i] for i in group.inputs], outs[n])
-    finally:
-        threads.set_num_threads(before)
+    monkeypatch.setitem(threads._state, "explicit", True)  # (restored after the test)
+    for n in (1, 3):
+        monkeypatch.setitem(threads._state, "n", n)
+        outs[n] = np.full((9, 4, 6), np.nan, np.float32)
+        kernel(*[args[i] for i in group.inputs], outs[n])
     np.testing.assert_array_equal(outs[1], outs[3])
     close(outs[3], f(tds.Tensor(x)).numpy())
 

@@ -457,16 +457,13 @@ def test_conv_chunks_on_threads_equal_serial(monkeypatch, c, rows_from):
     for mod in (cpu_conv.shift3, cpu_conv.im2row, cpu_conv.im2col):
         monkeypatch.setattr(mod, "run_chunks", spy)
     out = {}
-    before = threads.get_num_threads()
-    try:
-        for n in (1, 3):
-            threads.set_num_threads(n)
-            out[n] = (cpu_conv.conv2d_forward(x, w, None, 1, 1, 1, 1, 1, 1, 1, 6, 6),
-                      cpu_conv.conv2d_forward(x, w, None, 2, 2, 1, 1, 1, 1, 1, 3, 3),
-                      cpu_conv.conv2d_backward_input(gy, w, 1, 1, 1, 1, 1, 1, 1, 6, 6),
-                      cpu_conv.conv2d_backward_weight(gy, x, 1, 1, 1, 1, 1, 1, 1, 3, 3))
-    finally:
-        threads.set_num_threads(before)
+    monkeypatch.setitem(threads._state, "explicit", True)  # (restored after the test)
+    for n in (1, 3):
+        monkeypatch.setitem(threads._state, "n", n)
+        out[n] = (cpu_conv.conv2d_forward(x, w, None, 1, 1, 1, 1, 1, 1, 1, 6, 6),
+                  cpu_conv.conv2d_forward(x, w, None, 2, 2, 1, 1, 1, 1, 1, 3, 3),
+                  cpu_conv.conv2d_backward_input(gy, w, 1, 1, 1, 1, 1, 1, 1, 6, 6),
+                  cpu_conv.conv2d_backward_weight(gy, x, 1, 1, 1, 1, 1, 1, 1, 3, 3))
     assert any(name.startswith("tds-kernel") for name in seen), seen
     for a, b in zip(out[1], out[3]):
         np.testing.assert_array_equal(a, b)
@@ -480,26 +477,42 @@ def test_set_num_threads_rejects_bad_counts():
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
-def test_kernel_threads_work_in_a_forked_child():
+def test_kernel_threads_work_in_a_forked_child(monkeypatch):
     """A child forked after the pool started (multiprocessing workers) gets a pool of its own
     instead of waiting forever on the parent's threads."""
     from tinygrad_ds.backend import threads
 
-    before = threads.get_num_threads()
-    threads.set_num_threads(2)
-    try:
-        assert threads.map_ordered(lambda v: v * 2, range(4)) == [0, 2, 4, 6]
-        pid = os.fork()
-        if pid == 0:  # the child: exit 0 only if the pool works here (killed if it hangs)
-            import signal
+    monkeypatch.setitem(threads._state, "explicit", True)
+    monkeypatch.setitem(threads._state, "n", 2)
+    assert threads.map_ordered(lambda v: v * 2, range(4)) == [0, 2, 4, 6]
+    pid = os.fork()
+    if pid == 0:  # the child: exit 0 only if the pool works here (killed if it hangs)
+        import signal
 
-            signal.alarm(30)
-            code = 1
-            try:
-                code = 0 if threads.map_ordered(lambda v: v + 1, range(4)) == [1, 2, 3, 4] else 1
-            finally:
-                os._exit(code)
-        _, status = os.waitpid(pid, 0)
-        assert os.waitstatus_to_exitcode(status) == 0
-    finally:
-        threads.set_num_threads(before)
+        signal.alarm(30)
+        code = 1
+        try:
+            code = 0 if threads.map_ordered(lambda v: v + 1, range(4)) == [1, 2, 3, 4] else 1
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_default_threads_step_aside_on_a_busy_machine(monkeypatch):
+    """With the default count the kernels run serially while the load average says other work
+    keeps the cores busy; a count set explicitly is used whatever the load."""
+    from tinygrad_ds.backend import threads
+
+    monkeypatch.setitem(threads._state, "n", 2)
+    monkeypatch.setitem(threads._state, "explicit", False)
+    monkeypatch.setitem(threads._state, "checked", -1e9)
+    monkeypatch.setattr(threads.os, "getloadavg", lambda: (3.5, 3.0, 2.0))
+    assert threads.threads_now() == 1
+    monkeypatch.setitem(threads._state, "checked", -1e9)
+    monkeypatch.setattr(threads.os, "getloadavg", lambda: (1.2, 1.0, 1.0))
+    assert threads.threads_now() == 2
+    monkeypatch.setitem(threads._state, "explicit", True)
+    monkeypatch.setitem(threads._state, "checked", -1e9)
+    monkeypatch.setattr(threads.os, "getloadavg", lambda: (9.0, 9.0, 9.0))
+    assert threads.threads_now() == 2

@@ -207,17 +207,14 @@ def test_batch_norm_kernels_on_threads_equal_serial(monkeypatch):
     w = rng.standard_normal(5).astype(np.float32)
     b = rng.standard_normal(5).astype(np.float32)
     out = {}
-    before = threads.get_num_threads()
-    try:
-        for n in (1, 3):
-            threads.set_num_threads(n)
-            st = cpu_norm.batch_norm_stats(x)
-            mean, invstd = st[0], (1 / np.sqrt(st[1] + 1e-5)).astype(np.float32)
-            sums = cpu_norm.batch_norm_backward_reduce(gy, x, mean, invstd)
-            out[n] = (st, cpu_norm.batch_norm_apply(x, mean, invstd, w, b), sums,
-                      cpu_norm.batch_norm_backward_input(gy, x, mean, invstd, w, sums))
-    finally:
-        threads.set_num_threads(before)
+    monkeypatch.setitem(threads._state, "explicit", True)  # (restored after the test)
+    for n in (1, 3):
+        monkeypatch.setitem(threads._state, "n", n)
+        st = cpu_norm.batch_norm_stats(x)
+        mean, invstd = st[0], (1 / np.sqrt(st[1] + 1e-5)).astype(np.float32)
+        sums = cpu_norm.batch_norm_backward_reduce(gy, x, mean, invstd)
+        out[n] = (st, cpu_norm.batch_norm_apply(x, mean, invstd, w, b), sums,
+                  cpu_norm.batch_norm_backward_input(gy, x, mean, invstd, w, sums))
     for a, c in zip(out[1], out[3]):
         np.testing.assert_array_equal(a, c)
     m = x.shape[0] * x.shape[2]

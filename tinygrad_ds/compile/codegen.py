@@ -285,7 +285,7 @@ class SplitKernel:
     def __call__(self, *arrays):
         fn, n = self.fn, self.n
         size = max((a.size for a in arrays if hasattr(a, "size")), default=0)
-        k = threads.get_num_threads()
+        k = threads.threads_now()
         if k == 1 or n < 2 or size < self.PARALLEL_ELEMENTS:
             return fn(*arrays, 0, n)
         step = -(-n // min(n, self.PARTS))

@@ -34,7 +34,7 @@ MIN_PARTS = 8
 def _parts(n: int, size: int) -> list[tuple[int, int]]:
     """[a, b) ranges cutting n channels (or samples) in MIN_PARTS, for the pool's threads, when
     the array has PARALLEL_ELEMENTS elements or more and there are several threads; else one."""
-    k = threads.get_num_threads()
+    k = threads.threads_now()
     if k == 1 or size < PARALLEL_ELEMENTS or n < 2:
         return [(0, n)]
     step = -(-n // min(n, MIN_PARTS))
