@@ -166,15 +166,18 @@ out["gb"] = float(np.abs(bc.grad.numpy() - b.grad.numpy()).max())
 out["numpy_type"] = type(xc.numpy()).__name__
 m = nn.Linear(3, 2).to("cuda")
 opt = tds.optim.SGD(m.parameters(), lr=0.1, momentum=0.9)
-steps = []
-for _ in range(2):
+steps, launches = [], []
+for _ in range(3):
     tds.cuda.reset_transfer_stats()
+    tds.cuda.reset_launch_stats()
     opt.zero_grad()
     loss = ((m(xc) - 1.0) ** 2).mean()
     loss.backward()
     opt.step()
     steps.append(tds.cuda.transfer_stats())
+    launches.append(tds.cuda.launch_stats()["launches"])
 out["sgd_steps"] = steps
+out["launches"] = launches
 out["module"] = sorted({p.device for p in m.parameters()})
 y = m(xc)
 out["module_out"] = [y.device, list(y.shape)]
@@ -203,6 +206,9 @@ def test_tensors_and_modules_on_cuda_under_the_simulator():
     assert r["sgd_steps"][0]["to_host"] == 0 and r["sgd_steps"][0]["bytes_to_device"] < 64
     assert r["sgd_steps"][1] == {"to_device": 0, "to_host": 0, "bytes_to_device": 0,
                                  "bytes_to_host": 0}
+    # kernel launches per step: counted, and the same for two equal steps (the first one also
+    # makes the momentum buffers)
+    assert r["launches"][1] == r["launches"][2] > 10
 
 
 CNN_RUN = """
@@ -249,6 +255,76 @@ def test_a_cnn_training_step_on_cuda_equals_the_cpu_step():
     # the step copies no array either way; the optimizer's hyperparameters are 0-d numpy values
     # that reach the device once (a few bytes each, counted)
     assert r["stats"]["to_host"] == 0 and r["stats"]["bytes_to_device"] < 100
+
+
+# ---- bad input on the GPU: out of memory, shapes the kernels do not take --------------------
+BAD_RUN = """
+import json
+import numpy as np
+from numba import cuda
+import tinygrad_ds as tds
+import tinygrad_ds.backend.cuda.kernels as K
+from tinygrad_ds.ops.state import assign
+out = {}
+tds.manual_seed(0)
+x, w = tds.randn(4, 3).cuda(), tds.randn(3, 5).cuda()
+w_before = w.numpy()
+
+
+class CudaAPIError(Exception):  # what numba raises when cuMemAlloc fails
+    pass
+
+
+def refuse(*args, **kwargs):
+    raise CudaAPIError(2, "Call to cuMemAlloc results in CUDA_ERROR_OUT_OF_MEMORY")
+
+
+class Context:  # the simulator cannot say what is free: a device that can
+    def get_memory_info(self):
+        return 1000, 2000
+
+
+real_alloc, real_copy, real_ctx = cuda.device_array, cuda.to_device, cuda.current_context
+cuda.device_array, cuda.to_device, cuda.current_context = refuse, refuse, Context
+tds.cuda.reset_launch_stats()
+for name, fn in [("matmul", lambda: x @ w), ("to", lambda: tds.ones(2, 3).cuda()),
+                 ("assign", lambda: assign(w, w * w))]:
+    try:
+        fn()
+    except tds.cuda.CudaOutOfMemoryError as e:
+        out[name] = [str(e), e.requested, e.free]
+out["w_unchanged"] = bool(np.array_equal(w.numpy(), w_before))
+out["launches_oom"] = tds.cuda.launch_stats()["launches"]
+cuda.device_array, cuda.to_device, cuda.current_context = real_alloc, real_copy, real_ctx
+# the grid's y (row tiles) has a limit, checked before any launch; its z (the batch) is
+# launched in parts: a limit of 2 here stands for CUDA's 65,535
+K.MAX_GRID_YZ = 2
+tds.cuda.reset_launch_stats()
+try:
+    tds.ones(17, 3).cuda() @ tds.ones(3, 2).cuda()  # 3 row tiles of 8
+except tds.TdsError as e:
+    out["rows"] = str(e)
+out["launches_rows"] = tds.cuda.launch_stats()["launches"]
+a, b = tds.randn(5, 2, 3), tds.randn(5, 3, 2)
+out["batched"] = float(np.abs((a.cuda() @ b.cuda()).numpy() - (a @ b).numpy()).max())
+print(json.dumps(out))
+"""
+
+
+@needs_numba_cuda
+def test_out_of_gpu_memory_and_unsupported_shapes_are_clear_errors():
+    r = _sim(BAD_RUN)
+    msg, requested, free = r["matmul"]
+    assert requested == 4 * 5 * 4 and free == 1000
+    assert "out of GPU memory" in msg and "(4, 5) float32 needs 80 bytes" in msg
+    assert "1,000 bytes are free of 2,000" in msg and "nothing was written" in msg
+    assert "a copy to the GPU of shape (2, 3) float32 needs 24 bytes" in r["to"][0]
+    # the assign's new value could not be made: the parameter keeps its old value
+    assert r["assign"][1] == 60 and r["w_unchanged"]
+    assert r["launches_oom"] == 0  # every op failed before launching anything
+    assert "matmul on cuda: (17, 3) @ (3, 2) has 17 rows, 3 tiles of 8" in r["rows"]
+    assert "grid allows 2" in r["rows"] and r["launches_rows"] == 0
+    assert r["batched"] < 1e-5  # 5 products launched in parts of 2
 
 
 # ---- errors that need no GPU ---------------------------------------------------------------------
@@ -326,7 +402,7 @@ def test_kernels_compile_to_ptx_for_the_gpu():
         (K.reduce_rows("a", A._MAX, "-F.inf", np.float64), (f32, f32, T.int64)),
         (K.reduce_rows("np.int64(a != 0)", A._MAX, "0", np.int64, "v != 0"), (b1, b1, T.int64)),
         (K.argmax_rows(), (f32, i64, T.int64)),
-        (K.matmul_tiled(np.float32), (f32, f32, f32, T.int64, T.int64, T.int64)),
+        (K.matmul_tiled(np.float32), (f32, f32, f32) + (T.int64,) * 4),
         (K._compile(("col2im",), N._COL2IM), (f32, f32) + (T.int64,) * 14),
         (K._compile(("sce_fwd",), N._SCE_FWD), (f32, i64, f32, T.Array(T.float64, 1, "C"),
                                                 T.int64, T.int64, T.float64)),
