@@ -36,6 +36,8 @@ def compile(fn_or_model, verbose: bool = False, passes=None):  # shadows the bui
     training flags) traces and compiles; later calls replay. `.explain()` tells what it did.
     A compiled model's backward is not compiled: with gradients on, its forward runs the
     optimised graph by the ops' own forwards, so that `loss.backward()` works.
+    On 'cuda' (inputs or parameters on the GPU) the fused groups are generated as numba.cuda
+    kernels, one thread per element, and the whole replay stays on the device.
     """
     from .api import compile as _compile
 

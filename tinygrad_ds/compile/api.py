@@ -147,7 +147,8 @@ class Compiled:
         generate = "fuse" in self.passes
         fusion = fuse(g) if generate else Fusion([], [("node", n.id) for n in g.nodes], {}, {})
         written = codegen.stats["written"]
-        plan = build_plan(g, fusion)
+        from .cuda_plan import device_of
+        plan = build_plan(g, fusion, device=device_of(g, _arrays(args)))
         t3 = time.perf_counter()
         entry = Entry(key, graph, g, plan, counts,
                       {"trace": t1 - t0, "passes": t2 - t1, "codegen": t3 - t2},
