@@ -327,6 +327,12 @@ for name, build, shape in [("mlp", mlp, (4, 6)), ("cnn", cnn, (2, 2, 4, 4))]:
         "launches": [r["cuda_launches"], r["compiled_launches"]],
         "devices": r["compiled_devices"], "s": [r[k + "_s"] for k in ("cpu", "cuda", "compiled")],
     }
+# one compiled function called on cpu, then on cuda tensors of the same shape: a plan each
+f = tds.compile(lambda x: (x * 2.0).relu() - 1.0)
+a = tds.randn(3, 4)
+want = f(a).numpy()
+got = f(a.cuda())
+out["switch"] = [float(np.abs(got.numpy() - want).max()), got.device, len(f.plans)]
 print(json.dumps(out))
 """
 
@@ -351,6 +357,7 @@ def test_compiled_training_steps_on_cuda_equal_eager_cuda_and_cpu():
         assert m["item"] == 1
         eager, fused = m["launches"]
         assert 0 < fused < eager, (name, m["launches"])  # fused loops: fewer launches
+    assert r["switch"] == [0.0, "cuda", 2]
 
 
 # ---- bad input on the GPU: out of memory, shapes the kernels do not take --------------------
@@ -593,3 +600,18 @@ def test_generated_cuda_kernels_compile_to_ptx_for_the_gpu(tmp_path):
     assert int(n) >= 10
     for part in ("fused_batch_norm_relu", "sigmoid", "assign", "where"):
         assert any(part in name for name in names), (part, names)
+
+
+def test_gpu_benchmark_without_a_gpu_says_so_and_appends_nothing():
+    """benchmarks/gpu.py where no GPU is lent (the simulator counts as none): one line, exit 0,
+    RESULTS.md untouched."""
+    results = HERE.parent / "benchmarks" / "RESULTS.md"
+    before = results.read_bytes()
+    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
+    proc = subprocess.run([sys.executable, str(HERE.parent / "benchmarks" / "gpu.py"), "--quick"],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stdout.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("benchmarks/gpu.py: no GPU here"), lines
+    assert "simulator" in lines[0]
+    assert results.read_bytes() == before

@@ -88,7 +88,8 @@ class Compiled:
         return self._modules
 
     def _key(self, args, arrays) -> tuple:
-        return (tuple((tuple(a.shape), str(a.dtype)) for a in arrays),
+        return (tuple((tuple(a.shape), str(a.dtype) if isinstance(a, np.ndarray) else
+                       f"{a.dtype} on cuda") for a in arrays),  # a device: its own plan
                 tuple(bool(getattr(a, "requires_grad", False)) for a in args),
                 tuple(m.training for m in self._module_list()))
 
