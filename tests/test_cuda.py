@@ -323,7 +323,7 @@ for name, build, shape in [("mlp", mlp, (4, 6)), ("cnn", cnn, (2, 2, 4, 4))]:
         "state_vs_cuda": diff(r["compiled"][1], r["cuda"][1]),
         "grad_vs_cpu": max(float(np.abs(u - v).max()) for u, v in zip(r["compiled"][2], r["cpu"][2]))
         / max(float(np.abs(v).max()) for v in r["cpu"][2]),
-        "stats": r["compiled_stats"], "item": r["compiled_item"],
+        "stats": r["compiled_stats"], "item": r["compiled_item"], "eager_stats": r["cuda_stats"],
         "launches": [r["cuda_launches"], r["compiled_launches"]],
         "devices": r["compiled_devices"], "s": [r[k + "_s"] for k in ("cpu", "cuda", "compiled")],
     }
@@ -355,6 +355,9 @@ def test_compiled_training_steps_on_cuda_equal_eager_cuda_and_cpu():
         assert m["stats"] == {"to_device": 0, "to_host": 0, "bytes_to_device": 0,
                               "bytes_to_host": 0}, name
         assert m["item"] == 1
+        # and so does the eager step on cuda, once its state exists (batch norm's step count + 1
+        # and cross-entropy's ignore_index are made on the device, not copied there)
+        assert m["eager_stats"] == m["stats"], name
         eager, fused = m["launches"]
         assert 0 < fused < eager, (name, m["launches"])  # fused loops: fewer launches
     assert r["switch"] == [0.0, "cuda", 2]
