@@ -260,6 +260,7 @@ def test_a_cnn_training_step_on_cuda_equals_the_cpu_step():
 # ---- compiled plans on the GPU: generated CUDA kernels for the fused groups -------------------
 COMPILED_RUN = """
 import json
+import os
 import time
 import numpy as np
 import tinygrad_ds as tds
@@ -311,6 +312,9 @@ for name, build, shape in [("mlp", mlp, (4, 6)), ("cnn", cnn, (2, 2, 4, 4))]:
         state = [np.asarray(v.numpy() if hasattr(v, "numpy") else v, np.float64) for v in model.state_dict().values()]
         grads = [p.grad.numpy().astype(np.float64) for p in model.parameters()]
         r[kind] = (losses, state, grads)
+        if kind == "compiled":
+            r["explain"] = [line for line in f.explain(file=open(os.devnull, "w")).splitlines()
+                            if "on the GPU" in line]
         r[kind + "_devices"] = sorted({p.device for p in model.parameters()} |
                                       {p.grad.device for p in model.parameters()})
         r[kind + "_s"] = time.time() - t
@@ -324,6 +328,7 @@ for name, build, shape in [("mlp", mlp, (4, 6)), ("cnn", cnn, (2, 2, 4, 4))]:
         "grad_vs_cpu": max(float(np.abs(u - v).max()) for u, v in zip(r["compiled"][2], r["cpu"][2]))
         / max(float(np.abs(v).max()) for v in r["cpu"][2]),
         "stats": r["compiled_stats"], "item": r["compiled_item"], "eager_stats": r["cuda_stats"],
+        "explain": r["explain"],
         "launches": [r["cuda_launches"], r["compiled_launches"]],
         "devices": r["compiled_devices"], "s": [r[k + "_s"] for k in ("cpu", "cuda", "compiled")],
     }
@@ -360,6 +365,9 @@ def test_compiled_training_steps_on_cuda_equal_eager_cuda_and_cpu():
         assert m["eager_stats"] == m["stats"], name
         eager, fused = m["launches"]
         assert 0 < fused < eager, (name, m["launches"])  # fused loops: fewer launches
+        assert m["explain"] == [f"  on the GPU the last replay launched {fused} kernels (a "
+                                "generated loop is one launch; an op by its own forward one or "
+                                "more)"]
     assert r["switch"] == [0.0, "cuda", 2]
 
 

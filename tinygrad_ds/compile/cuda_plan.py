@@ -57,6 +57,16 @@ def on_device(plan):
     plan.steps = steps
     plan.alloc = _alloc
     plan.own = _own
+    plan.launches = None  # kernels the last replay launched (explain() reports it)
+    replay = plan.replay
+
+    def counted(inputs: list) -> list:
+        before = tcuda._launches["launches"]
+        outs = replay(inputs)
+        plan.launches = tcuda._launches["launches"] - before
+        return outs
+
+    plan.replay = counted
     return plan
 
 

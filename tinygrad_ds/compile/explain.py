@@ -31,6 +31,9 @@ def explain(compiled) -> str:
     lines.append(f"Kernel launches per step: eager {eager} ops; compiled {len(plan.kernels)} "
                  f"generated loops + {n_fallback} ops by their own forward "
                  f"({views} of them views: reshape/permute/expand, no arithmetic)")
+    if getattr(plan, "launches", None) is not None:  # a plan on the GPU (cuda_plan.py)
+        lines.append(f"  on the GPU the last replay launched {plan.launches} kernels (a generated "
+                     "loop is one launch; an op by its own forward one or more)")
     lines.append(f"Memory: the plan keeps {plan.owned_bytes() / 2**20:.1f} MiB of loop outputs "
                  "between calls (one array per value, reused at every replay; no sharing by "
                  "liveness yet, and no peak measured against eager's)")
