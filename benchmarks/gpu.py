@@ -149,6 +149,7 @@ def matmul_rows(sizes, sim: bool) -> list[str]:
     """tds's tiled matmul against CuPy or PyTorch (whichever imports), GFLOP/s."""
     from tinygrad_ds import backend
 
+    tds.cuda.require()  # registers the cuda backend
     kernels = backend.get("cuda")
     lib = None
     if not sim:
