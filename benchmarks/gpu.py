@@ -68,7 +68,8 @@ for cout, stride in ((16, 1), (32, 2), (64, 2)):
         layers.append(Block(cin, cout, stride if k == 0 else 1)); cin = cout
 model = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 10)).cuda()
 opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
-x = torch.randn(batch, 3, size, size, device="cuda"); y = torch.randint(0, 10, (batch,), device="cuda")
+x = torch.randn(batch, 3, size, size, device="cuda")
+y = torch.randint(0, 10, (batch,), device="cuda")
 def step():
     loss = F.cross_entropy(model(x), y)
     opt.zero_grad(); loss.backward(); opt.step()

@@ -309,7 +309,8 @@ for name, build, shape in [("mlp", mlp, (4, 6)), ("cnn", cnn, (2, 2, 4, 4))]:
             losses.append(loss.item())
             if k == 1:
                 r[kind + "_item"] = tds.cuda.transfer_stats()["to_host"]
-        state = [np.asarray(v.numpy() if hasattr(v, "numpy") else v, np.float64) for v in model.state_dict().values()]
+        state = [np.asarray(v.numpy() if hasattr(v, "numpy") else v, np.float64)
+                 for v in model.state_dict().values()]
         grads = [p.grad.numpy().astype(np.float64) for p in model.parameters()]
         r[kind] = (losses, state, grads)
         if kind == "compiled":
@@ -325,7 +326,8 @@ for name, build, shape in [("mlp", mlp, (4, 6)), ("cnn", cnn, (2, 2, 4, 4))]:
         "loss": [r[k][0] for k in ("cpu", "cuda", "compiled")],
         "state_vs_cpu": diff(r["compiled"][1], r["cpu"][1]),
         "state_vs_cuda": diff(r["compiled"][1], r["cuda"][1]),
-        "grad_vs_cpu": max(float(np.abs(u - v).max()) for u, v in zip(r["compiled"][2], r["cpu"][2]))
+        "grad_vs_cpu": max(float(np.abs(u - v).max())
+                           for u, v in zip(r["compiled"][2], r["cpu"][2]))
         / max(float(np.abs(v).max()) for v in r["cpu"][2]),
         "stats": r["compiled_stats"], "item": r["compiled_item"], "eager_stats": r["cuda_stats"],
         "explain": r["explain"],
