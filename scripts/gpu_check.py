@@ -1,20 +1,23 @@
-"""One-script check of the GPU path on a machine with an NVIDIA GPU (a few minutes at most):
+"""One-script check of the GPU path on a machine with an NVIDIA GPU (about four minutes):
 
     PYTHONPATH=. python3 scripts/gpu_check.py            # on the GPU machine, repo root
     NUMBA_ENABLE_CUDASIM=1 PYTHONPATH=. python scripts/gpu_check.py --quick   # simulator, no GPU
 
 1. every table kernel the cuda backend has, on test_table.py's cases, against the cpu backend;
 2. a small MLP's training steps (SGD with momentum, Adam) on 'cuda' against 'cpu', with the
-   host<->device copies each step makes (tds.cuda.transfer_stats()); ResNet-20 steps against
-   the cpu's at batch 8, then timed at batch 32 (cpu, cuda) and 128 (cuda);
-3. the tiled matmul's GFLOP/s at a few sizes, against CuPy or PyTorch where one is installed.
-Prints tables; with $OUT set (the device tool) also writes them to $OUT/gpu_check.md. Exits 1
-when a kernel or a step disagrees with the cpu.
+   host<->device copies each step makes (tds.cuda.transfer_stats());
+3. ResNet-20 SGD steps at batch 8, eager on 'cuda' and tds.compile'd on 'cuda' (generated CUDA
+   kernels), against the cpu's, with the copies and kernel launches of a step;
+4. then `benchmarks/gpu.py --quick` (ResNet-20 at batch 128 against this CPU and PyTorch, the
+   matmul against CuPy or PyTorch, launches per step), in a process of its own.
+Prints tables; with $OUT set (the device tool) writes them to $OUT/gpu_check.md and the
+benchmark's output to $OUT/gpu_bench.log. Exits 1 when a kernel or a step disagrees with the cpu.
 """
 from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -138,108 +141,88 @@ def check_training(quick: bool) -> int:
     return bad
 
 
-def resnet_step(device: str, batch: int, size: int, steps: int):
-    """(losses, seconds per step, copies of the last step) of ResNet-20 SGD steps."""
+def resnet_step(device: str, batch: int, size: int, steps: int, compiled: bool = False):
+    """(losses, parameters and buffers after the steps, copies and launches of the last step)
+    of ResNet-20 SGD steps; compiled: the step through tds.compile."""
     from tinygrad_ds.nn import models
     tds.manual_seed(0)
     model = models.resnet20(num_classes=10).to(device)
-    opt = tds.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    opt = tds.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
     rng = np.random.default_rng(0)
     x = tds.Tensor(rng.standard_normal((batch, 3, size, size)).astype(np.float32)).to(device)
     y = tds.Tensor(rng.integers(0, 10, batch)).to(device)
-    losses, secs, stats = [], [], None
-    for _ in range(steps):
-        tds.cuda.reset_transfer_stats()
-        t0 = time.perf_counter()
-        opt.zero_grad()
+
+    def step(x, y):
         loss = tds.functional.cross_entropy(model(x), y)
+        opt.zero_grad()
         loss.backward()
         opt.step()
-        if device == "cuda" and not tds.cuda.simulated():
-            from numba import cuda
-            cuda.synchronize()
-        secs.append(time.perf_counter() - t0)
-        stats = tds.cuda.transfer_stats()
+        return loss
+
+    run = tds.compile(step) if compiled else step
+    losses, stats = [], None
+    for _ in range(steps):
+        tds.cuda.reset_transfer_stats()
+        tds.cuda.reset_launch_stats()
+        loss = run(x, y)
+        stats = {**tds.cuda.transfer_stats(), **tds.cuda.launch_stats()}
         losses.append(loss.item())
-    return losses, secs, stats
+    state = [np.asarray(v.numpy() if hasattr(v, "numpy") else v, np.float64)
+             for v in model.state_dict().values()]
+    return losses, state, stats
 
 
 def check_resnet(quick: bool) -> int:
-    """ResNet-20: the first steps agree with the cpu's; the step time at a larger batch."""
+    """ResNet-20: eager and compiled steps on cuda agree with the cpu's."""
     batch, size = (2, 8) if quick else (8, 32)
-    say(f"## 2b. ResNet-20 SGD steps (batch {batch}, {size}x{size}), cuda against cpu")
-    try:
-        lc, _, _ = resnet_step("cpu", batch, size, 2)
-        lg, _, st = resnet_step("cuda", batch, size, 2)
-        diff = max(abs(a - b) / max(abs(a), 1e-6) for a, b in zip(lc, lg))
-        ok = diff < 1e-3
-        say(f"losses cpu {lc}, cuda {lg}: relative difference {diff:.1e} "
-            f"{'ok' if ok else 'FAIL'}; copies in a step: {st}")
-    except Exception as e:
-        say(f"FAIL {type(e).__name__}: {str(e)[:300]}\n")
-        return 1
-    if not quick:
-        say("| device | batch | ms per step (median of 3 after 1) | images/s |")
-        say("| --- | --- | --- | --- |")
-        for device, b in (("cpu", 32), ("cuda", 32), ("cuda", 128)):
-            _, secs, _ = resnet_step(device, b, 32, 4)
-            ms = 1e3 * float(np.median(secs[1:]))
-            say(f"| {device} | {b} | {ms:.0f} | {b / ms * 1e3:.0f} |")
-    say("")
-    return 0 if ok else 1
-
-
-def bench_matmul(quick: bool) -> None:
-    sizes = (16, 32) if quick else (512, 1024, 2048, 4096)
-    say("## 3. float32 matmul (n x n @ n x n)")
-    say("| n | tds cuda GFLOP/s | library GFLOP/s |")
-    say("| --- | --- | --- |")
-    cuda_mod = backend.get("cuda")
-    sim = tds.cuda.simulated()
-    lib = None
-    if not sim:
+    say(f"## 3. ResNet-20 SGD steps (batch {batch}, {size}x{size}, 3 steps), cuda against cpu")
+    say("| run | losses | max parameter difference (relative) | copies, launches in a step |")
+    say("| --- | --- | --- | --- |")
+    bad = 0
+    lc, sc, _ = resnet_step("cpu", batch, size, 3)
+    say(f"| eager cpu | {', '.join(f'{v:.5f}' for v in lc)} | | |")
+    for label, compiled in (("eager cuda", False), ("compiled cuda", True)):
         try:
-            import cupy
-            lib = ("cupy", lambda a, b: a @ b, cupy.cuda.Device().synchronize, cupy.asarray)
-        except Exception:
-            try:
-                import torch
-                lib = ("torch", lambda a, b: a @ b, torch.cuda.synchronize,
-                       lambda a: torch.from_numpy(a).cuda())
-            except Exception:
-                lib = None
-    from numba import cuda
-    for n in sizes:
-        a = np.random.default_rng(0).standard_normal((n, n)).astype(np.float32)
-        da, db = tds.cuda.to_device(a), tds.cuda.to_device(a)
-        cuda_mod.matmul(da, db)  # compile and warm up
-        sync = (lambda: None) if sim else cuda.synchronize
-        sync()
-        reps = 1 if quick else max(3, int(2e10 / n**3))
-        t0 = time.perf_counter()
-        for _ in range(reps):
-            cuda_mod.matmul(da, db)
-        sync()
-        ours = 2 * n**3 * reps / (time.perf_counter() - t0) / 1e9
-        theirs = "none installed" if lib is None else ""
-        if lib is not None:
-            name, mm, lsync, put = lib
-            la = put(a)
-            mm(la, la)
-            lsync()
             t0 = time.perf_counter()
-            for _ in range(reps):
-                mm(la, la)
-            lsync()
-            theirs = f"{2 * n**3 * reps / (time.perf_counter() - t0) / 1e9:.0f} ({name})"
-        say(f"| {n} | {ours:.1f} | {theirs} |")
+            lg, sg, st = resnet_step("cuda", batch, size, 3, compiled)
+            diff = max(float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-30))
+                       for a, b in zip(sg, sc))
+            ldiff = max(abs(a - b) / max(abs(a), 1e-6) for a, b in zip(lc, lg))
+            ok = diff < 1e-4 and ldiff < 1e-4 and st["to_device"] == st["to_host"] == 0
+            bad += not ok
+            say(f"| {label} ({time.perf_counter() - t0:.0f} s) | "
+                f"{', '.join(f'{v:.5f}' for v in lg)} | {diff:.1e} {'ok' if ok else 'FAIL'} | "
+                f"{st['to_device']} to device, {st['to_host']} to host, {st['launches']} "
+                "launches |")
+        except Exception as e:
+            bad += 1
+            say(f"| {label} | FAIL {type(e).__name__}: {str(e)[:300]} | | |")
     say("")
+    return bad
+
+
+def run_benchmark(out: str | None) -> int:
+    """benchmarks/gpu.py --quick in a process of its own; its output to $OUT/gpu_bench.log."""
+    say("## 4. benchmarks/gpu.py --quick")
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "gpu.py"), "--quick"]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, check=False)
+        text, rc = proc.stdout + proc.stderr, proc.returncode
+    except subprocess.TimeoutExpired as e:
+        partial = e.stdout.decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
+        text, rc = f"{partial}\ntimed out after 240 s", 1
+    if out:
+        Path(out, "gpu_bench.log").write_text(text)
+    say(text.rstrip())
+    say("")
+    return 0 if rc == 0 else 1
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="tiny shapes (for the simulator)")
     ap.add_argument("--no-resnet", action="store_true", help="skip the ResNet-20 steps")
+    ap.add_argument("--no-bench", action="store_true", help="skip benchmarks/gpu.py --quick")
     args = ap.parse_args()
     say(f"# tds GPU check: available {tds.cuda.is_available()}, device "
         f"{tds.cuda.device_name()!r}, simulator {tds.cuda.simulated()}")
@@ -251,14 +234,17 @@ def main() -> int:
         pass
     tds.cuda.require()  # the error says what is missing
     t0 = time.perf_counter()
-    bad = check_table()
-    bad += check_training(args.quick)
-    if not (args.no_resnet or args.quick):  # the simulator needs many minutes for ResNet-20
-        bad += check_resnet(args.quick)
-    bench_matmul(args.quick)
+    out = os.environ.get("OUT")
+    bad = 0
+    for check in (check_table, lambda: check_training(args.quick),
+                  lambda: 0 if args.no_resnet or args.quick else check_resnet(args.quick)):
+        bad += check()
+        if out:  # written as it goes: a run cut short still leaves what it did
+            Path(out, "gpu_check.md").write_text("\n".join(LINES) + "\n")
+    if not (args.quick or args.no_bench or tds.cuda.simulated()):
+        bad += run_benchmark(out)
     say(f"{'FAILED: ' + str(bad) + ' check(s)' if bad else 'all checks passed'} in "
         f"{time.perf_counter() - t0:.0f} s")
-    out = os.environ.get("OUT")
     if out:
         Path(out, "gpu_check.md").write_text("\n".join(LINES) + "\n")
     return 1 if bad else 0

@@ -420,9 +420,11 @@ def test_second_process_loads_kernels_from_the_disk_cache(tmp_path):
     assert list((tmp_path / "kernels").glob("tds_fused_mul_tanh_add_*.py"))
 
 
-def test_a_plan_refuses_inputs_on_another_device():
-    """A plan compiled for cpu inputs, given a tensor on 'cuda' (numba's simulator stands in
-    for a GPU): an error naming both devices, before anything runs."""
+def test_inputs_on_another_device_get_a_plan_of_their_own_or_an_error_naming_both():
+    """A compiled function given tensors on 'cuda' (numba's simulator stands in for a GPU)
+    compiles a plan for that device, as for a new dtype; inputs on two devices, or inputs on
+    'cuda' for a model whose parameters are on the cpu, are an error naming both devices,
+    before anything runs."""
     import importlib.util
     import json
 
@@ -433,22 +435,32 @@ def test_a_plan_refuses_inputs_on_another_device():
         c = tds.compile(lambda x, y: (x * 2.0).relu() + y)
         x = tds.Tensor(np.ones((2, 3), np.float32))
         c(x, x)
+        on_cuda = c(x.cuda(), x.cuda())
         errors = []
-        for args in ((x.cuda(), x.cuda()), (x, x.cuda())):
+        try:
+            c(x, x.cuda())
+        except tds.TdsError as e:
+            errors.append(str(e))
+        m = tds.compile(tds.nn.Linear(3, 2))
+        with tds.no_grad():
+            m(x)
             try:
-                c(*args)
+                m(x.cuda())
             except tds.TdsError as e:
                 errors.append(str(e))
-        print(json.dumps([errors, len(c.plans), c.last.calls]))
+        print(json.dumps([errors, len(c.plans), on_cuda.device, on_cuda.numpy().tolist(),
+                          len(m.plans)]))
     """)
     env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
     proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    (other, mixed), plans, calls = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert "on 'cuda'" in other and "compiled for inputs on 'cpu'" in other
+    (mixed, params), plans, device, value, model_plans = json.loads(
+        proc.stdout.strip().splitlines()[-1])
     assert "two devices, 'cpu' and 'cuda'" in mixed
-    assert plans == 1 and calls == 1  # refused before the plan ran
+    assert "inputs are on 'cuda'" in params and "parameters of its model are on 'cpu'" in params
+    assert plans == 2 and device == "cuda" and value == [[3.0] * 3] * 2
+    assert model_plans == 1  # refused before compiling
 
 
 def test_data_dependent_control_flow_is_an_error_naming_the_line():

@@ -263,14 +263,14 @@ rng = np.random.default_rng(0)
 x = rng.standard_normal((16, 1, 2, 2)).astype(np.float32)
 y = np.arange(16) % 3
 out = {}
-for dev in ("cpu", "cuda"):
+for dev, comp in (("cpu", False), ("cuda", False), ("cuda", True)):
     tds.manual_seed(0)
     m = nn.Sequential(nn.Flatten(), nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
     opt = optim.SGD(m.parameters(), lr=0.1, momentum=0.9)
     tr = data.DataLoader(data.TensorDataset(x, y), 8, shuffle=True, seed=0)
     va = data.DataLoader(data.TensorDataset(x[:6], y[:6]), 4)
-    h = fit(m, tr, va, opt, epochs=1, device=dev, quiet=True)
-    out[dev] = {"history": {k: h[k] for k in ("loss", "acc", "val_loss", "val_acc")},
+    h = fit(m, tr, va, opt, epochs=1, device=dev, quiet=True, compile=comp)
+    out[dev + (" compiled" if comp else "")] = {"history": {k: h[k] for k in ("loss", "acc", "val_loss", "val_acc")},
                 "params": [p.numpy().tolist() for p in m.parameters()],
                 "devices": sorted({p.device for p in m.parameters()}
                                   | {b.device for s in opt.state.values() for b in s.values()})}
@@ -280,7 +280,8 @@ print(json.dumps(out))
 
 def test_fit_on_cuda_equals_the_cpu_run_under_the_simulator():
     """The model, its optimizer state and every batch on 'cuda' (simulated): one epoch of two
-    batches and a validation of two (the last partial) gives the cpu run's numbers."""
+    batches and a validation of two (the last partial) gives the cpu run's numbers, eager and
+    with the step compiled (a plan of generated CUDA kernels)."""
     import importlib.util
     import json
 
@@ -291,11 +292,13 @@ def test_fit_on_cuda_equals_the_cpu_run_under_the_simulator():
                           text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
     r = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert r["cpu"]["devices"] == ["cpu"] and r["cuda"]["devices"] == ["cuda"]
-    for k, v in r["cpu"]["history"].items():
-        np.testing.assert_allclose(r["cuda"]["history"][k], v, rtol=1e-5, err_msg=k)
-    for a, b in zip(r["cuda"]["params"], r["cpu"]["params"]):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+    assert r["cpu"]["devices"] == ["cpu"]
+    for run in ("cuda", "cuda compiled"):
+        assert r[run]["devices"] == ["cuda"]
+        for k, v in r["cpu"]["history"].items():
+            np.testing.assert_allclose(r[run]["history"][k], v, rtol=1e-5, err_msg=k)
+        for a, b in zip(r[run]["params"], r["cpu"]["params"]):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
 
 
 # ---- tds train ----------------------------------------------------------------------------------

@@ -5,6 +5,7 @@
     tds.cuda.device_name()         # 'NVIDIA H200', or None
     x = tds.randn(4, 3).cuda()     # data in GPU memory (a numba device array)
     tds.cuda.transfer_stats()      # {'to_device': 1, 'to_host': 0, 'bytes_to_device': 48, ...}
+    tds.cuda.launch_stats()        # {'launches': 0}: kernels run on the GPU
 
 numba.cuda is imported on first use, never by `import tinygrad_ds`; nothing is printed.
 `NUMBA_ENABLE_CUDASIM=1` (set before numba is imported) runs the same kernels in numba's CUDA
@@ -26,6 +27,16 @@ _CHECK = ("check with `python -c \"import tinygrad_ds as tds; print(tds.cuda.is_
 
 class CudaUnavailableError(TdsError):
     """Device 'cuda' was asked for, but numba-cuda or an NVIDIA GPU is missing."""
+
+
+class CudaOutOfMemoryError(TdsError):
+    """The GPU has too little free memory for an array: the message gives the bytes asked for
+    and the bytes free. Raised before anything is written (the op that asked has not run)."""
+
+    def __init__(self, message: str, requested: int, free: int | None):
+        super().__init__(message)
+        self.requested = requested
+        self.free = free
 
 
 def _numba_cuda():
@@ -120,11 +131,61 @@ def reset_transfer_stats() -> None:
         _stats[k] = 0
 
 
+_launches = {"launches": 0}
+
+
+def launch_stats() -> dict[str, int]:
+    """Kernel launches made by tinygrad_ds on the GPU since the start (or the last reset):
+    {'launches': n}. Each launch costs a few microseconds of CPU time whatever its size, so a
+    step of many small ops is bound by launches; a compiled step fuses elementwise ops into one."""
+    return dict(_launches)
+
+
+def reset_launch_stats() -> None:
+    _launches["launches"] = 0
+
+
+def _is_out_of_memory(e: Exception) -> bool:
+    """numba's CudaAPIError for a failed cuMemAlloc (code 2, CUDA_ERROR_OUT_OF_MEMORY)."""
+    return "OUT_OF_MEMORY" in str(e).upper() or str(getattr(e, "code", "")) == "2"
+
+
+def _out_of_memory(shape: tuple, dtype, what: str) -> CudaOutOfMemoryError:
+    dtype = np.dtype(dtype)
+    want = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    free = None
+    try:
+        free, total = _numba_cuda().current_context().get_memory_info()
+        have = f"{free:,} bytes are free of {total:,}"
+    except Exception:  # the simulator and some drivers cannot say
+        have = "the free bytes are unknown here (nvidia-smi shows them)"
+    return CudaOutOfMemoryError(
+        f"out of GPU memory: {what} of shape {tuple(shape)} {dtype} needs {want:,} bytes and "
+        f"{have}; nothing was written. Use a smaller batch, or drop tensors you keep (a list of "
+        "losses as tensors keeps their graphs: keep loss.item())", want, free)
+
+
+def empty(shape: tuple, dtype):
+    """A new device array (uninitialised). The one place the cuda backend allocates; out of
+    memory raises CudaOutOfMemoryError with the bytes asked for and free."""
+    try:
+        return _numba_cuda().device_array(tuple(shape), dtype=np.dtype(dtype))
+    except Exception as e:  # numba's CudaAPIError, CUDA_ERROR_OUT_OF_MEMORY
+        if not _is_out_of_memory(e):
+            raise
+        raise _out_of_memory(tuple(shape), dtype, "an array") from None
+
+
 def to_device(array: np.ndarray):
-    """Copy a numpy array to the GPU (counted)."""
+    """Copy a numpy array to the GPU (counted); out of memory raises CudaOutOfMemoryError."""
     require()
     array = np.ascontiguousarray(array)
-    out = _numba_cuda().to_device(array)
+    try:
+        out = _numba_cuda().to_device(array)
+    except Exception as e:
+        if not _is_out_of_memory(e):
+            raise
+        raise _out_of_memory(array.shape, array.dtype, "a copy to the GPU") from None
     _stats["to_device"] += 1
     _stats["bytes_to_device"] += array.nbytes
     return out
@@ -139,4 +200,5 @@ def to_host(array) -> np.ndarray:
 
 
 __all__ = ["is_available", "device_name", "transfer_stats", "reset_transfer_stats",
-           "CudaUnavailableError", "simulated"]
+           "launch_stats", "reset_launch_stats", "CudaUnavailableError", "CudaOutOfMemoryError",
+           "simulated"]

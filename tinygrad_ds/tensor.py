@@ -258,6 +258,10 @@ class Tensor:
                 return Tensor._wrap(np.array(x, dtype=self.data.dtype))
             from .backend import constant_kernels  # on the device: made there, no copy
             return Tensor._wrap(constant_kernels(self.data).full((), x, self.data.dtype))
+        if isinstance(x, _NUMBERS) and not isinstance(self.data, np.ndarray):
+            from .backend import constant_kernels  # (an integer count + 1 at every step)
+            dtype = Tensor(x).dtype
+            return Tensor._wrap(constant_kernels(self.data).full((), x, dtype))
         return Tensor(x, device=self.device)
 
     def __add__(self, x): return E.Add.apply(self, self._other(x))

@@ -137,7 +137,7 @@ def train_model_file(model_file: str, data: str | None = None, epochs: int = 10,
         raise TdsError(f"epochs and batch size must be >= 1, got {epochs} and {batch_size}")
     if augment not in AUGMENTATIONS:
         raise TdsError(f"unknown augmentation {augment!r}: use one of {', '.join(AUGMENTATIONS)}")
-    check_device(device, compile)
+    check_device(device)
     if out is None:
         out = default_out(model_file)
     stale = _check_folder(out, model_file, overwrite)
@@ -148,18 +148,15 @@ def train_model_file(model_file: str, data: str | None = None, epochs: int = 10,
     return _run(model_file, out, config, None, quiet, stream, stale)
 
 
-def check_device(device: str, compile: bool = False) -> None:
+def check_device(device: str) -> None:
     """Refuse, before any work, a device that cannot be used: an unknown name, 'cuda' without
-    numba-cuda or without a GPU (the error says which and how to check), 'cuda' with compile."""
+    numba-cuda or without a GPU (the error says which and how to check)."""
     if device not in ("cpu", "cuda"):
         raise TdsError(f"unknown device {device!r}: use 'cpu' or 'cuda'")
     if device == "cuda":
         from .. import cuda
 
         cuda.require()
-        if compile:
-            raise TdsError("--compile runs on the cpu only (the compiler generates CPU loops); "
-                           "train on cuda without --compile")
 
 
 def resume_run(out: str, model_file: str | None = None, epochs: int | None = None,
@@ -179,7 +176,7 @@ def resume_run(out: str, model_file: str | None = None, epochs: int | None = Non
     config = dict(ck.meta["run"])
     config["compile"] = bool(config.get("compile", False)) if compile is None else compile
     config["device"] = config.get("device", "cpu") if device is None else device
-    check_device(config["device"], config["compile"])
+    check_device(config["device"])
     done = int(ck.meta["epoch"])
     if model_file is None:
         model_file = (ck.meta.get("model") or {}).get("path", "")

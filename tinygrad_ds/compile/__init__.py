@@ -39,6 +39,8 @@ def compile(fn_or_model, verbose: bool = False, passes=None):  # shadows the bui
     values its backward reads, and records one tape node: `loss.backward()` replays the
     compiled backward plan and leaves `.grad` as eager does (compile/autodiff.py). Where the
     backward cannot be compiled (explain() says why), the optimised graph runs op by op.
+    On 'cuda' (inputs or parameters on the GPU) the fused groups are generated as numba.cuda
+    kernels, one thread per element, and the whole replay stays on the device.
     """
     from .api import compile as _compile
 

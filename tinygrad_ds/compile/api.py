@@ -112,8 +112,20 @@ class Compiled:
         # a model's forward records its backward when gradients are on and something needs one
         taped = self.is_model and autograd.is_grad_enabled() and (
             any(requires) or any(p.requires_grad for p in self.fn.parameters()))
-        return (tuple((tuple(a.shape), str(a.dtype)) for a in arrays), requires,
-                tuple(m.training for m in self._module_list()), taped)
+        return (tuple((tuple(a.shape), str(a.dtype) if isinstance(a, np.ndarray) else
+                       f"{a.dtype} on cuda") for a in arrays),  # a device: its own plan
+                requires, tuple(m.training for m in self._module_list()), taped)
+
+    def _check_parameters_on(self, device: str) -> None:
+        """An error naming both devices when the inputs are on one device and the parameters
+        of the modules the function reaches on another."""
+        where = {str(getattr(p, "device", "cpu")) for m in self._module_list()
+                 for p in m.parameters()}
+        other = sorted(where - {device})
+        if other:
+            raise TdsError(f"compiled function: its inputs are on {device!r}, but the parameters "
+                           f"of its model are on {other[0]!r}; move the model with "
+                           f"model.to({device!r}) or the inputs with .to({other[0]!r})")
 
     # ---- calling ---------------------------------------------------------------------------------
     def __call__(self, *args):
@@ -125,13 +137,10 @@ class Compiled:
         key = self._key(args, arrays)
         device = _device(args)
         entry = self.plans.get(key)
-        if entry is None:
+        if entry is None:  # (the device is part of the key: a plan per device)
+            self._check_parameters_on(device)
             entry = self._compile(key, args)
             entry.device = device
-        elif device != entry.device:
-            raise TdsError(f"compiled function: its inputs are on {device!r}, but this plan was "
-                           f"compiled for inputs on {entry.device!r}; move them with "
-                           f".to({entry.device!r})")
         self.last = entry
         entry.calls += 1
         taped = key[3]
@@ -181,10 +190,13 @@ class Compiled:
         times = {"trace": t1 - t0}
         if key[3]:
             times["derive backward"] = time.perf_counter() - t1
-        entry = self._entry(key, graph, sp.forward if sp else graph, times)
+        from .cuda_plan import device_of
+
+        device = device_of(graph, _arrays(args))
+        entry = self._entry(key, graph, sp.forward if sp else graph, times, device)
         entry.why_not_backward = why
         if sp is not None:
-            entry.backward = self._entry(key, sp.backward, sp.backward, {})
+            entry.backward = self._entry(key, sp.backward, sp.backward, {}, device)
             entry.run = autodiff.make_run(sp, entry.backward.plan, graph, len(args))
         self.plans[key] = entry
         if self.verbose:
@@ -195,8 +207,9 @@ class Compiled:
                   + (" (and its backward)" if entry.backward else ""))
         return entry
 
-    def _entry(self, key: tuple, graph: Graph, g: Graph, times: dict) -> Entry:
-        """The passes, fusion and plan of graph g (graph: as traced, for the report)."""
+    def _entry(self, key: tuple, graph: Graph, g: Graph, times: dict, device: str) -> Entry:
+        """The passes, fusion and plan of graph g (graph: as traced, for the report) on device
+        ('cpu' or 'cuda')."""
         t1 = time.perf_counter()
         counts = [("traced", len(g.nodes), len(g.op_nodes()))]
         for p in self.passes:
@@ -210,7 +223,7 @@ class Compiled:
         generate = "fuse" in self.passes
         fusion = fuse(g) if generate else Fusion([], [("node", n.id) for n in g.nodes], {}, {})
         written = codegen.stats["written"]
-        plan = build_plan(g, fusion)
+        plan = build_plan(g, fusion, device=device)
         t3 = time.perf_counter()
         times.update({"passes": t2 - t1, "codegen": t3 - t2})
         return Entry(key, graph, g, plan, counts, times, codegen.stats["written"] - written)

@@ -82,6 +82,55 @@ def _index(shape: tuple, out_shape: tuple) -> str:
 def group_source(graph: Graph, group: Group) -> tuple[str, str]:
     """(code, header): the kernel's code (what is hashed and compiled) and a comment naming
     the graph nodes it computes."""
+    shape = group.shape
+    name = kernel_name(graph, group)
+    # an operand read through a permutation is read across rows: walk the last two axes in
+    # TILE x TILE blocks, so that its reads and the writes of the outputs both stay in cache
+    tiled = len(shape) >= 2 and min(shape[-2:]) > TILE and bool(group.views)
+    ind = "    " * (len(shape) + 1 + 2 * tiled)
+    body, params, outs, header = group_body(graph, group, ind)
+    nodes = graph.nodes
+    # batch_norm's apply rounds as the cpu kernel does only with its flags (fused multiply-add)
+    fast = ", fastmath={'contract'}" if any(nodes[m].op == "batch_norm" for m in group.members) \
+        else ""
+    r = len(shape)
+    # the outer loop runs over [lo, hi): SplitKernel shares its range out among threads
+    split = r >= 1 and not (tiled and r == 2)
+    if split:
+        params = params + ["lo", "hi"]
+    lines = ["import numpy as np", "from numba import njit", "", "",
+             f"@njit(cache=True, nogil=True, error_model='numpy'{fast})",
+             f"def {name}({', '.join(params)}):"]
+    for m, o in outs.items():
+        lines.append(f"    # {o}: {shape!r} {nodes[m].dtype}, written here")
+    if split:
+        lines.append(f"    # lo, hi: the range of i0 to compute (0, {shape[0]}: all)")
+    for k, s in enumerate(shape[:r - 2] if tiled else shape):
+        bounds = "lo, hi" if k == 0 and split else f"{s}"
+        lines.append("    " * (k + 1) + f"for i{k} in range({bounds}):")
+    if tiled:
+        a, b = r - 2, r - 1
+        pad = "    " * (r - 1)
+        lines += [f"{pad}for j{a} in range(0, {shape[a]}, {TILE}):",
+                  f"{pad}    for j{b} in range(0, {shape[b]}, {TILE}):",
+                  f"{pad}        for i{a} in range(j{a}, min(j{a} + {TILE}, {shape[a]})):",
+                  f"{pad}            for i{b} in range(j{b}, min(j{b} + {TILE}, {shape[b]})):"]
+    lines += body
+    return "\n".join(lines) + "\n", header
+
+
+# how the math functions are written in the generated source: numpy's on the cpu (numba.cuda
+# has math's, see cuda_codegen.py)
+NUMPY_FUNCS = {"exp": "np.exp({0})", "log": "np.log({0})", "sqrt": "np.sqrt({0})",
+               "abs": "np.abs({0})", "sign": "np.sign({0})", "tanh": "np.tanh({0})"}
+
+
+def group_body(graph: Graph, group: Group, ind: str, funcs: dict = NUMPY_FUNCS
+               ) -> tuple[list[str], list[str], dict[int, str], str]:
+    """The lines computing one element of the group at the indices i0, i1, ... (each indented
+    by `ind`): reads of the outside operands, the members' values, the stores. Also the
+    kernel's parameter names (inputs a0.., then outputs o0..), the outputs {node: name} and
+    the header comment naming the graph nodes. cpu and cuda kernels differ only around it."""
     nodes = graph.nodes
     shape = group.shape
     name = kernel_name(graph, group)
@@ -111,10 +160,6 @@ def group_source(graph: Graph, group: Group) -> tuple[str, str]:
     outs = {m: f"o{k}" for k, m in enumerate(group.outputs)}
     local = {m: f"t{k}" for k, m in enumerate(group.members)}  # by position: equal loops of
     # different layers get equal code, hence one kernel
-    # an operand read through a permutation is read across rows: walk the last two axes in
-    # TILE x TILE blocks, so that its reads and the writes of the outputs both stay in cache
-    tiled = len(shape) >= 2 and min(shape[-2:]) > TILE and bool(group.views)
-    ind = "    " * (len(shape) + 1 + 2 * tiled)
     body: list[str] = []
     stores: list[str] = []
     for m in group.members:
@@ -128,42 +173,15 @@ def group_source(graph: Graph, group: Group) -> tuple[str, str]:
             continue
         t = local[m]
         operands = [use(m, k) for k in range(len(n.inputs))]
-        for line in _expr(n, t, operands, [nodes[i].dtype for i in n.inputs]):
+        for line in _expr(n, t, operands, [nodes[i].dtype for i in n.inputs], funcs):
             body.append(ind + line)
         var[m] = t
         if m in outs:
             stores.append(f"{ind}{outs[m]}{_index(shape, shape)} = {t}")
     # loads first: every outside operand is read before anything is stored (a folded assign
     # may write the memory another operand reads, at the same element)
-    body = [f"{ind}{x} = {args[i]}{idx}" for (i, idx), x in loads.items()] + body
+    body = [f"{ind}{x} = {args[i]}{idx}" for (i, idx), x in loads.items()] + body + stores
     params = [args[i] for i in group.inputs] + list(outs.values())
-    r = len(shape)
-    # the outer loop runs over [lo, hi): the plan may share its range out among threads
-    split = r >= 1 and not (tiled and r == 2)
-    if split:
-        params += ["lo", "hi"]
-    # batch_norm's apply rounds as the cpu kernel does only with its flags (fused multiply-add)
-    fast = ", fastmath={'contract'}" if any(nodes[m].op == "batch_norm" for m in group.members) \
-        else ""
-    lines = ["import numpy as np", "from numba import njit", "", "",
-             f"@njit(cache=True, nogil=True, error_model='numpy'{fast})",
-             f"def {name}({', '.join(params)}):"]
-    for m, o in outs.items():
-        lines.append(f"    # {o}: {shape!r} {nodes[m].dtype}, written here")
-    if split:
-        lines.append(f"    # lo, hi: the range of i0 to compute (0, {shape[0]}: all)")
-    for k, s in enumerate(shape[:r - 2] if tiled else shape):
-        bounds = "lo, hi" if k == 0 and split else f"{s}"
-        lines.append("    " * (k + 1) + f"for i{k} in range({bounds}):")
-    if tiled:
-        a, b = r - 2, r - 1
-        pad = "    " * (r - 1)
-        lines += [f"{pad}for j{a} in range(0, {shape[a]}, {TILE}):",
-                  f"{pad}    for j{b} in range(0, {shape[b]}, {TILE}):",
-                  f"{pad}        for i{a} in range(j{a}, min(j{a} + {TILE}, {shape[a]})):",
-                  f"{pad}            for i{b} in range(j{b}, min(j{b} + {TILE}, {shape[b]})):"]
-    lines += body + stores
-    code = "\n".join(lines) + "\n"
     header = [f"# {name}: {len(group.members)} graph nodes over shape {shape}"]
     for m in group.members:
         n = nodes[m]
@@ -173,7 +191,7 @@ def group_source(graph: Graph, group: Group) -> tuple[str, str]:
     for i in group.inputs:
         header.append(f"#   {args[i]}: node #{i} ({nodes[i].name or nodes[i].op}, "
                       f"{nodes[i].shape}, {nodes[i].dtype})")
-    return code, "\n".join(header) + "\n"
+    return body, params, outs, "\n".join(header) + "\n"
 
 
 def _cast(v: str, src, dst) -> str:
@@ -186,7 +204,7 @@ def _convert(v: str, src, dst) -> str:
     return f"{_np(dst)}({v})"
 
 
-def _expr(n, t: str, a: list[str], dts: list) -> list[str]:
+def _expr(n, t: str, a: list[str], dts: list, funcs: dict = NUMPY_FUNCS) -> list[str]:
     """Lines computing node n into local t from operand expressions a."""
     T = _np(n.dtype)
     op = n.op
@@ -200,7 +218,7 @@ def _expr(n, t: str, a: list[str], dts: list) -> list[str]:
     if op == "neg":
         return [f"{t} = {T}(-{a[0]})"]
     if op in ("exp", "log", "sqrt", "abs", "sign", "tanh"):
-        return [f"{t} = {T}(np.{op}({a[0]}))"]
+        return [f"{t} = {T}({funcs[op].format(a[0])})"]
     if op == "relu":
         return [f"{t} = {a[0]} if ({a[0]} > {zero} or {a[0]} != {a[0]}) else {zero}"]
     if op == "maximum":  # nan wins, as in numpy
@@ -208,7 +226,7 @@ def _expr(n, t: str, a: list[str], dts: list) -> list[str]:
     if op == "minimum":
         return [f"{t} = {a[0]} if ({a[0]} < {a[1]} or {a[0]} != {a[0]}) else {a[1]}"]
     if op == "sigmoid":  # exp of a non-positive number only, as the cpu kernel
-        return [f"{t}e = {T}(np.exp(-np.abs({a[0]})))",
+        return [f"{t}e = {T}({funcs['exp'].format('-' + funcs['abs'].format(a[0]))})",
                 (f"{t} = {T}({T}(1) / ({T}(1) + {t}e)) if {a[0]} >= {zero} else "
                  f"{T}({t}e / ({T}(1) + {t}e))")]
     if op == "leaky_relu":

@@ -65,6 +65,9 @@ def explain(compiled, measured: tuple[int, int] | None = None) -> str:
     lines.append(f"Kernel launches per step: eager {eager} ops; compiled {len(plan.kernels)} "
                  f"generated loops + {n_fallback} ops by their own forward "
                  f"({views} of them views: reshape/permute/expand, no arithmetic)")
+    if getattr(plan, "launches", None) is not None:  # a plan on the GPU (cuda_plan.py)
+        lines.append(f"  on the GPU the last replay launched {plan.launches} kernels (a generated "
+                     "loop is one launch; an op by its own forward one or more)")
     lines += memory_lines(plan, measured)
     lines.append(f"Fused groups: {len(groups)}, covering {n_fused} graph nodes "
                  f"({len({k.code for k in plan.kernels})} distinct kernels)")

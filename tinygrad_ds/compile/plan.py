@@ -83,6 +83,9 @@ class Plan:
     planned: bool = False
     memory: object = None                        # memory.Lifetimes of the first replay
     release: list = field(default_factory=list)  # per step: slots no later step reads
+    # memory for values that outlive a replay, and a .grad's own array (cuda_plan.py's on GPU)
+    alloc: object = None           # (pool, shape, dtype) -> array; None: _recycled
+    own: object = None             # (array, must_copy) -> array; None: _own
 
     def owned_bytes(self) -> int:
         """Bytes of the loop outputs the plan keeps between calls (reused at each replay): one
@@ -132,7 +135,8 @@ class Plan:
                 _, fn, ins, outs, written = step
                 args = [vals[i] for i in ins]
                 for slot, shape, dtype, buf in outs:
-                    arr = _recycled(buf, shape, dtype) if type(buf) is list else buf
+                    arr = (self.alloc or _recycled)(buf, shape, dtype) if type(buf) is list \
+                        else buf
                     vals[slot] = arr
                     args.append(arr)
                 try:
@@ -159,9 +163,7 @@ class Plan:
         seen: set[int] = set()
         for pslot, source, vslot in self.grads:
             g = vals[vslot]
-            # a .grad gets memory of its own, as eager backward gives it
-            if vslot in external or id(g) in seen or not g.flags.owndata:
-                g = np.array(g)
+            g = (self.own or _own)(g, vslot in external or id(g) in seen)
             seen.add(id(g))
             source().grad = Tensor._wrap(g)
         if not self.planned:
@@ -169,9 +171,11 @@ class Plan:
         return [vals[i] for i in self.outputs]
 
 
-def build_plan(graph: Graph, fusion: Fusion | None = None, generate: bool = True) -> Plan:
+def build_plan(graph: Graph, fusion: Fusion | None = None, generate: bool = True,
+               device: str = "cpu") -> Plan:
     """The plan of `graph` (a checked forward or program graph). fusion: the groups to generate
-    loops for (default: `fuse(graph)`); generate=False runs every op by its forward."""
+    loops for (default: `fuse(graph)`); generate=False runs every op by its forward.
+    device='cuda': CUDA kernels over device arrays (cuda_plan.py)."""
     if fusion is None:
         fusion = fuse(graph) if generate else Fusion([], [("node", n.id) for n in graph.nodes],
                                                      {}, {})
@@ -208,8 +212,12 @@ def build_plan(graph: Graph, fusion: Fusion | None = None, generate: bool = True
     for kind, what in fusion.steps:
         if kind == "group":
             g = what
-            code, header = group_source(graph, g)
-            fn = load_kernel(code)
+            if device == "cuda":
+                from . import cuda_plan
+                code, header, fn = cuda_plan.kernel(graph, g)
+            else:
+                code, header = group_source(graph, g)
+                fn = load_kernel(code)
             kernels.append(Kernel(code.split("def ", 1)[1].split("(", 1)[0], list(g.members),
                                   code, header, fn))
             written = [slot[nodes[m].inputs[0]] for m in g.members if nodes[m].op == "assign"]
@@ -236,6 +244,9 @@ def build_plan(graph: Graph, fusion: Fusion | None = None, generate: bool = True
     plan = Plan(graph, fusion, template, reads, steps, [slot[i] for i in graph.outputs], grads,
                 kernels, fallback, slot, dict(zip(kernel_steps, direct)))
     plan.release = release_lists(plan)
+    if device == "cuda":
+        from . import cuda_plan
+        plan = cuda_plan.on_device(plan)
     return plan
 
 
@@ -251,6 +262,11 @@ def _recycled(pool: list, shape: tuple, dtype) -> np.ndarray:
     if len(pool) < 3:
         pool.append(arr)
     return arr
+
+
+def _own(g: np.ndarray, must_copy: bool) -> np.ndarray:
+    """A .grad gets memory of its own, as eager backward gives it."""
+    return np.array(g) if must_copy or not g.flags.owndata else g
 
 
 def _alias_steps(steps: list[tuple]) -> list[tuple]:

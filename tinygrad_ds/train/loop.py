@@ -243,9 +243,6 @@ def fit(model, train_loader: Iterable, val_loader: Iterable | None = None, optim
         if val_loader is None and monitor.startswith("val_"):
             monitor = monitor[4:]
         callbacks.append(ModelCheckpoint(checkpoint, monitor=monitor))
-    if compile and (device or _model_device(model)) != "cpu":
-        raise TdsError("fit: compile=True runs on 'cpu' only (the compiler generates CPU loops); "
-                       f"train on {device or _model_device(model)!r} with compile=False")
     device = _prepare_device(model, optimizer, device)
     history = history if history is not None else History()
     history.loss_name = getattr(loss_fn, "__name__", None)

@@ -11,9 +11,9 @@ import builtins
 import math
 
 import numpy as np
-from numba import cuda
 
 from ... import cuda as tcuda
+from ...errors import TdsError
 from . import kernels as K
 
 # ---- helpers -------------------------------------------------------------------------------------
@@ -41,21 +41,7 @@ def _dev(x):
 
 
 def _empty(shape, dtype):
-    shape, dtype = tuple(shape), np.dtype(dtype)
-    try:
-        return cuda.device_array(shape, dtype=dtype)
-    except Exception as e:  # numba's CudaAPIError; the message names CUDA_ERROR_OUT_OF_MEMORY
-        if "OUT_OF_MEMORY" not in str(e).upper():
-            raise
-        want = math.prod(shape) * dtype.itemsize
-        try:
-            free, total = cuda.current_context().get_memory_info()
-            have = f"{free:,} bytes free of {total:,}"
-        except Exception:
-            have = "free memory unknown"
-        from ...errors import TdsError
-        raise TdsError(f"out of GPU memory: an array of shape {shape} {dtype} needs {want:,} "
-                       f"bytes, {have}; use a smaller batch, or free tensors you keep") from None
+    return tcuda.empty(shape, dtype)  # out of memory: CudaOutOfMemoryError, bytes and free
 
 
 def _flat(x):
@@ -279,6 +265,11 @@ def matmul(a, b):
     n, k = sa[-2:]
     m = sb[-1]
     batch = tuple(np.broadcast_shapes(sa[:-2], sb[:-2]))
+    rows = (n + K.TILE - 1) // K.TILE
+    if rows > K.MAX_GRID_YZ:  # the grid's y counts row tiles: checked before any launch
+        raise TdsError(f"matmul on cuda: {sa} @ {sb} has {n:,} rows, {rows:,} tiles of {K.TILE}; "
+                       f"the GPU's grid allows {K.MAX_GRID_YZ:,} (at most "
+                       f"{K.MAX_GRID_YZ * K.TILE:,} rows): split the rows, or run it on the cpu")
     if sa[:-2] != batch:
         a = expand(a, batch + (n, k))
     if sb[:-2] != batch:
@@ -286,9 +277,11 @@ def matmul(a, b):
     z = math.prod(batch)
     out = _empty(batch + (n, m), a.dtype)
     if z and n and m:
-        grid = ((m + K.TILE - 1) // K.TILE, (n + K.TILE - 1) // K.TILE, z)
         acc = np.float64 if a.dtype == np.float64 else np.float32
-        K.matmul_tiled(acc)[grid, (K.TILE, K.TILE)](_flat(a), _flat(b), _flat(out), n, k, m)
+        kernel = K.matmul_tiled(acc)
+        for z0 in range(0, z, K.MAX_GRID_YZ):  # a batch of more products: launched in parts
+            grid = ((m + K.TILE - 1) // K.TILE, rows, builtins.min(z - z0, K.MAX_GRID_YZ))
+            kernel[grid, (K.TILE, K.TILE)](_flat(a), _flat(b), _flat(out), n, k, m, z0)
     if va and vb:
         return out.reshape(batch) if batch else out.reshape(())
     if va:

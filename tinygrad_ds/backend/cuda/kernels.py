@@ -16,9 +16,12 @@ from types import SimpleNamespace
 import numpy as np
 from numba import config, cuda
 
+from ... import cuda as tcuda
+
 SIM = bool(config.ENABLE_CUDASIM)
 TPB = 4 if SIM else 256  # threads per block, a power of two (the tree reductions halve it)
 TILE = 8 if SIM else 16   # matmul tile side: TILE x TILE threads per block
+MAX_GRID_YZ = 65535  # CUDA's limit on a grid's y and z sizes (x allows 2**31 - 1 blocks)
 
 if SIM:
     F = SimpleNamespace(exp=np.exp, log=np.log, sqrt=np.sqrt, tanh=np.tanh, pow=np.power,
@@ -34,6 +37,33 @@ else:  # on the GPU, F.exp would be an attribute of an opaque object: name math'
 _cache: dict[tuple, object] = {}
 
 
+class Counted:
+    """A compiled kernel: `kernel[grid, block](*args)` launches it as numba's does, and counts
+    the launch in `tds.cuda.launch_stats()`. Other attributes are the numba kernel's."""
+
+    __slots__ = ("fn",)
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def __getitem__(self, config):
+        return _Launch(self.fn[config])
+
+    def __getattr__(self, name: str):
+        return getattr(self.fn, name)
+
+
+class _Launch:
+    __slots__ = ("configured",)
+
+    def __init__(self, configured):
+        self.configured = configured
+
+    def __call__(self, *args):
+        tcuda._launches["launches"] += 1
+        return self.configured(*args)
+
+
 def _compile(key: tuple, src: str, name: str = "k"):
     fn = _cache.get(key)
     if fn is None:
@@ -41,7 +71,7 @@ def _compile(key: tuple, src: str, name: str = "k"):
         if not SIM:
             src = src.replace("F.", "math.")
         exec(compile(src, f"<tds cuda {key[0]}>", "exec"), ns)
-        fn = _cache[key] = cuda.jit(ns[name])
+        fn = _cache[key] = Counted(cuda.jit(ns[name]))
     return fn
 
 
@@ -154,17 +184,18 @@ def k(x, out, K):
 
 
 def matmul_tiled(acc_dtype):
-    """k(A, B, C, n, kk, m): C[z] = A[z] @ B[z] for flat (Z, n, kk) and (Z, kk, m) inputs, one
-    TILE x TILE block per output tile, both operands' tiles staged in shared memory."""
+    """k(A, B, C, n, kk, m, z0): C[z] = A[z] @ B[z] for flat (Z, n, kk) and (Z, kk, m) inputs,
+    one TILE x TILE block per output tile, both operands' tiles staged in shared memory; the
+    grid's z is the product's index from z0 (a batch over MAX_GRID_YZ is launched in parts)."""
     key = ("matmul", np.dtype(acc_dtype).name, TILE)
     dt = f"np.{np.dtype(acc_dtype).name}"
     src = f"""
-def k(A, B, C, n, kk, m):
+def k(A, B, C, n, kk, m, z0):
     sa = cuda.shared.array(({TILE}, {TILE}), {dt})
     sb = cuda.shared.array(({TILE}, {TILE}), {dt})
     tx = cuda.threadIdx.x
     ty = cuda.threadIdx.y
-    z = cuda.blockIdx.z
+    z = cuda.blockIdx.z + z0
     row = cuda.blockIdx.y * {TILE} + ty
     col = cuda.blockIdx.x * {TILE} + tx
     acc = {dt}(0)
