@@ -436,6 +436,7 @@ def test_conv_chunks_on_threads_equal_serial(monkeypatch, c, rows_from):
     rows, im2col, _add_abt): forward and both gradients are bit-identical to one thread, since
     the weight gradient's parts are summed in chunk order whatever thread computed them."""
     import threading
+    import time
 
     from tinygrad_ds.backend import threads
     from tinygrad_ds.backend.cpu import conv as cpu_conv
@@ -450,8 +451,12 @@ def test_conv_chunks_on_threads_equal_serial(monkeypatch, c, rows_from):
     run = cpu_conv.workspace.run_chunks
 
     def spy(body, chunks):
-        return run(lambda b0, b1: (seen.add(threading.current_thread().name), body(b0, b1))[1],
-                   chunks)
+        def timed(b0, b1):  # (a short sleep lets the pool's threads take chunks too)
+            seen.add(threading.current_thread().name)
+            time.sleep(0.002)
+            return body(b0, b1)
+
+        return run(timed, chunks)
 
     monkeypatch.setattr(cpu_conv.workspace, "run_chunks", spy)
     for mod in (cpu_conv.shift3, cpu_conv.im2row, cpu_conv.im2col):

@@ -23,6 +23,7 @@ always used.
 from __future__ import annotations
 
 import ctypes
+import itertools
 import os
 import threading
 import time
@@ -142,9 +143,42 @@ if hasattr(os, "register_at_fork"):
 
 def map_ordered(fn: Callable, items: Iterable) -> list:
     """[fn(item) for item in items], on the pool when there are several threads and items (and
-    this is not already a pool thread); results in the items' order."""
+    this is not already a pool thread); results in the items' order.
+
+    The calling thread works too (its BLAS calls on one thread meanwhile), and every thread
+    takes the next item from one shared counter: a future per thread, not per item, since a
+    batch's chunks are many and short (a tenth of a millisecond each)."""
     items = list(items)
-    n = threads_now()
-    if n == 1 or len(items) < 2 or getattr(_in_worker, "yes", False):
+    n = min(threads_now(), len(items))
+    if n <= 1 or getattr(_in_worker, "yes", False):
         return [fn(i) for i in items]
-    return list(_pool(get_num_threads()).map(fn, items))
+    results: list = [None] * len(items)
+    counter = itertools.count()
+    failed: list = []
+
+    def work() -> None:
+        for k in iter(counter.__next__, None):  # (next() of a count is atomic under the GIL)
+            if k >= len(items) or failed:
+                return
+            try:
+                results[k] = fn(items[k])
+            except BaseException as e:  # noqa: BLE001  (re-raised in the calling thread)
+                failed.append(e)
+                return
+
+    pool = _pool(get_num_threads())
+    helpers = [pool.submit(work) for _ in range(n - 1)]
+    blas = _blas_local()
+    before = blas(1) if blas is not None else None
+    _in_worker.yes = True  # fn's own kernels stay serial in this thread too
+    try:
+        work()
+    finally:
+        _in_worker.yes = False
+        if blas is not None:
+            blas(before)
+        for h in helpers:
+            h.result()
+    if failed:
+        raise failed[0]
+    return results
