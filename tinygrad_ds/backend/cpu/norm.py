@@ -44,19 +44,19 @@ def _parts(n: int, size: int) -> list[tuple[int, int]]:
 def batch_norm_stats(x):
     """x (N, C, L) -> (2, C): mean and biased variance per channel (channels shared out among
     the threads; each channel's sum is the same on any number of threads)."""
-    parts = _parts(x.shape[1], x.size)
-    if len(parts) == 1:
-        return _batch_norm_stats(x)
-    return np.concatenate(threads.map_ordered(lambda r: _batch_norm_stats(x[:, r[0]:r[1]]),
-                                              parts), axis=1)
+    stats = np.empty((2, x.shape[1]), dtype=x.dtype)
+    threads.map_ordered(lambda r: _batch_norm_stats(x, r[0], r[1], stats),
+                        _parts(x.shape[1], x.size))
+    return stats
 
 
 @njit(cache=True, nogil=True, fastmath=_FAST)
-def _batch_norm_stats(x):
+def _batch_norm_stats(x, c0, c1, stats):
+    """stats[:, c0:c1] of x (N, C, L): the whole array is passed (a slice of its channels would
+    be a strided array, whose loops numba does not vectorize)."""
     n, c, ll = x.shape
-    stats = np.empty((2, c), dtype=x.dtype)
     m = n * ll
-    for ci in range(c):
+    for ci in range(c0, c1):
         k = np.float64(x[0, ci, 0])
         s1 = 0.0
         s2 = 0.0
@@ -102,19 +102,18 @@ def _batch_norm_apply(x, mean, invstd, weight, bias, y):
 def batch_norm_backward_reduce(gy, x, mean, invstd):
     """gy, x (N, C, L) -> (2, C): sum of gy and of gy * xhat per channel (channels shared out
     among the threads)."""
-    parts = _parts(x.shape[1], x.size)
-    if len(parts) == 1:
-        return _batch_norm_backward_reduce(gy, x, mean, invstd)
-    return np.concatenate(threads.map_ordered(
-        lambda r: _batch_norm_backward_reduce(gy[:, r[0]:r[1]], x[:, r[0]:r[1]],
-                                              mean[r[0]:r[1]], invstd[r[0]:r[1]]), parts), axis=1)
+    sums = np.empty((2, x.shape[1]), dtype=gy.dtype)
+    threads.map_ordered(lambda r: _batch_norm_backward_reduce(gy, x, mean, invstd, r[0], r[1],
+                                                              sums),
+                        _parts(x.shape[1], x.size))
+    return sums
 
 
 @njit(cache=True, nogil=True, fastmath=_FAST)
-def _batch_norm_backward_reduce(gy, x, mean, invstd):
+def _batch_norm_backward_reduce(gy, x, mean, invstd, c0, c1, sums):
+    """sums[:, c0:c1] (see batch_norm_backward_reduce)."""
     n, c, ll = x.shape
-    sums = np.empty((2, c), dtype=gy.dtype)
-    for ci in range(c):
+    for ci in range(c0, c1):
         mu = np.float64(mean[ci])
         sg = 0.0
         sgx = 0.0
