@@ -8,6 +8,7 @@ Rows (float32, SGD with momentum 0.9 and weight decay 5e-4, cross-entropy):
 - ResNet-20 training step at batch 128 (targets: compiled >= 1.8x eager, >= 0.75x PyTorch
   NCHW; also against PyTorch channels_last);
 - ResNet-20 inference at batch 128, eval mode without the tape (target: >= 0.75x PyTorch NCHW);
+- the peak memory of one ResNet-20 training step, eager and compiled (compile.memory.measure);
 - compile time of each step: cold (an empty kernel cache: every kernel generated and compiled
   by numba) and warm (a second process with that cache); each is the first call of the
   compiled step (trace, passes, code generation, kernel compile or load, one step).
@@ -75,6 +76,9 @@ for _ in range(steps):
     t = time.perf_counter(); run(x, y); times.append(time.perf_counter() - t)
 out = {"ms": sorted(times)[len(times) // 2] * 1000,
        "first_s": first, "threads": tds.get_num_threads()}
+if mode == "compiled" and which == "resnet20":  # peak memory of one step, eager and compiled
+    from tinygrad_ds.compile import memory
+    out["peak_eager"], out["peak_compiled"] = memory.measure(run, (x, y))
 if mode == "compiled":
     e = (fn if which.endswith("infer") else run).last
     out.update(eager_ops=len(e.graph.op_nodes()), kernels=len(e.plan.kernels),
@@ -188,6 +192,7 @@ def main() -> None:
              "ms) |"),
             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     compile_rows = []
+    peaks = None
     torch_ok = has_torch()
     threads_seen = {}
     try:
@@ -212,6 +217,8 @@ def main() -> None:
                 c = run(STEP, which, "compiled", str(batch), str(steps), env=cenv)
                 got["eager"].append(e["ms"])
                 got["compiled"].append(c["ms"])
+                if "peak_eager" in c:
+                    peaks = (c["peak_eager"], c["peak_compiled"])
                 threads_seen["tinygrad_ds"] = c["threads"]
                 if torch_ok:
                     for layout, key in (("nchw", "nchw"), ("channels_last", "cl")):
@@ -250,6 +257,12 @@ def main() -> None:
             f"Load average (1/5/15 min) {'/'.join(f'{v:.1f}' for v in load_start)} at the "
             f"start, {'/'.join(f'{v:.1f}' for v in load_end)} at the end (the machine is shared; "
             "a load above the core count makes every figure noisy).\n\n")
+    if peaks:
+        rows.append("")
+        rows.append(f"Peak memory of one ResNet-20 training step (tracemalloc, numpy's "
+                    f"allocations; the compiled figure includes the plan's arena): eager "
+                    f"{peaks[0] / 2**20:.0f} MiB, compiled {peaks[1] / 2**20:.0f} MiB "
+                    f"(target: no higher than eager's).")
     table = head + "\n".join(rows) + "\n\n" + \
         "| first call (compile + one step) | cold: empty kernel cache | warm: second process " \
         "| cold / warm without the step | plan |\n|---|---:|---:|---:|---|\n" + \
