@@ -777,3 +777,28 @@ def test_a_compiled_model_inside_a_compiled_step_is_traced_as_the_model():
     assert not inner.plans  # it was only traced through
     for k, v in _state(m1).items():
         close(_state(m2)[k], v)
+
+
+def test_per_channel_work_runs_once_per_channel_in_the_generated_loop():
+    """batch_norm's per-channel scale and shift (float64 work on (C,) operands) are computed in
+    the channel loop of the generated source, not per element; the result still matches."""
+    bn = tds.nn.BatchNorm2d(3)
+    bn.eval()
+    bn.running_mean.data[:] = [0.5, -1.0, 2.0]
+    bn.running_var.data[:] = [4.0, 0.25, 1.0]
+
+    def f(x, r):
+        return (bn(x) + r).relu()
+
+    g = tds.trace(f, (2, 3, 4, 5), (2, 3, 4, 5))
+    group = next(gr for gr in fuse(g).groups if gr.shape == (2, 3, 4, 5))
+    code, _ = group_source(g, group)
+    assert "fused_batch_norm_add_relu" in code
+    lines = code.splitlines()
+    inner = next(k for k, ln in enumerate(lines) if "for i3 in" in ln)
+    scale = next(k for k, ln in enumerate(lines) if "np.float64(" in ln)
+    assert scale < inner  # hoisted above the loops over the positions
+    rng = np.random.default_rng(2)
+    x, r = (rng.standard_normal((2, 3, 4, 5)).astype(np.float32) for _ in range(2))
+    c = tds.compile(f)
+    close(c(tds.Tensor(x), tds.Tensor(r)).numpy(), f(tds.Tensor(x), tds.Tensor(r)).numpy())

@@ -19,6 +19,7 @@ import hashlib
 import importlib.util
 import math
 import os
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -105,6 +106,13 @@ def group_source(graph: Graph, group: Group) -> tuple[str, str]:
         lines.append(f"    # {o}: {shape!r} {nodes[m].dtype}, written here")
     if split:
         lines.append(f"    # lo, hi: the range of i0 to compute (0, {shape[0]}: all)")
+    if not tiled and r >= 2:  # each line at the outermost loop that binds its indices
+        hoisted = _hoist(body, r)
+        for k, s in enumerate(shape):
+            bounds = "lo, hi" if k == 0 and split else f"{s}"
+            lines.append("    " * (k + 1) + f"for i{k} in range({bounds}):")
+            lines += ["    " * (k + 2) + line for line in hoisted[k]]
+        return "\n".join(lines) + "\n", header
     for k, s in enumerate(shape[:r - 2] if tiled else shape):
         bounds = "lo, hi" if k == 0 and split else f"{s}"
         lines.append("    " * (k + 1) + f"for i{k} in range({bounds}):")
@@ -117,6 +125,29 @@ def group_source(graph: Graph, group: Group) -> tuple[str, str]:
                   f"{pad}            for i{b} in range(j{b}, min(j{b} + {TILE}, {shape[b]})):"]
     lines += body
     return "\n".join(lines) + "\n", header
+
+
+_NAME = re.compile(r"\b[a-z]\w*\b")
+
+
+def _hoist(body: list[str], r: int) -> list[list[str]]:
+    """The body's lines (one element's work, innermost) by the loop they belong in: a line
+    computing a local from values that vary only with i0..ik goes into loop k. A per-channel
+    operand's read (batch_norm's scale and shift: float64 work) then runs once per channel
+    instead of once per element; LLVM cannot move it out itself, since a store to an output
+    might, for all it knows, change the operand. Stores stay in the innermost loop."""
+    level: dict[str, int] = {f"i{k}": k for k in range(r)}
+    out: list[list[str]] = [[] for _ in range(r)]
+    for line in body:
+        text = line.strip()
+        target, _, expr = text.partition(" = ")
+        k = max((level[w] for w in _NAME.findall(expr) if w in level), default=0)
+        if target.isidentifier():
+            level[target] = k
+        else:  # a store (output or folded assign)
+            k = r - 1
+        out[k].append(text)
+    return out
 
 
 # how the math functions are written in the generated source: numpy's on the cpu (numba.cuda
