@@ -236,6 +236,13 @@ def test_viz_compiled_draws_one_box_per_fused_group(tmp_path):
     assert len(outside) == forward + 1
     assert "fused_batch_norm_add_relu: 3 ops in one loop over (1, 16, 32, 32)" in source
     assert any("compiled: " in line for line in result.notes)
+    # buffer reuse: each loop output in the arena is labelled with its buffer, and the title
+    # counts them
+    buffers = plan.buffers_by_node()
+    assert buffers and len(set(buffers.values())) < len(buffers)  # some memory is reused
+    for nid, k in buffers.items():
+        assert re.search(rf'n{nid} \[[^\]]*buffer {k}\b', source), nid
+    assert f"share {len(set(buffers.values()))} buffers" in source
 
 
 def test_viz_compiled_refuses_options_it_does_not_draw(tmp_path):

@@ -8,8 +8,9 @@ its ops, labelled with its kernel name and op count; the ops the compiler has no
     dot = draw_compiled(c)                     # a graphviz.Digraph of c's most recent plan
 
 Reads the compiled entry's public fields only: the optimised Graph (nodes, op, inputs, shape,
-module, residual), the plan's kernels (name, members) and its fallback counts. Buffer reuse is
-not drawn: the plan does not say which values share memory.
+module, residual), the plan's kernels (name, members) and fallback counts, and which arena
+buffer each loop output lives in (`plan.buffers_by_node()`): one fill colour and number per
+buffer, so values that reuse one piece of memory at different times share a colour.
 """
 from __future__ import annotations
 
@@ -23,6 +24,10 @@ from viz.draw import EDGE_COLOR, SKIP_COLOR, DrawingTooLarge
 
 MAX_OPS = 300  # beyond this an op-level drawing is no longer readable
 GROUP_FILL, GROUP_BORDER, FUSED_FILL = "#fff4e6", "#e8590c", "#ffd8a8"
+# fill colours of the arena buffers (a buffer's number is in the label too: past 12 buffers
+# the colours repeat)
+BUFFER_FILLS = ("#ffc9c9", "#e599f7", "#a5d8ff", "#ffec99", "#d0bfff", "#99e9f2", "#fcc2d7",
+                "#c0eb75", "#ffd8a8", "#bac8ff", "#96f2d7", "#e9ecef")
 HEAVY = ("conv2d", "matmul", "conv_transpose2d")  # blue: the products (most of the time)
 VIEWS = ("reshape", "permute", "expand", "getitem", "contiguous", "pad", "flatten")
 
@@ -74,10 +79,18 @@ def draw_compiled(compiled, note: str = "", max_ops: int = MAX_OPS) -> graphviz.
         title += f" (the passes left {counts.optimized_ops} of the {counts.ops} ops)"
     if note:
         title += "\n" + note
+    buffers = plan.buffers_by_node() if hasattr(plan, "buffers_by_node") else {}
     title += ("\norange box: one generated loop (kernel name, ops fused, shape it loops over); "
               "white and blue: ops run by their own forward (blue: convolution, matrix product)"
-              "\n'reads': the parameters and buffers an op reads (not drawn as nodes)"
-              "\nbuffer reuse is not shown: the plan does not say which values share memory")
+              "\n'reads': the parameters and buffers an op reads (not drawn as nodes)")
+    drawn_buffers = {b for nid, b in buffers.items() if nid in {n.id for n in g.nodes}}
+    if drawn_buffers:
+        shared = sum(1 for nid in buffers if nid in {n.id for n in g.nodes})
+        title += (f"\ncoloured, 'buffer k': a loop's output in arena buffer k; {shared} values "
+                  f"share {len(drawn_buffers)} buffers (one colour, one piece of memory, reused "
+                  "by values alive at different times)")
+    else:
+        title += "\nbuffer reuse: no loop output shares memory in this plan"
     if any(n.residual for n in g.nodes):
         title += "\n(+) residual addition; dashed red edge: its skip connection"
     dot = graphviz.Digraph("compiled", graph_attr={
@@ -96,6 +109,10 @@ def draw_compiled(compiled, note: str = "", max_ops: int = MAX_OPS) -> graphviz.
                  if g.nodes[i].kind in ("param", "buffer", "state") and not n.residual]
         if state:  # what it reads that is not drawn: parameters and buffers, by name
             attrs["label"] += "\nreads " + ", ".join(state)
+        if n.id in buffers:
+            k = buffers[n.id]
+            attrs["fillcolor"] = BUFFER_FILLS[k % len(BUFFER_FILLS)]
+            attrs["label"] += f"\nbuffer {k}"
         if n.id in outputs:
             attrs["penwidth"] = "2.5"
             attrs["label"] += "\n(output)"
