@@ -521,3 +521,23 @@ def test_default_threads_step_aside_on_a_busy_machine(monkeypatch):
     monkeypatch.setitem(threads._state, "checked", -1e9)
     monkeypatch.setattr(threads.os, "getloadavg", lambda: (9.0, 9.0, 9.0))
     assert threads.threads_now() == 2
+
+
+def test_a_matrix_product_after_the_kernels_still_gets_every_blas_thread(monkeypatch):
+    """The kernels set OpenBLAS to one thread while their chunks run and put the old count back:
+    the process's own products (a Linear layer's) keep BLAS's threads."""
+    from tinygrad_ds.backend import threads
+
+    blas = threads._blas_threads()
+    if blas is None:
+        pytest.skip("numpy's BLAS is not OpenBLAS here")
+    get, put = blas
+    before = get()
+    monkeypatch.setitem(threads._state, "explicit", True)
+    monkeypatch.setitem(threads._state, "n", 2)
+    try:
+        put(2)
+        seen = threads.map_ordered(lambda v: get(), range(4))
+        assert seen == [1, 1, 1, 1] and get() == 2
+    finally:
+        put(before)

@@ -2,14 +2,15 @@
 
 The convolution kernels cut the batch into chunks (conv/workspace.py); with several threads the
 chunks run at once, each thread doing its chunk's copies (numba kernels compiled with
-nogil=True) and its products (BLAS, one thread per call: `openblas_set_num_threads_local(1)` in
-each worker, so the pool's threads and OpenBLAS's own do not fight over the cores).
+nogil=True) and its products (BLAS on one thread: OpenBLAS's count is set to 1 while the chunks
+run and put back after, so the pool's threads and OpenBLAS's own do not fight over the cores,
+and a matrix product outside the kernels still gets every core).
 
     tds.set_num_threads(1)     # everything serial, as before
     TDS_NUM_THREADS=2          # the environment's say, read at the first use
 
-Default: the cores this process may run on, when numpy's BLAS is OpenBLAS with the per-thread
-setting (0.3.27 and later); otherwise 1 (another BLAS's threads would multiply with ours).
+Default: the cores this process may run on, when numpy's BLAS is OpenBLAS (its thread count can
+be read and set); otherwise 1 (another BLAS's threads would multiply with ours).
 The pool's threads wait on a queue (no spinning), and a chunk that lands on a busy core leaves
 the rest to the other threads.
 
@@ -31,14 +32,19 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 
 _state: dict = {"n": None, "explicit": False, "pool": None, "pool_n": 0, "blas": None,
-                "busy": False, "checked": -1.0}
+                "busy": False, "checked": -1.0, "sharing": 0, "blas_before": 1}
 BUSY_CHECK_S = 1.0  # how often the load average is read
 _lock = threading.Lock()
+_blas_lock = threading.Lock()
 _in_worker = threading.local()
 
 
-def _blas_local():
-    """numpy's OpenBLAS openblas_set_num_threads_local, or None."""
+def _blas_threads():
+    """(get, set) of numpy's OpenBLAS thread count, or None when numpy's BLAS is not OpenBLAS.
+
+    NOTE: the count is process-wide: numpy's OpenBLAS (a pthreads build) applies even
+    openblas_set_num_threads_local to every thread, so map_ordered sets 1 for the work it
+    shares out and puts the old count back after, instead of setting it once per worker."""
     if _state["blas"] is None:
         _state["blas"] = False
         import numpy as np  # noqa: F401  (loads the BLAS library into the process)
@@ -50,12 +56,20 @@ def _blas_local():
             paths = set()
         for p in sorted(paths):
             try:
-                fn = ctypes.CDLL(p).openblas_set_num_threads_local
-            except (OSError, AttributeError):
+                lib = ctypes.CDLL(p)
+            except OSError:
                 continue
-            fn.argtypes, fn.restype = [ctypes.c_int], ctypes.c_int
-            _state["blas"] = fn
-            break
+            for prefix, suffix in (("scipy_openblas", "64_"), ("scipy_openblas", ""),
+                                   ("openblas", "64_"), ("openblas", "")):
+                get = getattr(lib, f"{prefix}_get_num_threads{suffix}", None)
+                put = getattr(lib, f"{prefix}_set_num_threads{suffix}", None)
+                if get is not None and put is not None:
+                    get.argtypes, get.restype = [], ctypes.c_int
+                    put.argtypes, put.restype = [ctypes.c_int], None
+                    _state["blas"] = (get, put)
+                    break
+            if _state["blas"]:
+                break
     return _state["blas"] or None
 
 
@@ -69,7 +83,7 @@ def _default() -> int:
 
             raise TdsError(f"TDS_NUM_THREADS={env!r}: give a whole number of threads, such as "
                            "1 or 4") from None
-    if _blas_local() is None:
+    if _blas_threads() is None:
         return 1
     try:
         return max(1, len(os.sched_getaffinity(0)))
@@ -114,9 +128,6 @@ def set_num_threads(n: int) -> None:
 
 def _init_worker() -> None:
     _in_worker.yes = True
-    fn = _blas_local()
-    if fn is not None:
-        fn(1)
 
 
 def _pool(n: int) -> ThreadPoolExecutor:
@@ -168,17 +179,23 @@ def map_ordered(fn: Callable, items: Iterable) -> list:
 
     pool = _pool(get_num_threads())
     helpers = [pool.submit(work) for _ in range(n - 1)]
-    blas = _blas_local()
-    before = blas(1) if blas is not None else None
+    blas = _blas_threads()
+    with _blas_lock:  # one BLAS thread per chunk while the chunks run; the old count after
+        if _state["sharing"] == 0 and blas is not None:
+            _state["blas_before"] = blas[0]()
+            blas[1](1)
+        _state["sharing"] += 1
     _in_worker.yes = True  # fn's own kernels stay serial in this thread too
     try:
         work()
     finally:
         _in_worker.yes = False
-        if blas is not None:
-            blas(before)
         for h in helpers:
             h.result()
+        with _blas_lock:
+            _state["sharing"] -= 1
+            if _state["sharing"] == 0 and blas is not None:
+                blas[1](_state["blas_before"])
     if failed:
         raise failed[0]
     return results
