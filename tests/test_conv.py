@@ -541,3 +541,22 @@ def test_a_matrix_product_after_the_kernels_still_gets_every_blas_thread(monkeyp
         assert seen == [1, 1, 1, 1] and get() == 2
     finally:
         put(before)
+
+
+def test_results_do_not_depend_on_whether_the_pool_runs(monkeypatch):
+    """A 32-channel weight gradient (one long product per chunk, whose inner dimension
+    OpenBLAS on two threads splits and rounds differently) is bit-identical serial and on the
+    pool: the kernels' products always run on one BLAS thread. Before, a machine busy enough to
+    turn the pool off changed a training run's numbers."""
+    from tinygrad_ds.backend import threads
+    from tinygrad_ds.backend.cpu.conv import conv2d_backward_weight
+
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((64, 32, 16, 16)).astype(np.float32)
+    gy = rng.standard_normal((64, 32, 16, 16)).astype(np.float32)
+    monkeypatch.setitem(threads._state, "explicit", True)
+    out = []
+    for n in (1, 2):
+        monkeypatch.setitem(threads._state, "n", n)
+        out.append(conv2d_backward_weight(gy, x, 1, 1, 1, 1, 1, 1, 1, 3, 3))
+    np.testing.assert_array_equal(out[0], out[1])

@@ -23,6 +23,7 @@ always used.
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import itertools
 import os
@@ -152,50 +153,63 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_pool)
 
 
-def map_ordered(fn: Callable, items: Iterable) -> list:
-    """[fn(item) for item in items], on the pool when there are several threads and items (and
-    this is not already a pool thread); results in the items' order.
-
-    The calling thread works too (its BLAS calls on one thread meanwhile), and every thread
-    takes the next item from one shared counter: a future per thread, not per item, since a
-    batch's chunks are many and short (a tenth of a millisecond each)."""
-    items = list(items)
-    n = min(threads_now(), len(items))
-    if n <= 1 or getattr(_in_worker, "yes", False):
-        return [fn(i) for i in items]
-    results: list = [None] * len(items)
-    counter = itertools.count()
-    failed: list = []
-
-    def work() -> None:
-        for k in iter(counter.__next__, None):  # (next() of a count is atomic under the GIL)
-            if k >= len(items) or failed:
-                return
-            try:
-                results[k] = fn(items[k])
-            except BaseException as e:  # noqa: BLE001  (re-raised in the calling thread)
-                failed.append(e)
-                return
-
-    pool = _pool(get_num_threads())
-    helpers = [pool.submit(work) for _ in range(n - 1)]
+@contextlib.contextmanager
+def _one_blas_thread():
+    """OpenBLAS on one thread inside (process-wide: see _blas_threads), the old count after;
+    nested uses and several calling threads share one setting (a count of users)."""
     blas = _blas_threads()
-    with _blas_lock:  # one BLAS thread per chunk while the chunks run; the old count after
+    with _blas_lock:
         if _state["sharing"] == 0 and blas is not None:
             _state["blas_before"] = blas[0]()
             blas[1](1)
         _state["sharing"] += 1
-    _in_worker.yes = True  # fn's own kernels stay serial in this thread too
     try:
-        work()
+        yield
     finally:
-        _in_worker.yes = False
-        for h in helpers:
-            h.result()
         with _blas_lock:
             _state["sharing"] -= 1
             if _state["sharing"] == 0 and blas is not None:
                 blas[1](_state["blas_before"])
-    if failed:
-        raise failed[0]
-    return results
+
+
+def map_ordered(fn: Callable, items: Iterable) -> list:
+    """[fn(item) for item in items], on the pool when there are several threads and items (and
+    this is not already a pool thread); results in the items' order.
+
+    The calling thread works too, and every thread takes the next item from one shared counter:
+    a future per thread, not per item, since a batch's chunks are many and short (a tenth of a
+    millisecond each). The items' BLAS calls run on one thread whether the pool is used or not:
+    OpenBLAS on several threads may split a product's inner dimension and round differently,
+    and results must not depend on whether the machine was busy."""
+    items = list(items)
+    if getattr(_in_worker, "yes", False):
+        return [fn(i) for i in items]
+    with _one_blas_thread():
+        n = min(threads_now(), len(items))
+        if n <= 1:
+            return [fn(i) for i in items]
+        results: list = [None] * len(items)
+        counter = itertools.count()
+        failed: list = []
+
+        def work() -> None:
+            for k in iter(counter.__next__, None):  # (next() of a count is atomic: the GIL)
+                if k >= len(items) or failed:
+                    return
+                try:
+                    results[k] = fn(items[k])
+                except BaseException as e:  # noqa: BLE001  (re-raised in the calling thread)
+                    failed.append(e)
+                    return
+
+        helpers = [_pool(get_num_threads()).submit(work) for _ in range(n - 1)]
+        _in_worker.yes = True  # fn's own kernels stay serial in this thread too
+        try:
+            work()
+        finally:
+            _in_worker.yes = False
+            for h in helpers:
+                h.result()
+        if failed:
+            raise failed[0]
+        return results
