@@ -132,6 +132,7 @@ def _init_worker() -> None:
 
 
 def _pool(n: int) -> ThreadPoolExecutor:
+    """The pool of n helper threads (the calling thread is the other worker)."""
     with _lock:
         if _state["pool"] is None or _state["pool_n"] != n:
             if _state["pool"] is not None:
@@ -202,7 +203,7 @@ def map_ordered(fn: Callable, items: Iterable) -> list:
                     failed.append(e)
                     return
 
-        helpers = [_pool(get_num_threads()).submit(work) for _ in range(n - 1)]
+        helpers = [_pool(get_num_threads() - 1).submit(work) for _ in range(n - 1)]
         _in_worker.yes = True  # fn's own kernels stay serial in this thread too
         try:
             work()

@@ -74,11 +74,8 @@ def _batch_norm_stats(x, c0, c1, stats):
 def batch_norm_apply(x, mean, invstd, weight, bias):
     """x (N, C, L) -> (x - mean) * invstd * weight + bias (samples shared out among threads)."""
     y = np.empty_like(x)
-    parts = _parts(x.shape[0], x.size)
-    if len(parts) == 1:
-        return _batch_norm_apply(x, mean, invstd, weight, bias, y)
     threads.map_ordered(lambda r: _batch_norm_apply(x[r[0]:r[1]], mean, invstd, weight, bias,
-                                                    y[r[0]:r[1]]), parts)
+                                                    y[r[0]:r[1]]), _parts(x.shape[0], x.size))
     return y
 
 
@@ -137,14 +134,10 @@ def batch_norm_backward_input(gy, x, mean, invstd, weight, sums):
     n, c = x.shape[:2]
     gx = _owned_like(gy)
     g3, x3, gx3 = gy.reshape(n, c, -1), x.reshape(n, c, -1), gx.reshape(n, c, -1)
-    parts = _parts(n, gy.size)  # samples shared out among the threads
-    if len(parts) == 1:
-        _batch_norm_backward_input(g3, x3, mean, invstd, weight, sums, g3.shape[0] * g3.shape[2],
-                                   gx3)
-    else:
-        m = g3.shape[0] * g3.shape[2]
-        threads.map_ordered(lambda r: _batch_norm_backward_input(
-            g3[r[0]:r[1]], x3[r[0]:r[1]], mean, invstd, weight, sums, m, gx3[r[0]:r[1]]), parts)
+    m = g3.shape[0] * g3.shape[2]  # values per channel in the whole batch
+    threads.map_ordered(lambda r: _batch_norm_backward_input(  # samples shared out
+        g3[r[0]:r[1]], x3[r[0]:r[1]], mean, invstd, weight, sums, m, gx3[r[0]:r[1]]),
+        _parts(n, gy.size))
     return gx
 
 
