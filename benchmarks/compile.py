@@ -98,28 +98,10 @@ nn = torch.nn
 if which == "mlp":
     model = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(),
                           nn.Linear(256, 10)); shape = (batch, 784)
-else:  # ResNet-20 as tinygrad_ds.nn.models.resnet20: option A shortcuts (zero-padded identity)
-    class Block(nn.Module):
-        def __init__(self, cin, cout, stride):
-            super().__init__()
-            self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-            self.bn1 = nn.BatchNorm2d(cout)
-            self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-            self.bn2 = nn.BatchNorm2d(cout)
-            self.pad, self.stride = cout - cin, stride
-        def forward(self, x):
-            out = torch.relu(self.bn1(self.conv1(x)))
-            out = self.bn2(self.conv2(out))
-            sc = x[:, :, ::self.stride, ::self.stride] if self.stride > 1 else x
-            if self.pad:
-                sc = nn.functional.pad(sc, (0, 0, 0, 0, self.pad // 2, self.pad - self.pad // 2))
-            return torch.relu(out + sc)
-    layers, cin = [nn.Conv2d(3, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU()], 16
-    for cout, stride in ((16, 1), (32, 2), (64, 2)):
-        for i in range(3):
-            layers.append(Block(cin, cout, stride if i == 0 else 1)); cin = cout
-    model = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 10))
-    shape = (batch, 3, 32, 32)
+else:  # ResNet-20 as tinygrad_ds.nn.models.resnet20 (benchmarks/torch_models.py)
+    sys.path.insert(0, "benchmarks")
+    from torch_models import resnet20
+    model, shape = resnet20(), (batch, 3, 32, 32)
 opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
 x = torch.randn(shape); y = torch.randint(0, 10, (batch,))
 if layout == "channels_last":
