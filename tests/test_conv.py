@@ -560,3 +560,38 @@ def test_results_do_not_depend_on_whether_the_pool_runs(monkeypatch):
         monkeypatch.setitem(threads._state, "n", n)
         out.append(conv2d_backward_weight(gy, x, 1, 1, 1, 1, 1, 1, 1, 3, 3))
     np.testing.assert_array_equal(out[0], out[1])
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("c,o,h,w,bias", [(4, 6, 6, 8, True), (5, 3, 4, 4, False),
+                                          (3, 3, 5, 6, True)])
+def test_winograd_convolution_matches_the_reference(monkeypatch, dtype, c, o, h, w, bias):
+    """3x3 stride-1 'same' convolutions with many channels run as Winograd F(2x2, 3x3) (here
+    from 3 channels on): the output and the input gradient match the float64 loop reference;
+    an odd height or width (5x6) falls back to the direct kernels."""
+    from tinygrad_ds.backend.cpu import conv as cpu_conv
+
+    monkeypatch.setattr(cpu_conv, "WINOGRAD_MIN_CHANNELS", 3)
+    calls = []
+    forward = cpu_conv.winograd.forward
+    monkeypatch.setattr(cpu_conv.winograd, "forward",
+                        lambda *a: (calls.append(a[0].shape), forward(*a))[1])
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((3, c, h, w))
+    wt = rng.standard_normal((o, c, 3, 3))
+    b = rng.standard_normal(o) if bias else None
+    xt = tds.Tensor(x, dtype=dtype, requires_grad=True)
+    wt_t = tds.Tensor(wt, dtype=dtype, requires_grad=True)
+    y = F.conv2d(xt, wt_t, tds.Tensor(b, dtype=dtype) if bias else None, 1, 1)
+    tol = 1e-10 if dtype == "float64" else 1e-4
+    ref = ref_conv2d(x, wt, b, (1, 1), (1, 1), (1, 1), 1)
+    np.testing.assert_allclose(y.numpy(), ref, rtol=tol, atol=tol)
+    gy = rng.standard_normal(y.shape)
+    y.backward(tds.Tensor(gy, dtype=dtype))
+    # the input gradient at stride 1 is a convolution of gy with the flipped kernel: Winograd too
+    gx = ref_conv2d(gy, wt[:, :, ::-1, ::-1].transpose(1, 0, 2, 3), None, (1, 1), (1, 1),
+                    (1, 1), 1)
+    np.testing.assert_allclose(xt.grad.numpy(), gx, rtol=tol, atol=tol)
+    # the forward, and the input gradient where it is a convolution (O <= C; else col2im)
+    even = h % 2 == 0 and w % 2 == 0
+    assert len(calls) == ((1 + (o <= c)) if even else 0)

@@ -1,0 +1,141 @@
+"""Winograd F(2x2, 3x3): a 3x3 stride-1 'same' convolution with 2.25x fewer multiplications.
+
+The input, zero-bordered and channels-last, is cut into 4x4 tiles at stride 2, one per 2x2 block
+of the output. Each tile d becomes V = B^T d B and each kernel g (one per output and input
+channel) U = G g G^T; both are 4x4, and the output block is A^T (U . V) A, where . multiplies
+elementwise and sums over the input channels. So the 16 positions p of a tile are 16
+independent matrix products M[p] = V[p] (tiles, C) @ U[p] (C, O): one batched matmul per chunk
+with 16 multiplications per 4 outputs per channel pair, where a direct convolution has 36.
+
+    B^T = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]
+    G   = [[1, 0, 0], [1/2, 1/2, 1/2], [1/2, -1/2, 1/2], [0, 0, 1]]
+    A^T = [[1, 1, 1, 0], [0, 1, -1, -1]]
+
+The transforms are additions only. Each of their inner loops runs over the channels with few
+arrays in it: LLVM vectorises a loop only when it can check its arrays for overlap, and a loop
+writing the 16 positions at once (16 outputs and 4 inputs) ran 18 times slower. Float32 results
+differ from the direct convolution's by a few units of the last place (about 4e-7 relative).
+
+Forward at batch 128, against shift3 (the kernel it replaces), on the shared 2-core machine:
+one thread, 32 channels at 16x16 5.1 to 6.2 ms against 6.9 to 7.6, 64 at 8x8 4.0 to 4.5 against
+5.6 to 5.9; two threads, 32 channels 3.9 to 4.8 against 3.6 to 4.1 (it scales worse: its
+tiles and products move four times the input through memory), 64 channels 3.2 to 3.5 against
+3.1 to 3.7; 16 channels at 32x32 it loses on one thread already (9.9 against 8.8). Hence
+conv/__init__.py's WINOGRAD_MIN_CHANNELS of 64. The compiled ResNet-20 step on two threads
+went from 346-361 to 321-344 ms with it.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from . import workspace
+from .workspace import _buffer, _chunks, _padded_buffer, run_chunks
+
+CHUNK_DIV = 2
+_G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]])
+
+
+def weights(w: np.ndarray) -> np.ndarray:
+    """w (O, C, 3, 3) -> U (16, C, O): G g G^T of each kernel, position-major."""
+    g = _G.astype(w.dtype)
+    u = np.matmul(np.matmul(g, w), g.T)  # (O, C, 4, 4)
+    return np.ascontiguousarray(u.reshape(w.shape[0], w.shape[1], 16).transpose(2, 1, 0))
+
+
+@njit(cache=True, nogil=True)
+def _tiles(xh, v):
+    """xh (N, H+2, W+2, C) zero-bordered channels-last -> v (16, N*H/2*W/2, C): B^T d B of each
+    4x4 tile at stride 2, position-major."""
+    n, hp, wp, c = xh.shape
+    th, tw = (hp - 2) // 2, (wp - 2) // 2
+    t = np.empty((4, wp, c), dtype=xh.dtype)
+    t0, t1, t2, t3 = t[0].ravel(), t[1].ravel(), t[2].ravel(), t[3].ravel()
+    for b in range(n):
+        for i in range(th):
+            # B^T along the rows, for the tile row's 4 input rows at once
+            r0, r1 = xh[b, 2 * i].ravel(), xh[b, 2 * i + 1].ravel()
+            r2, r3 = xh[b, 2 * i + 2].ravel(), xh[b, 2 * i + 3].ravel()
+            for e in range(wp * c):
+                t0[e] = r0[e] - r2[e]
+            for e in range(wp * c):
+                t1[e] = r1[e] + r2[e]
+            for e in range(wp * c):
+                t2[e] = r2[e] - r1[e]
+            for e in range(wp * c):
+                t3[e] = r1[e] - r3[e]
+            # B along the columns, tile by tile
+            for u in range(4):
+                tu = t[u]
+                for j in range(tw):
+                    k = (b * th + i) * tw + j
+                    a0, a1, a2, a3 = tu[2 * j], tu[2 * j + 1], tu[2 * j + 2], tu[2 * j + 3]
+                    d = v[4 * u, k]
+                    for ci in range(c):
+                        d[ci] = a0[ci] - a2[ci]
+                    d = v[4 * u + 1, k]
+                    for ci in range(c):
+                        d[ci] = a1[ci] + a2[ci]
+                    d = v[4 * u + 2, k]
+                    for ci in range(c):
+                        d[ci] = a2[ci] - a1[ci]
+                    d = v[4 * u + 3, k]
+                    for ci in range(c):
+                        d[ci] = a1[ci] - a3[ci]
+    return v
+
+
+@njit(cache=True, nogil=True)
+def _blocks(m, bias, has_bias, yh):
+    """m (16, N*H/2*W/2, O) -> yh (N, H, W, O) channels-last: A^T m A of each tile, plus
+    bias[o] when has_bias."""
+    n, h, w, o = yh.shape
+    th, tw = h // 2, w // 2
+    s = np.empty((8, o), dtype=yh.dtype)  # A^T m: its two rows, 4 columns each
+    add = np.zeros(o, dtype=yh.dtype)
+    if has_bias:
+        for oi in range(o):
+            add[oi] = bias[oi]
+    for b in range(n):
+        for i in range(th):
+            for j in range(tw):
+                k = (b * th + i) * tw + j
+                for q in range(4):
+                    top, bot = s[q], s[4 + q]
+                    m0, m1, m2, m3 = m[q, k], m[4 + q, k], m[8 + q, k], m[12 + q, k]
+                    for oi in range(o):
+                        top[oi] = m0[oi] + m1[oi] + m2[oi]
+                    for oi in range(o):
+                        bot[oi] = m1[oi] - m2[oi] - m3[oi]
+                for r in range(2):
+                    s0, s1, s2, s3 = s[4 * r], s[4 * r + 1], s[4 * r + 2], s[4 * r + 3]
+                    d = yh[b, 2 * i + r, 2 * j]
+                    for oi in range(o):
+                        d[oi] = s0[oi] + s1[oi] + s2[oi] + add[oi]
+                    d = yh[b, 2 * i + r, 2 * j + 1]
+                    for oi in range(o):
+                        d[oi] = s1[oi] - s2[oi] - s3[oi] + add[oi]
+    return yh
+
+
+def forward(x, w, bias, has_bias, oh, ow):
+    """x (N, C, H, W) with H and W even, w (O, C, 3, 3), bias (O,) (or (1,) zeros when not
+    has_bias) -> y (N, O, H, W): stride 1, padding 1."""
+    n, c, h, wd = x.shape
+    o = w.shape[0]
+    u = weights(w)
+    y = np.empty((n, o, h, wd), dtype=x.dtype)
+    tiles = (h // 2) * (wd // 2)
+
+    def chunk(b0, b1):
+        nc = b1 - b0
+        xh = _padded_buffer("nhwc", (nc, h + 2, wd + 2, c), 1, 1, x.dtype)
+        xh[:, 1:h + 1, 1:wd + 1, :] = x[b0:b1].transpose(0, 2, 3, 1)
+        v = _tiles(xh, _buffer("cols", (16, nc * tiles, c), x.dtype))
+        m = np.matmul(v, u, out=_buffer("y", (16, nc * tiles, o), x.dtype))
+        yh = _blocks(m, bias, has_bias, _buffer("g", (nc, h, wd, o), x.dtype))
+        y[b0:b1] = yh.transpose(0, 3, 1, 2)
+
+    size = max(1, workspace.CHUNK_ELEMENTS // CHUNK_DIV)
+    run_chunks(chunk, _chunks(n, 4 * h * wd * max(c, o), size))
+    return y
