@@ -117,6 +117,16 @@ def threads_now() -> int:
     return 1 if _state["busy"] else n
 
 
+def split(n: int, size: int, min_size: int, parts: int = 8) -> list[tuple[int, int]]:
+    """[a, b) ranges cutting range(n) into `parts` (fewer when n is smaller) for map_ordered,
+    when the work is worth sharing (its arrays have min_size elements or more) and there are
+    several threads now; else the one range (0, n)."""
+    if n < 2 or size < min_size or threads_now() == 1:
+        return [(0, n)]
+    step = -(-n // min(n, parts))
+    return [(a, min(n, a + step)) for a in range(0, n, step)]
+
+
 def set_num_threads(n: int) -> None:
     """Use n threads in the CPU kernels (1: serial). Results do not depend on n."""
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:

@@ -99,23 +99,22 @@ def group_source(graph: Graph, group: Group) -> tuple[str, str]:
     split = r >= 1 and not (tiled and r == 2)
     if split:
         params = params + ["lo", "hi"]
-    lines = ["import numpy as np", "from numba import njit", "", "",
-             f"@njit(cache=True, nogil=True, error_model='numpy'{fast})",
-             f"def {name}({', '.join(params)}):"]
+    lines = ["import numpy as np", "from numba import njit", ""]
+    if split:  # load_kernel reads it: the plan calls the kernel with the arrays alone
+        lines += [f"OUTER = {shape[0]}  # i0 runs over [lo, hi) of range(OUTER)", ""]
+    lines += ["", f"@njit(cache=True, nogil=True, error_model='numpy'{fast})",
+              f"def {name}({', '.join(params)}):"]
     for m, o in outs.items():
         lines.append(f"    # {o}: {shape!r} {nodes[m].dtype}, written here")
-    if split:
-        lines.append(f"    # lo, hi: the range of i0 to compute (0, {shape[0]}: all)")
-    if not tiled and r >= 2:  # each line at the outermost loop that binds its indices
-        hoisted = _hoist(body, r)
-        for k, s in enumerate(shape):
-            bounds = "lo, hi" if k == 0 and split else f"{s}"
-            lines.append("    " * (k + 1) + f"for i{k} in range({bounds}):")
-            lines += ["    " * (k + 2) + line for line in hoisted[k]]
-        return "\n".join(lines) + "\n", header
+    # untiled, each line goes in the outermost loop that binds its indices (_hoist)
+    placed = _hoist(body, r) if r and not tiled else None
     for k, s in enumerate(shape[:r - 2] if tiled else shape):
         bounds = "lo, hi" if k == 0 and split else f"{s}"
         lines.append("    " * (k + 1) + f"for i{k} in range({bounds}):")
+        if placed is not None:
+            lines += ["    " * (k + 2) + line for line in placed[k]]
+    if placed is not None:
+        return "\n".join(lines) + "\n", header
     if tiled:
         a, b = r - 2, r - 1
         pad = "    " * (r - 1)
@@ -300,18 +299,12 @@ def load_kernel(code: str):
     sys.modules[modname] = module
     spec.loader.exec_module(module)
     kernel = getattr(module, name)
-    signature = next(ln for ln in code.splitlines() if ln.startswith("def "))
-    if signature.endswith(", lo, hi):"):  # an outer range to share out
-        kernel = SplitKernel(kernel, _outer(code))
+    outer = getattr(module, "OUTER", None)
+    if outer is not None:  # an outer range to share out
+        kernel = SplitKernel(kernel, outer)
     _loaded[digest] = kernel
     stats["loaded"] += 1
     return kernel
-
-
-def _outer(code: str) -> int:
-    """The size of the outer loop of a kernel's code (its comment says `(0, N: all)`)."""
-    line = next(ln for ln in code.splitlines() if ln.startswith("    # lo, hi:"))
-    return int(line.split("(0, ", 1)[1].split(":", 1)[0])
 
 
 class SplitKernel:
@@ -332,11 +325,7 @@ class SplitKernel:
         return getattr(self.fn, name)
 
     def __call__(self, *arrays):
-        fn, n = self.fn, self.n
+        fn = self.fn
         size = max((a.size for a in arrays if hasattr(a, "size")), default=0)
-        k = threads.threads_now()
-        if k == 1 or n < 2 or size < self.PARALLEL_ELEMENTS:
-            return fn(*arrays, 0, n)
-        step = -(-n // min(n, self.PARTS))
-        threads.map_ordered(lambda lo: fn(*arrays, lo, min(n, lo + step)), range(0, n, step))
-        return None
+        threads.map_ordered(lambda r: fn(*arrays, *r),
+                            threads.split(self.n, size, self.PARALLEL_ELEMENTS, self.PARTS))

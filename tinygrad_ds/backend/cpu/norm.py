@@ -32,13 +32,8 @@ MIN_PARTS = 8
 
 # ---- batch norm: statistics per channel over (N, L) ----------------------------------------
 def _parts(n: int, size: int) -> list[tuple[int, int]]:
-    """[a, b) ranges cutting n channels (or samples) in MIN_PARTS, for the pool's threads, when
-    the array has PARALLEL_ELEMENTS elements or more and there are several threads; else one."""
-    k = threads.threads_now()
-    if k == 1 or size < PARALLEL_ELEMENTS or n < 2:
-        return [(0, n)]
-    step = -(-n // min(n, MIN_PARTS))
-    return [(a, min(n, a + step)) for a in range(0, n, step)]
+    """[a, b) ranges of n channels (or samples) for the pool's threads (threads.split)."""
+    return threads.split(n, size, PARALLEL_ELEMENTS, MIN_PARTS)
 
 
 def batch_norm_stats(x):

@@ -13,9 +13,9 @@ between calls.
 
 Chunks are independent (each writes its own samples of the output, or returns its part of a
 weight gradient, summed in chunk order), so `run_chunks` hands them to a pool of threads
-(tinygrad_ds.backend.threads: the numba kernels release the GIL, and each thread's BLAS calls
-run on that thread alone). The copies then use every core, not only the products. The results do
-not depend on the number of threads: the parts are summed in the same order.
+(tinygrad_ds.backend.threads: the numba kernels release the GIL, and OpenBLAS runs on one
+thread while the chunks do). The copies then use every core, not only the products. The results
+do not depend on the number of threads: the parts are summed in the same order.
 """
 from __future__ import annotations
 
