@@ -79,16 +79,14 @@ def draw_compiled(compiled, note: str = "", max_ops: int = MAX_OPS) -> graphviz.
         title += f" (the passes left {counts.optimized_ops} of the {counts.ops} ops)"
     if note:
         title += "\n" + note
-    buffers = plan.buffers_by_node() if hasattr(plan, "buffers_by_node") else {}
+    buffers = plan.buffers_by_node()  # (node ids of g: the plan runs the optimised graph)
     title += ("\norange box: one generated loop (kernel name, ops fused, shape it loops over); "
               "white and blue: ops run by their own forward (blue: convolution, matrix product)"
               "\n'reads': the parameters and buffers an op reads (not drawn as nodes)")
-    drawn_buffers = {b for nid, b in buffers.items() if nid in {n.id for n in g.nodes}}
-    if drawn_buffers:
-        shared = sum(1 for nid in buffers if nid in {n.id for n in g.nodes})
-        title += (f"\ncoloured, 'buffer k': a loop's output in arena buffer k; {shared} values "
-                  f"share {len(drawn_buffers)} buffers (one colour, one piece of memory, reused "
-                  "by values alive at different times)")
+    if buffers:
+        title += (f"\ncoloured, 'buffer k': a loop's output in arena buffer k; {len(buffers)} "
+                  f"values share {len(set(buffers.values()))} buffers (one colour, one piece of "
+                  "memory, reused by values alive at different times)")
     else:
         title += "\nbuffer reuse: no loop output shares memory in this plan"
     if any(n.residual for n in g.nodes):

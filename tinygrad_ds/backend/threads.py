@@ -154,10 +154,15 @@ def _pool(n: int) -> ThreadPoolExecutor:
 
 
 def _forget_pool() -> None:
-    """In a child made by fork: the parent's pool threads do not exist here; start a new one."""
-    global _lock
-    _lock = threading.Lock()
+    """In a child made by fork: the parent's pool threads do not exist here (start a new one),
+    and neither do the parent's other threads that were sharing work out (the locks they may
+    have held are made anew, and OpenBLAS gets its count back)."""
+    global _lock, _blas_lock
+    _lock, _blas_lock = threading.Lock(), threading.Lock()
     _state["pool"], _state["pool_n"] = None, 0
+    if _state["sharing"] and _state["blas"]:
+        _state["blas"][1](_state["blas_before"])
+    _state["sharing"] = 0
 
 
 if hasattr(os, "register_at_fork"):
