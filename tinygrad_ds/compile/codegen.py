@@ -314,7 +314,6 @@ class SplitKernel:
     write each element once from the same element's operands, so parts never overlap."""
 
     PARALLEL_ELEMENTS = 1 << 18
-    PARTS = 8
 
     def __init__(self, fn, n: int):
         self.fn = fn
@@ -328,4 +327,4 @@ class SplitKernel:
         fn = self.fn
         size = max((a.size for a in arrays if hasattr(a, "size")), default=0)
         threads.map_ordered(lambda r: fn(*arrays, *r),
-                            threads.split(self.n, size, self.PARALLEL_ELEMENTS, self.PARTS))
+                            threads.split(self.n, size, self.PARALLEL_ELEMENTS))

@@ -53,17 +53,7 @@ def _reshape_axis(a: int, src: tuple, dst: tuple) -> int:
 def _broadcast_axis(n: Node, shapes: list, axes: list) -> int | None:
     """Elementwise ops: every batch-dependent operand's batch axis lands on one output axis,
     and no trace-time operand is batch-sized there."""
-    r = len(n.shape)
-    placed = {a + r - len(s) for s, a in zip(shapes, axes) if a is not None}
-    if len(placed) != 1:
-        raise _Fixed("its operands carry the batch on different axes")
-    (m,) = placed
-    for s, a in zip(shapes, axes):
-        k = m - (r - len(s))
-        if a is None and k >= 0 and s[k] != 1:
-            raise _Fixed(f"an operand of shape {s} made without the batch has size {s[k]} on "
-                         f"the batch axis")
-    return m
+    return _shared_axis(shapes, axes, len(n.shape))
 
 
 def _getitem_axis(a: int, shape: tuple, index) -> int | None:
@@ -148,13 +138,20 @@ def _matmul_axis(shapes: list, axes: list, r: int) -> int:
     for s, a, k in zip(shapes, axes, (len(shapes[0]) - 1, len(shapes[1]) - 2)):
         if a is not None and a == k:
             raise _Fixed("it sums over the batch axis")
+    return _shared_axis(shapes, axes, r, core=2)
+
+
+def _shared_axis(shapes: list, axes: list, r: int, core: int = 0) -> int:
+    """The one axis of an r-axis output that every batch-dependent operand's batch axis lands on
+    (operands aligned at their ends); an operand made without the batch must be 1 there, unless
+    that axis is among its last `core` axes (a product's matrix axes)."""
     placed = {a + r - len(s) for s, a in zip(shapes, axes) if a is not None}
     if len(placed) != 1:
         raise _Fixed("its operands carry the batch on different axes")
     (m,) = placed
     for s, a in zip(shapes, axes):
         k = m - (r - len(s))
-        if a is None and 0 <= k < len(s) - 2 and s[k] != 1:
+        if a is None and 0 <= k < len(s) - core and s[k] != 1:
             raise _Fixed(f"an operand of shape {s} made without the batch has size {s[k]} on "
                          "the batch axis")
     return m

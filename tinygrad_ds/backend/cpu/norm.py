@@ -25,15 +25,14 @@ from numba import njit
 from .. import threads
 
 _FAST = {"reassoc", "contract"}
-# batch norm's kernels share their work among threads from this many elements on, in parts
+# batch norm's kernels share their work among threads from this many elements on
 PARALLEL_ELEMENTS = 1 << 18
-MIN_PARTS = 8
 
 
 # ---- batch norm: statistics per channel over (N, L) ----------------------------------------
 def _parts(n: int, size: int) -> list[tuple[int, int]]:
     """[a, b) ranges of n channels (or samples) for the pool's threads (threads.split)."""
-    return threads.split(n, size, PARALLEL_ELEMENTS, MIN_PARTS)
+    return threads.split(n, size, PARALLEL_ELEMENTS)
 
 
 def batch_norm_stats(x):
