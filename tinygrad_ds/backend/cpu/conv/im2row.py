@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .workspace import _buffer, _chunks, _padded_buffer, _sum, run_chunks
+from .workspace import _buffer, _chunks, _padded_nhwc, _sum, run_chunks
 
 
 @njit(cache=True, nogil=True)
@@ -95,9 +95,8 @@ def _nol_to_rows(g, out):
 
 def _rows(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):
     """im2row of a chunk x (N_c, C, H, W): (N_c*OH*OW, KH*KW*C)."""
-    n, c, h, w = x.shape
-    xh = _padded_buffer("nhwc", (n, h + 2 * ph, w + 2 * pw, c), ph, pw, x.dtype)
-    xh[:, ph:ph + h, pw:pw + w, :] = x.transpose(0, 2, 3, 1)
+    n, c = x.shape[:2]
+    xh = _padded_nhwc(x, ph, pw)
     rows = _buffer("cols", (n * oh * ow, kh * kw * c), x.dtype)
     return im2row(xh, kh, kw, sh, sw, dh, dw, oh, ow, rows)
 

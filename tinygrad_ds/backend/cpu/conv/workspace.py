@@ -69,6 +69,14 @@ def _padded_buffer(layout: str, shape: tuple, ph: int, pw: int, dtype) -> np.nda
     return buf
 
 
+def _padded_nhwc(x: np.ndarray, ph: int, pw: int) -> np.ndarray:
+    """x (N, C, H, W) -> this thread's zero-bordered channels-last copy (N, H+2ph, W+2pw, C)."""
+    n, c, h, w = x.shape
+    xh = _padded_buffer("nhwc", (n, h + 2 * ph, w + 2 * pw, c), ph, pw, x.dtype)
+    xh[:, ph:ph + h, pw:pw + w, :] = x.transpose(0, 2, 3, 1)
+    return xh
+
+
 def _chunks(n: int, per_sample: int, elements: int | None = None) -> list[tuple[int, int]]:
     """Slices [b0, b1) of a batch of n whose cols hold about CHUNK_ELEMENTS elements (or the
     given number) at per_sample elements a sample; at least 1 sample each. A batch of more than
