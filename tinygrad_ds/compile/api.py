@@ -49,7 +49,6 @@ class Entry:
     times: dict[str, float] = field(default_factory=dict)
     kernels_written: int = 0        # new kernel sources (numba compiles them: cold)
     calls: int = 0
-    device: str = "cpu"             # where the inputs it was compiled for were
     # a compiled model called with gradients on: the backward's own entry (its graph is the
     # backward program), the tape node's needs, or why the backward is not compiled
     backward: Entry | None = None
@@ -140,7 +139,6 @@ class Compiled:
         if entry is None:  # (the device is part of the key: a plan per device)
             self._check_parameters_on(device)
             entry = self._compile(key, args)
-            entry.device = device
         self.last = entry
         entry.calls += 1
         taped = key[3]
@@ -161,7 +159,6 @@ class Compiled:
                 print(f"tds.compile: {e}: compiling again")
             del self.plans[key]
             entry = self.last = self._compile(key, args)
-            entry.device = device
             entry.calls += 1
             outs = entry.plan.replay(arrays)
         if taped:  # the output, with one tape node whose backward replays the backward plan
