@@ -24,6 +24,7 @@ from ..errors import TdsError, fmt_shape
 from ..random import generator, manual_seed
 from ..train import Callback, EarlyStopping, History, fit, read_checkpoint, save_checkpoint
 from ..train.callbacks import _Monitor
+from ..train.loop import check_device
 from .modelfile import ModelFileError, error_in_file, load_model_spec, run_example
 
 AUGMENTATIONS = ("none", "basic", "cutout", "randaugment", "mixup", "cutmix")
@@ -146,17 +147,6 @@ def train_model_file(model_file: str, data: str | None = None, epochs: int = 10,
                   patience=patience, seed=seed, train_size=train_size, val_size=val_size,
                   compile=compile, device=device)
     return _run(model_file, out, config, None, quiet, stream, stale)
-
-
-def check_device(device: str) -> None:
-    """Refuse, before any work, a device that cannot be used: an unknown name, 'cuda' without
-    numba-cuda or without a GPU (the error says which and how to check)."""
-    if device not in ("cpu", "cuda"):
-        raise TdsError(f"unknown device {device!r}: use 'cpu' or 'cuda'")
-    if device == "cuda":
-        from .. import cuda
-
-        cuda.require()
 
 
 def resume_run(out: str, model_file: str | None = None, epochs: int | None = None,

@@ -142,18 +142,23 @@ def _model_device(model) -> str:
     return next((p.device for p in params), "cpu")
 
 
-def _prepare_device(model, optimizer, device: str | None) -> str:
-    """Move the model and the optimizer's state to `device` (None: where the model is), after
-    checking that the device can be used (cuda.require says what is missing); the device."""
-    if device is None:
-        device = _model_device(model)
+def check_device(device: str) -> str:
+    """'cpu' or 'cuda' for a device name that can be used; else an error: an unknown name, or
+    'cuda' without numba-cuda or without a GPU (cuda.require says which and how to check)."""
     if device not in DEVICES:
-        raise TdsError(f"fit: unknown device {device!r}: use 'cpu' or 'cuda'")
+        raise TdsError(f"unknown device {device!r}: use 'cpu' or 'cuda'")
     device = "cpu" if device == "cpu" else "cuda"
     if device == "cuda":
         from .. import cuda
 
         cuda.require()  # CudaUnavailableError: no numba-cuda, or no GPU (before any training)
+    return device
+
+
+def _prepare_device(model, optimizer, device: str | None) -> str:
+    """Move the model and the optimizer's state to `device` (None: where the model is), after
+    checking that the device can be used (check_device); the device."""
+    device = check_device(_model_device(model) if device is None else device)
     if hasattr(model, "to"):
         model.to(device)
     for buffers in getattr(optimizer, "state", {}).values():
