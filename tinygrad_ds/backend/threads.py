@@ -30,7 +30,6 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 
 _state: dict = {"n": None, "explicit": False, "pool": None, "pool_n": 0, "blas": None,
                 "busy": False, "checked": -1.0, "sharing": 0, "blas_before": 1}
@@ -141,8 +140,11 @@ def _init_worker() -> None:
     _in_worker.yes = True
 
 
-def _pool(n: int) -> ThreadPoolExecutor:
-    """The pool of n helper threads (the calling thread is the other worker)."""
+def _pool(n: int):
+    """The pool of n helper threads (the calling thread is the other worker): a
+    ThreadPoolExecutor, imported on first use so that `import tinygrad_ds` stays light."""
+    from concurrent.futures import ThreadPoolExecutor
+
     with _lock:
         if _state["pool"] is None or _state["pool_n"] != n:
             if _state["pool"] is not None:
