@@ -19,6 +19,7 @@ do not depend on the number of threads: the parts are summed in the same order.
 """
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable
 
@@ -46,7 +47,7 @@ def _spaces() -> tuple[dict, dict]:
 def _buffer(role: str, shape: tuple, dtype) -> np.ndarray:
     """A scratch array of this shape from this thread's buffer for (role, dtype), grown when too
     small; its contents are left over from the last call."""
-    size = int(np.prod(shape))
+    size = math.prod(shape)
     key = (role, np.dtype(dtype))
     buffers = _spaces()[0]
     buf = buffers.get(key)
