@@ -595,3 +595,34 @@ def test_winograd_convolution_matches_the_reference(monkeypatch, dtype, c, o, h,
     # the forward, and the input gradient where it is a convolution (O <= C; else col2im)
     even = h % 2 == 0 and w % 2 == 0
     assert len(calls) == ((1 + (o <= c)) if even else 0)
+
+
+@pytest.mark.parametrize("c,o,h,w,stride,bias", [
+    (3, 5, 6, 7, (1, 1), True),     # stride 1: the products write the output directly
+    (4, 2, 7, 6, (2, 2), False),    # a ResNet projection, odd height: rows 0, 2, 4, 6
+    (2, 3, 5, 8, (2, 3), True),     # different strides along the rows and the columns
+])
+def test_pointwise_convolution_matches_the_reference(monkeypatch, c, o, h, w, stride, bias):
+    """1x1 unpadded convolutions run as one product per sample (pointwise.py): the output and
+    both gradients match the float64 loop reference and finite differences, with a stride's
+    skipped rows and columns getting a zero input gradient."""
+    from tinygrad_ds.backend.cpu import conv as cpu_conv
+
+    calls = []
+    for name in ("forward", "backward_input"):
+        fn = getattr(cpu_conv.pointwise, name)
+        monkeypatch.setattr(cpu_conv.pointwise, name,
+                            lambda *a, fn=fn, name=name: (calls.append(name), fn(*a))[1])
+    rng = np.random.default_rng(7)
+    x, wt = rng.standard_normal((3, c, h, w)), rng.standard_normal((o, c, 1, 1))
+    b = rng.standard_normal(o) if bias else None
+    y = F.conv2d(t64(x), t64(wt), t64(b) if bias else None, stride)
+    np.testing.assert_allclose(y.numpy(), ref_conv2d(x, wt, b, stride, (0, 0), (1, 1), 1),
+                               rtol=1e-10, atol=1e-10)
+    xt, wtt = t64(x, True), t64(wt, True)
+    tds.gradcheck(lambda a, ww: F.conv2d(a, ww, None, stride), xt, wtt)
+    assert "forward" in calls and "backward_input" in calls
+    F.conv2d(xt, wtt, None, stride).sum().backward()
+    skipped = np.ones((h, w), bool)
+    skipped[::stride[0], ::stride[1]] = False
+    assert np.all(xt.grad.numpy()[:, :, skipped] == 0)

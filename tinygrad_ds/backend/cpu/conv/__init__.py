@@ -14,6 +14,8 @@ one algorithm per convolution from its shape; each algorithm is a module of its 
   on: a third of the copying.
 - winograd.py: a 3x3 stride-1 'same' convolution with many channels as Winograd F(2x2, 3x3):
   tiles transformed by additions, 16 products per chunk with 2.25x fewer multiplications.
+- pointwise.py: a 1x1 convolution (groups 1, unpadded) is one product per sample, W @ x[b],
+  with no copies but a stride's subsampling.
 - depthwise.py: one input channel per group and one output per input runs as direct loops: as a
   GEMM its inner dimension would be only KH*KW, too small for BLAS to pay.
 
@@ -38,7 +40,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import im2col, im2row, shift3, winograd
+from . import im2col, im2row, pointwise, shift3, winograd
 from .depthwise import depthwise_backward_input, depthwise_backward_weight, depthwise_forward
 
 # from this many input channels on (groups 1), or from 8 with a column stride above 1, positions
@@ -87,6 +89,11 @@ def _winograd(c, o, h, w, kh, kw, sh, sw, ph, pw, dh, dw, groups) -> bool:
             and h % 2 == 0 and w % 2 == 0 and min(c, o) >= WINOGRAD_MIN_CHANNELS)
 
 
+def _pointwise(kh, kw, ph, pw, groups) -> bool:
+    """Whether a convolution is a 1x1 one with no padding (groups 1): pointwise.py."""
+    return groups == 1 and kh == kw == 1 and ph == pw == 0
+
+
 def _by_rows(c: int, sw: int, groups: int) -> bool:
     """Whether to lay the im2col matrix out with one row per output position (channels last)."""
     return groups == 1 and (c >= ROWS_MIN_CHANNELS or (sw > 1 and c >= 8))
@@ -101,6 +108,8 @@ def conv2d_forward(x, w, b, sh, sw, ph, pw, dh, dw, groups, oh, ow):
     bias = b if has_bias else np.zeros(1, dtype=x.dtype)
     if _is_depthwise(c, o, groups):
         return depthwise_forward(x, w, bias, has_bias, sh, sw, ph, pw, dh, dw, oh, ow)
+    if _pointwise(kh, kw, ph, pw, groups):
+        return pointwise.forward(x, w, bias, has_bias, sh, sw, oh, ow)
     if _winograd(c, o, x.shape[2], x.shape[3], kh, kw, sh, sw, ph, pw, dh, dw, groups):
         return winograd.forward(x, w, bias, has_bias, oh, ow)
     if _shift3(c, x.shape[2], kh, kw, sh, sw, ph, pw, dh, dw, groups):
@@ -117,6 +126,8 @@ def conv2d_backward_input(gy, w, sh, sw, ph, pw, dh, dw, groups, h, wd):
     c = cg * groups
     if _is_depthwise(c, o, groups):
         return depthwise_backward_input(gy, w, sh, sw, ph, pw, dh, dw, h, wd)
+    if _pointwise(kh, kw, ph, pw, groups):
+        return pointwise.backward_input(gy, w, sh, sw, h, wd)
     og = o // groups
     qh, qw = dh * (kh - 1) - ph, dw * (kw - 1) - pw
     if sh == sw == 1 and o <= c and qh >= 0 and qw >= 0 and oh + 2 * qh - dh * (kh - 1) == h \
