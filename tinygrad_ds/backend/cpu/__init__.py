@@ -2,7 +2,9 @@
 
 Every kernel is a plain module-level function, so `NUMBA_DISABLE_JIT=1` runs them as ordinary
 Python that a debugger can step through. Importing this module imports numba; compiling happens
-on a kernel's first call (or loads from the on-disk cache, `cache=True`).
+on a kernel's first call (or loads from the on-disk cache, `cache=True`). Importing it also tells
+glibc's malloc to keep freed arrays for reuse (malloc.py: a training step then takes no page
+faults; TDS_MALLOC_KEEP=0 leaves malloc alone).
 """
 from .array import (abs, add, all, any, argmax, bernoulli_mask, cast, concat, contiguous, copy,
                     copy_into, div, equal, erf, exp, expand, full, gather, getitem, index_add,
@@ -18,6 +20,9 @@ from .norm import (batch_norm_apply, batch_norm_backward_input, batch_norm_backw
                    layer_norm_forward)
 from .pool import (adaptive_avg_pool2d_backward, adaptive_avg_pool2d_forward, avg_pool2d_backward,
                    avg_pool2d_forward, max_pool2d_backward, max_pool2d_forward)
+from .malloc import keep_freed_memory
 from ..table import KERNELS
+
+keep_freed_memory()
 
 __all__ = list(KERNELS)
