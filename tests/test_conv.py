@@ -567,15 +567,18 @@ def test_results_do_not_depend_on_whether_the_pool_runs(monkeypatch):
                                           (3, 3, 5, 6, True)])
 def test_winograd_convolution_matches_the_reference(monkeypatch, dtype, c, o, h, w, bias):
     """3x3 stride-1 'same' convolutions with many channels run as Winograd F(2x2, 3x3) (here
-    from 3 channels on): the output and the input gradient match the float64 loop reference;
-    an odd height or width (5x6) falls back to the direct kernels."""
+    from 3 channels on): the output and both gradients match the float64 loop reference; an
+    odd height or width (5x6) falls back to the direct kernels."""
     from tinygrad_ds.backend.cpu import conv as cpu_conv
 
     monkeypatch.setattr(cpu_conv, "WINOGRAD_MIN_CHANNELS", 3)
-    calls = []
-    forward = cpu_conv.winograd.forward
+    monkeypatch.setattr(cpu_conv, "WINOGRAD_WEIGHT_MIN_CHANNELS", 3)
+    calls, weight_calls = [], []
+    forward, weight = cpu_conv.winograd.forward, cpu_conv.winograd.backward_weight
     monkeypatch.setattr(cpu_conv.winograd, "forward",
                         lambda *a: (calls.append(a[0].shape), forward(*a))[1])
+    monkeypatch.setattr(cpu_conv.winograd, "backward_weight",
+                        lambda *a: (weight_calls.append(a[1].shape), weight(*a))[1])
     rng = np.random.default_rng(6)
     x = rng.standard_normal((3, c, h, w))
     wt = rng.standard_normal((o, c, 3, 3))
@@ -592,9 +595,14 @@ def test_winograd_convolution_matches_the_reference(monkeypatch, dtype, c, o, h,
     gx = ref_conv2d(gy, wt[:, :, ::-1, ::-1].transpose(1, 0, 2, 3), None, (1, 1), (1, 1),
                     (1, 1), 1)
     np.testing.assert_allclose(xt.grad.numpy(), gx, rtol=tol, atol=tol)
+    xp = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
+    gw = np.array([[np.einsum("noij,ncij->oc", gy, xp[:, :, ki:ki + h, kj:kj + w])
+                    for kj in range(3)] for ki in range(3)]).transpose(2, 3, 0, 1)
+    np.testing.assert_allclose(wt_t.grad.numpy(), gw, rtol=tol, atol=tol)
     # the forward, and the input gradient where it is a convolution (O <= C; else col2im)
     even = h % 2 == 0 and w % 2 == 0
     assert len(calls) == ((1 + (o <= c)) if even else 0)
+    assert len(weight_calls) == (1 if even else 0)
 
 
 @pytest.mark.parametrize("c,o,h,w,stride,bias", [

@@ -11,6 +11,11 @@ with 16 multiplications per 4 outputs per channel pair, where a direct convoluti
     G   = [[1, 0, 0], [1/2, 1/2, 1/2], [1/2, -1/2, 1/2], [0, 0, 1]]
     A^T = [[1, 1, 1, 0], [0, 1, -1, -1]]
 
+The weight gradient is the adjoint: with dM = A g A^T of each 2x2 block of the output gradient
+g, dU[p] = V[p]^T (C, tiles) @ dM[p] (tiles, O), summed over chunks, and gw = G^T dU G. Its
+products have the tiles as their long inner dimension, which OpenBLAS runs well; it pays from 32
+channels on (backward_weight; conv/__init__.py's WINOGRAD_WEIGHT_MIN_CHANNELS).
+
 The transforms are additions only. Each of their inner loops runs over the channels with few
 arrays in it: LLVM vectorises a loop only when it can check its arrays for overlap, and a loop
 writing the 16 positions at once (16 outputs and 4 inputs) ran 18 times slower. Float32 results
@@ -30,7 +35,7 @@ import numpy as np
 from numba import njit
 
 from . import workspace
-from .workspace import _buffer, _chunks, _padded_nhwc, run_chunks
+from .workspace import _buffer, _chunks, _padded_nhwc, _sum, run_chunks
 
 # chunks of CHUNK_ELEMENTS / CHUNK_DIV tile elements: smaller chunks suited one thread, larger
 # ones two (about 16 samples of a 64-channel 8x8 layer)
@@ -158,3 +163,79 @@ def forward(x, w, bias, has_bias, oh, ow):
     size = max(1, workspace.CHUNK_ELEMENTS // CHUNK_DIV)
     run_chunks(chunk, _chunks(n, 4 * h * wd * max(c, o), size))
     return y
+
+
+@njit(cache=True, nogil=True)
+def _grad_tiles(gh, d):
+    """gh (N, H, W, O) channels-last output gradient -> d (16, N*H/2*W/2, O): A g A^T of each
+    2x2 block g (the adjoint of _blocks' A^T m A), position-major."""
+    n, h, w, o = gh.shape
+    th, tw = h // 2, w // 2
+    for b in range(n):
+        for i in range(th):
+            for j in range(tw):
+                k = (b * th + i) * tw + j
+                g00, g01 = gh[b, 2 * i, 2 * j], gh[b, 2 * i, 2 * j + 1]
+                g10, g11 = gh[b, 2 * i + 1, 2 * j], gh[b, 2 * i + 1, 2 * j + 1]
+                for r in range(4):  # row r of A g: g0, g0 + g1, g0 - g1, -g1 (g's rows)
+                    d0, d1, d2, d3 = d[4 * r, k], d[4 * r + 1, k], d[4 * r + 2, k], d[4 * r + 3, k]
+                    for oi in range(o):
+                        if r == 0:
+                            a, c = g00[oi], g01[oi]
+                        elif r == 1:
+                            a, c = g00[oi] + g10[oi], g01[oi] + g11[oi]
+                        elif r == 2:
+                            a, c = g00[oi] - g10[oi], g01[oi] - g11[oi]
+                        else:
+                            a, c = -g10[oi], -g11[oi]
+                        d0[oi] = a  # (A g) A^T along the columns: a, a + c, a - c, -c
+                        d1[oi] = a + c
+                        d2[oi] = a - c
+                        d3[oi] = -c
+    return d
+
+
+@njit(cache=True, nogil=True)
+def _weight_grad(du, gw):
+    """du (16, C, O), the gradient of U = G g G^T -> gw (O, C, 3, 3) = G^T du G per kernel."""
+    c, o = du.shape[1:]
+    half = gw.dtype.type(0.5)
+    t = np.empty((3, 4), dtype=gw.dtype)
+    for ci in range(c):
+        for oi in range(o):
+            for q in range(4):  # G^T du: rows d0 + (d1 + d2)/2, (d1 - d2)/2, (d1 + d2)/2 + d3
+                d0, d1 = du[q, ci, oi], du[4 + q, ci, oi]
+                d2, d3 = du[8 + q, ci, oi], du[12 + q, ci, oi]
+                t[0, q] = d0 + (d1 + d2) * half
+                t[1, q] = (d1 - d2) * half
+                t[2, q] = (d1 + d2) * half + d3
+            g = gw[oi, ci]
+            for r in range(3):  # (G^T du) G: the same along the columns
+                g[r, 0] = t[r, 0] + (t[r, 1] + t[r, 2]) * half
+                g[r, 1] = (t[r, 1] - t[r, 2]) * half
+                g[r, 2] = (t[r, 1] + t[r, 2]) * half + t[r, 3]
+    return gw
+
+
+def backward_weight(gy, x):
+    """gy (N, O, H, W), x (N, C, H, W) with H and W even -> gw (O, C, 3, 3) of a stride-1
+    padding-1 3x3 convolution: the adjoint of forward. Per chunk the input's tiles V (as
+    forward) and the output gradient's A g A^T give dU[p] = V[p]^T @ dM[p] (16 products with
+    the chunk's tiles as their long inner dimension), summed over chunks in order; then
+    gw = G^T dU G."""
+    n, c, h, wd = x.shape
+    o = gy.shape[1]
+    tiles = (h // 2) * (wd // 2)
+
+    def chunk(b0, b1):
+        nc = b1 - b0
+        v = _tiles(_padded_nhwc(x[b0:b1], 1, 1), _buffer("cols", (16, nc * tiles, c), x.dtype))
+        gh = _buffer("g", (nc, h, wd, o), gy.dtype)
+        gh[...] = gy[b0:b1].transpose(0, 2, 3, 1)
+        dm = _grad_tiles(gh, _buffer("y", (16, nc * tiles, o), gy.dtype))
+        return np.matmul(v.transpose(0, 2, 1), dm)  # (16, C, O)
+
+    size = max(1, workspace.CHUNK_ELEMENTS // CHUNK_DIV)
+    du = _sum(run_chunks(chunk, _chunks(n, 4 * h * wd * max(c, o), size)))
+    return _weight_grad(du, np.empty((o, c, 3, 3), dtype=x.dtype))
+
