@@ -53,13 +53,13 @@ ROWS_MIN_CHANNELS = 32
 SHIFT3_MIN_CHANNELS = 16
 SHIFT3_MIN_HEIGHT = 8
 # 3x3 stride-1 'same' convolutions of even height and width with at least this many input and
-# output channels run as Winograd F(2x2, 3x3) (winograd.py; its measurements: with 32 channels
-# it wins on one thread but loses on two, with 16 it loses)
-WINOGRAD_MIN_CHANNELS = 64
-# the same for weight gradients (winograd.backward_weight), from 32 channels: its 16 products
-# have the chunk's tiles as their long inner dimension, which suits BLAS better (at batch 128 on
-# two threads: 32 channels 4.5 ms against shift3's 5.7, 64 channels 2.8 against 4.7; 16
-# channels 6.1 against 4.6)
+# output channels run as Winograd F(2x2, 3x3) (winograd.py; its measurements: from 32 channels
+# it wins on one and two threads, with 16 it loses)
+WINOGRAD_MIN_CHANNELS = 32
+# the same for weight gradients (winograd.backward_weight): its 16 products have the chunk's
+# tiles as their long inner dimension, which suits BLAS (at batch 128 on two threads: 32
+# channels 3.3 ms against shift3's 5.1, 64 channels 3.0 against 4.9; 16 channels 6.1 against
+# 4.6)
 WINOGRAD_WEIGHT_MIN_CHANNELS = 32
 # from this many input channels on, the shifted weight gradient is one product against three
 # row-shifted copies of gy (shift3.backward_weight_stacked); below, _add_abt's three products

@@ -25,9 +25,13 @@ Forward at batch 128, against shift3 (the kernel it replaces), on the shared 2-c
 one thread, 32 channels at 16x16 5.1 to 6.2 ms against 6.9 to 7.6, 64 at 8x8 4.0 to 4.5 against
 5.6 to 5.9; two threads, 32 channels 3.9 to 4.8 against 3.6 to 4.1 (it scales worse: its
 tiles and products move four times the input through memory), 64 channels 3.2 to 3.5 against
-3.1 to 3.7; 16 channels at 32x32 it loses on one thread already (9.9 against 8.8). Hence
-conv/__init__.py's WINOGRAD_MIN_CHANNELS of 64. The compiled ResNet-20 step on two threads
-went from 346-361 to 321-344 ms with it.
+3.1 to 3.7; 16 channels at 32x32 it loses on one thread already (9.9 against 8.8). Two changes
+later made it win on two threads from 32 channels: the weight transform in numba (numpy's
+matmul over the (O, C) tiny kernels had taken a third of the time, on one thread) and chunks of
+a quarter of CHUNK_ELEMENTS, whose tiles and products stay in a core's L2 cache (8 samples at
+32 channels). Then, interleaved on two threads: 32 channels 4.3 to 5.1 ms against 5.8 to 7.5,
+64 channels 2.8 to 2.9 against 4.8; the weight gradient 3.3 against 5.1 and 3.0 against 4.9;
+16 channels still 6.6 against 4.9. Hence conv/__init__.py's WINOGRAD_MIN_CHANNELS of 32.
 """
 from __future__ import annotations
 
@@ -37,9 +41,9 @@ from numba import njit
 from . import workspace
 from .workspace import _buffer, _chunks, _padded_nhwc, _sum, run_chunks
 
-# chunks of CHUNK_ELEMENTS / CHUNK_DIV tile elements: smaller chunks suited one thread, larger
-# ones two (about 16 samples of a 64-channel 8x8 layer)
-CHUNK_DIV = 2
+# chunks of CHUNK_ELEMENTS / CHUNK_DIV tile elements (8 samples of a 32-channel 16x16 layer, 16
+# of a 64-channel 8x8 one): a chunk's tiles and products stay in L2 (2 or 8 were slower)
+CHUNK_DIV = 4
 
 
 @njit(cache=True, nogil=True)
