@@ -82,8 +82,13 @@ _B = np.random.rand(576, N * 64).astype(np.float32)
 
 
 def gemm_ceiling(repeats: int = 10) -> float:
-    """numpy float32 GEMM GFLOP/s at the size of the 64->64 conv's im2col product."""
+    """numpy float32 GEMM GFLOP/s at the size of the 64->64 conv's im2col product.
+
+    NOTE: OpenBLAS's threads spin on the cores for a while after a product; the pause lets them
+    sleep before the row after it is timed (without it the conv rows measured up to 1.7x slower:
+    a 64-channel fwd+bwd 14.3 ms against 8.3 through the same ops alone)."""
     ms = median_ms(lambda: _A @ _B, repeats)
+    time.sleep(0.5)
     return 2 * 64 * 576 * N * 64 / ms / 1e6
 
 
@@ -196,7 +201,7 @@ def products_ms(fn) -> float:
     replayed on arrays of the same shapes and strides, one array per layout reused across calls
     (as the kernels reuse their scratch buffers). The rest of the kernel's time is the copies
     those products need (im2col, shifts, layout changes)."""
-    from tinygrad_ds.backend.cpu.conv import abt, im2col, im2row, shift3
+    from tinygrad_ds.backend.cpu.conv import abt, im2col, im2row, pointwise, shift3, winograd
 
     recorder = _RecordingNumpy()
     add_abt, abt_calls = abt._add_abt, []
@@ -206,7 +211,7 @@ def products_ms(fn) -> float:
                           zero, (out.shape, out.strides, out.dtype)))
         return add_abt(a, off, b, p, zero, out)
 
-    algorithms = (im2col, im2row, shift3)  # the modules whose products go through np.matmul
+    algorithms = (im2col, im2row, pointwise, shift3, winograd)  # their products: np.matmul
     for m in algorithms:
         m.np = recorder
         if hasattr(m, "_add_abt"):
