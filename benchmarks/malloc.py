@@ -98,8 +98,8 @@ def main() -> None:
     end = os.getloadavg()
     table = (f"\n## Page faults: malloc keeping freed memory ({datetime.date.today()}, "
              f"{cpu_model()}, `python benchmarks/malloc.py --rounds {args.rounds}`)\n\n"
-             f"{args.rounds} alternating rounds of {args.steps} timed steps per process, each "
-             "library on its default threads. Load average (1 min) "
+             f"{args.rounds} alternating rounds of {args.steps} timed steps per process, "
+             "tinygrad_ds on its default threads. Load average (1 min) "
              f"{load[0]:.1f} at the start, {end[0]:.1f} at the end.\n\n" + "\n".join(rows)
              + "\n")
     report(table, append=not args.no_append)

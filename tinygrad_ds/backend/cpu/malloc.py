@@ -4,13 +4,15 @@ A ResNet-20 step at batch 128 makes and frees dozens of 2 to 8 MB arrays. glibc'
 them by mmap and returns them to the kernel when freed, or trims its heap, so the next array of
 that size is fresh memory again: the kernel maps and zeroes it page by page on first touch. On
 the shared 2-core machine that was 7,500 page faults per compiled step (30 MiB) and 23,000 to
-39,000 per eager one, about 10 microseconds each: 20% of the compiled step. With malloc keeping
-arrays of up to 32 MB in its heap (M_MMAP_THRESHOLD, the most glibc allows) and trimming the
-heap's top only past 256 MB of free memory (M_TRIM_THRESHOLD), a step takes none:
-benchmarks/RESULTS.md ("Page faults") has the interleaved measurement.
+39,000 per eager one, 2 to 3 microseconds each for one thread alone (more when two threads
+fault at once). With malloc keeping arrays of up to 32 MB in its heap (M_MMAP_THRESHOLD, the
+most glibc allows) and trimming the heap's top only past 256 MB of free memory
+(M_TRIM_THRESHOLD), a step takes none, and took 0.93x the time compiled and 0.88x eager in
+interleaved runs (benchmarks/malloc.py; RESULTS.md, "Page faults").
 
-The price is memory the process keeps after freeing it (reused by its next arrays, not given
-back to the system until it exits), as PyTorch's caching allocator keeps it. This is set once,
+The price is memory the process keeps after freeing it (reused by its next arrays; up to 256 MB
+of it at the top of the heap is not given back to the system), as PyTorch's caching allocator
+keeps it. This is set once,
 when the CPU backend is imported, only where the C library is glibc; TDS_MALLOC_KEEP=0 in the
 environment leaves malloc as it was.
 """
