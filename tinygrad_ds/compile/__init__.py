@@ -17,7 +17,7 @@ _NAMES = {
     "ELEMENTWISE": "fusion", "Fusion": "fusion", "Group": "fusion", "fuse": "fusion",
     "PASSES": "passes", "eliminate_common_subexpressions": "passes",
     "eliminate_dead_code": "passes", "fold_constants": "passes", "simplify": "passes",
-    "fold_transposes": "passes",
+    "fold_transposes": "passes", "elide_copies": "passes",
     "Plan": "plan", "build_plan": "plan",
     "held_bytes": "memory", "peak_bytes": "memory", "plan_buffers": "memory",
 }
@@ -29,7 +29,7 @@ def compile(fn_or_model, verbose: bool = False, passes=None):  # shadows the bui
     generated, fused kernels.
 
     passes: the passes to run, by name, in order (default: all of 'fold_constants',
-    'simplify', 'fold_transposes', 'cse', 'dce', then 'fuse', the elementwise fusion that
+    'simplify', 'fold_transposes', 'elide_copies', 'cse', 'dce', then 'fuse', the elementwise fusion that
     generates kernels);
     functions Graph -> Graph may be given too. Leave one out to see what it does.
     verbose: print what compiling did, and why a plan is compiled again.
@@ -67,6 +67,7 @@ __all__ = [
     "compile",
     "eliminate_common_subexpressions",
     "eliminate_dead_code",
+    "elide_copies",
     "fold_constants",
     "fold_transposes",
     "fuse",

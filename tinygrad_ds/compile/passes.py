@@ -9,6 +9,7 @@ merges or folds an op with effects (`assign`, a random mask, a check that raises
     g2 = fold_constants(g)               # ops of constants become constants
     g2 = simplify(g)                     # x*1, x+0, x-0, x/1, --x, reshape to its own shape ...
     g2 = fold_transposes(g)              # (A @ B).T -> B.T @ A.T: no transposing copy after
+    g2 = elide_copies(g)                 # copy(v) -> v where v is an op's own new array
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from ..autograd import Context
 from ..graph.ir import Graph, Node
 from .rewrite import (
     EFFECT_OPS,
+    VIEW_OPS,
     _remap_residual,
     attrs_key,
     live_roots,
@@ -239,11 +241,38 @@ def fold_transposes(graph: Graph) -> Graph:
     return g
 
 
+def elide_copies(graph: Graph) -> Graph:
+    """copy(v) becomes v where v is the new array of an op (not an input, parameter, constant or
+    state, nor a view of one), nothing writes into v or the copy, and neither v nor a view of it
+    is an output or a `.grad` itself. Eager backward copies a gradient that an op returned as a view (a
+    weight gradient's transpose, which fold_transposes has since made in place) so that each
+    .grad has memory of its own; here v already is, and the plan gives every value that leaves
+    the step memory of its own at each replay. The copy's loop and its writes go."""
+    root = roots(graph)
+    changing = written(graph)
+    # memory that leaves the step (outputs, .grad, and what they are views of)
+    leaving = {root[i] for i in graph.outputs} | {root[v] for _, _, v in graph.effects}
+    subst: dict[int, int] = {}
+    for n in graph.nodes:
+        if n.kind != "op" or n.op != "copy":
+            continue
+        v = n.inputs[0]
+        src = graph.nodes[v]
+        if src.kind == "op" and src.op not in VIEW_OPS and src.op not in EFFECT_OPS \
+                and root[v] == v and v not in changing and root[n.id] not in changing \
+                and v not in leaving and src.shape == n.shape and src.dtype == n.dtype:
+            subst[n.id] = v
+    if not subst:
+        return graph
+    return rebuild(graph, None, subst)
+
+
 # name -> pass, in the order tds.compile runs them
 PASSES: dict[str, Callable[[Graph], Graph]] = {
     "fold_constants": fold_constants,
     "simplify": simplify,
     "fold_transposes": fold_transposes,
+    "elide_copies": elide_copies,
     "cse": eliminate_common_subexpressions,
     "dce": eliminate_dead_code,
 }
