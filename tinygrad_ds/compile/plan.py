@@ -152,7 +152,7 @@ class Plan:
                     autograd.bump_version(vals[slot])
             else:
                 _, f, attrs, ins, out, aux = step
-                ctx = Context(f, (), attrs)
+                ctx = _StepContext(f, attrs)
                 r = f.forward(ctx, *[vals[i] for i in ins], **attrs)
                 vals[out] = np.asarray(r) if isinstance(r, np.generic) else r
                 for slot, k in aux:
@@ -279,6 +279,18 @@ def _alias_steps(steps: list[tuple]) -> list[tuple]:
         else:
             out.append(s)
     return out
+
+
+class _StepContext(Context):
+    """What an op's forward gets inside a plan: it keeps what the forward saves (the plan reads
+    a backward's values back from it) without the tape's bookkeeping (a sequence number and the
+    saved arrays' versions: 40 us of a 0.65 ms MLP step)."""
+
+    def __init__(self, op, attrs: dict):
+        self.op, self.inputs, self.attrs, self.saved = op, (), attrs, ()
+
+    def save_for_backward(self, *values) -> None:
+        self.saved = values
 
 
 class _Same:
