@@ -60,8 +60,9 @@ def cast(x, dtype):
 # ---- reductions -------------------------------------------------------------------------------
 def sum(x, axes, keepdims):  # noqa: A001
     # float sums keep their dtype; integer and bool sums give int64, as in numpy
-    return np.asarray(np.sum(x, axis=axes, keepdims=keepdims,
-                             dtype=x.dtype if x.dtype.kind == "f" else np.int64))
+    # (np.add.reduce is np.sum without its Python wrapper: a few microseconds per call)
+    return np.asarray(np.add.reduce(x, axis=axes, keepdims=keepdims,
+                                    dtype=x.dtype if x.dtype.kind == "f" else np.int64))
 
 
 def mean(x, axes, keepdims):
