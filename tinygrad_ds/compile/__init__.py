@@ -29,8 +29,8 @@ def compile(fn_or_model, verbose: bool = False, passes=None):  # shadows the bui
     generated, fused kernels.
 
     passes: the passes to run, by name, in order (default: all of 'fold_constants',
-    'simplify', 'fold_transposes', 'elide_copies', 'cse', 'dce', then 'fuse', the elementwise fusion that
-    generates kernels);
+    'simplify', 'fold_transposes', 'elide_copies', 'cse', 'dce', then 'fuse', the elementwise
+    fusion that generates kernels);
     functions Graph -> Graph may be given too. Leave one out to see what it does.
     verbose: print what compiling did, and why a plan is compiled again.
     The first call with a new key (input shapes and dtypes, which require grad, the modules'

@@ -244,10 +244,10 @@ def fold_transposes(graph: Graph) -> Graph:
 def elide_copies(graph: Graph) -> Graph:
     """copy(v) becomes v where v is the new array of an op (not an input, parameter, constant or
     state, nor a view of one), nothing writes into v or the copy, and neither v nor a view of it
-    is an output or a `.grad` itself. Eager backward copies a gradient that an op returned as a view (a
-    weight gradient's transpose, which fold_transposes has since made in place) so that each
-    .grad has memory of its own; here v already is, and the plan gives every value that leaves
-    the step memory of its own at each replay. The copy's loop and its writes go."""
+    is an output or a `.grad` itself. Eager backward copies a gradient that an op returned as a
+    view (a weight gradient's transpose, which fold_transposes has since made in place) so that
+    each .grad has memory of its own; here v already is, and the plan gives every value that
+    leaves the step memory of its own at each replay. The copy's loop and its writes go."""
     root = roots(graph)
     changing = written(graph)
     # memory that leaves the step (outputs, .grad, and what they are views of)
