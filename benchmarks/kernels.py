@@ -10,8 +10,8 @@ once) against a large array copy measured in the same run. Also: cold compile ti
 kernel (empty cache) and warm start (a second process loading the cache).
 
 Each convolution row also shows its "products ms": the kernels' matrix products alone (BLAS, or
-numba's _add_abt for small weight gradients), replayed at the same shapes (products_ms). When PyTorch is installed (it is not a dependency), each row also
-shows PyTorch's time for the same work, measured right after ours in a process of its own, on
+numba's _add_abt for small weight gradients), replayed at the same shapes (products_ms).
+When PyTorch is installed (it is not a dependency), each row also shows PyTorch's time for the same work, measured right after ours in a process of its own, on
 as many threads as the machine has cores: a peer, not a ceiling.
 
 NOTE: the machines are shared; a neighbour's load slows BLAS's threads (a GEMM then waits for a
