@@ -424,6 +424,42 @@ def test_parameter_shape_change_recompiles_a_model_and_its_backward():
     np.testing.assert_allclose(lin.bias.grad.numpy(), np.full(4, 2.0))
 
 
+def test_profile_times_each_op_and_puts_the_state_back(capsys):
+    """profile(x, y) sums each step's time by op against the whole call and an eager call, and
+    leaves the parameters, optimizer state and .grad as they were."""
+    tds.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(2, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
+                          nn.Flatten(), nn.Linear(4 * 6 * 6, 3))
+    opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    x = tds.Tensor(np.random.default_rng(0).standard_normal((5, 2, 6, 6)).astype(np.float32))
+    y = tds.Tensor(np.array([0, 1, 2, 0, 1]))
+
+    def step(x, y):
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad(); loss.backward(); opt.step()
+        return loss
+
+    fast = tds.compile(step)
+    with pytest.raises(tds.TdsError, match="no plan for inputs"):
+        fast.profile(x, y)
+    fast(x, y)
+    before = [(p.data.copy(), p.grad.numpy().copy()) for p in model.parameters()]
+    state = [b.data.copy() for _, b in model.named_buffers()]
+    result = fast.profile(x, y, repeats=2)
+    out = capsys.readouterr().out
+    ops_seen = {what for what, _, _ in result.rows}
+    assert {"conv2d", "conv2d_backward_weight", "batch_norm_stats",
+            "generated loops (fused elementwise work)"} <= ops_seen
+    assert dict((w, c) for w, c, _ in result.rows)["conv2d"] == 1
+    assert 0 < sum(ms for _, _, ms in result.rows) < 1.5 * result.call_ms
+    assert result.eager_ms > 0 and "between the steps" in out and "conv2d" in out
+    for (data, grad), p in zip(before, model.parameters()):
+        np.testing.assert_array_equal(p.data, data)
+        np.testing.assert_array_equal(p.grad.numpy(), grad)
+    for value, (_, b) in zip(state, model.named_buffers()):
+        np.testing.assert_array_equal(b.data, value)
+
+
 def test_explain_reports_passes_groups_launches_and_times(capsys):
     _, step = _trainer(_mlp)
     c = tds.compile(step)

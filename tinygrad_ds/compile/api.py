@@ -252,6 +252,29 @@ class Compiled:
         return text
 
 
+    def profile(self, *example, repeats: int = 3, file=None):
+        """Where a call's time goes: the plan for `example` replayed `repeats` times with a clock
+        around each step (a generated loop, or an op run by its own forward), summed by op, against
+        the whole call and one eager call of the original function (medians). What the calls
+        change in the model and optimizer is put back afterwards. Printed; returns the
+        `compile.profile.Profile`."""
+        from .profile import profile
+
+        if not example:
+            raise TdsError("profile(*example): give the inputs to time a call on")
+        entry = self.plans.get(self._key(example, _arrays(example)))
+        if entry is None:
+            raise TdsError("profile(*example): no plan for inputs "
+                           + ", ".join(f"{fmt_shape(a.shape)} {a.dtype}" for a in _arrays(example))
+                           + " yet: call the compiled function with them first")
+        self.last = entry
+        result = profile(self, example, repeats)
+        name = getattr(self.fn, "__name__", type(self.fn).__name__)
+        print(result.table(f"tds.compile({name}).profile: time per call, median of {repeats}"),
+              file=file)
+        return result
+
+
 def _key_change(old: tuple, new: tuple) -> str:
     names = ("input shapes and dtypes", "which inputs require grad", "module training flags",
              "gradients recorded")
