@@ -3,6 +3,7 @@ source (cached on disk), and a plan that replays the program with little Python.
 
     step = tds.compile(train_step)    # a callable; compiles on the first call per key
     step.explain()                    # what each pass did, the fused loops, the costs
+    step.profile(x, y)                # the time of a call, op by op
 
 Layers: this package reads graph/, ops/, backend/ and the tensor; nothing below imports it.
 Its modules are imported on first use (`import tinygrad_ds` stays fast).
