@@ -63,7 +63,7 @@ def sum(x, axes, keepdims):  # noqa: A001
     # (np.add.reduce is np.sum without its Python wrapper: a few microseconds per call; unlike
     # np.sum it takes the axes as an int or a tuple only)
     if axes is not None and not isinstance(axes, (int, tuple)):
-        axes = tuple(axes)
+        axes = int(axes) if isinstance(axes, np.integer) else tuple(axes)
     return np.asarray(np.add.reduce(x, axis=axes, keepdims=keepdims,
                                     dtype=x.dtype if x.dtype.kind == "f" else np.int64))
 
