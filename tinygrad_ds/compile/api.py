@@ -239,18 +239,20 @@ class Compiled:
 
         measured = None
         if example:
-            entry = self.plans.get(self._key(example, _arrays(example)))
-            if entry is None:
-                raise TdsError("explain(*example): no plan for inputs "
-                               + ", ".join(f"{fmt_shape(a.shape)} {a.dtype}"
-                                           for a in _arrays(example))
-                               + " yet: call the compiled function with them first")
-            self.last = entry
+            self.last = self._plan_for("explain", example)
             measured = measure(self, example)
         text = explain(self, measured)
         print(text, file=file)
         return text
 
+    def _plan_for(self, method: str, example: tuple) -> Entry:
+        """The compiled entry for inputs `example`, or the error saying to call with them first."""
+        entry = self.plans.get(self._key(example, _arrays(example)))
+        if entry is None:
+            raise TdsError(f"{method}(*example): no plan for inputs "
+                           + ", ".join(f"{fmt_shape(a.shape)} {a.dtype}" for a in _arrays(example))
+                           + " yet: call the compiled function with them first")
+        return entry
 
     def profile(self, *example, repeats: int = 3, file=None):
         """Where a call's time goes: the plan for `example` replayed `repeats` times with a clock
@@ -262,12 +264,7 @@ class Compiled:
 
         if not example:
             raise TdsError("profile(*example): give the inputs to time a call on")
-        entry = self.plans.get(self._key(example, _arrays(example)))
-        if entry is None:
-            raise TdsError("profile(*example): no plan for inputs "
-                           + ", ".join(f"{fmt_shape(a.shape)} {a.dtype}" for a in _arrays(example))
-                           + " yet: call the compiled function with them first")
-        self.last = entry
+        self.last = self._plan_for("profile", example)
         result = profile(self, example, repeats)
         name = getattr(self.fn, "__name__", type(self.fn).__name__)
         print(result.table(f"tds.compile({name}).profile: time per call, median of {repeats}"),

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from statistics import median
 
 from .memory import _KeptState
 
@@ -52,8 +53,7 @@ class _Timed:
 
     def __init__(self, fn, key: str, totals: dict):
         self.fn, self.key, self.totals = fn, key, totals
-        self.__name__ = getattr(fn, "__name__", key)
-        self.name = getattr(fn, "name", self.__name__)
+        self.__name__ = getattr(fn, "__name__", key)  # (a failing kernel's error names it)
 
     def __call__(self, *args):
         t = time.perf_counter()
@@ -82,32 +82,25 @@ def profile(compiled, args: tuple, repeats: int = 3) -> Profile:
             t = time.perf_counter()
             compiled.fn(*args)
             eager.append(time.perf_counter() - t)
-    steps, counts = plan.steps, {}
+    steps, counts, totals = plan.steps, {}, {}
+    for step in steps:
+        key = _label(step)
+        counts[key] = counts.get(key, 0) + 1
+    plan.steps = [(s[0], _Timed(s[1], _label(s), totals)) + tuple(s[2:]) for s in steps]
     runs: list[dict] = []
     calls = []
     try:
         for r in range(repeats + 1):
-            totals: dict[str, float] = {}
-            timed = []
-            for step in steps:
-                key = _label(step)
-                counts[key] = counts.get(key, 0) + (r == 0)
-                if step[0] in ("kernel", "op"):
-                    step = (step[0], _Timed(step[1], key, totals)) + tuple(step[2:])
-                timed.append(step)
-            plan.steps = timed
+            totals.clear()
             with _KeptState(plan):
                 t = time.perf_counter()
                 compiled(*args)
                 took = time.perf_counter() - t
             if r:  # the first replay is a warm-up
                 calls.append(took)
-                runs.append(totals)
+                runs.append(dict(totals))
     finally:
         plan.steps = steps
-
-    def median(xs):
-        return sorted(xs)[len(xs) // 2]
 
     rows = [(k, counts[k], 1e3 * median([run.get(k, 0.0) for run in runs])) for k in counts
             if any(k in run for run in runs)]
